@@ -1,0 +1,204 @@
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use strata_core::{
+    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+};
+use strata_store::MetaStore;
+
+use crate::Identity;
+
+/// The control plane's answers, backed by a [`MetaStore`]. The data plane
+/// calls it directly under `--role all`, and through gRPC otherwise.
+pub struct ControlPlaneService {
+    store: Arc<dyn MetaStore>,
+    identity: Identity,
+    /// Backend ids in configuration order; placement packs them in this order.
+    backends: Vec<String>,
+}
+
+impl ControlPlaneService {
+    pub fn new(store: Arc<dyn MetaStore>, identity: Identity, backends: Vec<String>) -> Self {
+        ControlPlaneService {
+            store,
+            identity,
+            backends,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetaStore> {
+        &self.store
+    }
+
+    fn place(&self) -> CpResult<&str> {
+        self.backends
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| CpError::NoCapacity("no backend is configured".into()))
+    }
+
+    async fn new_plan(&self, bucket: &str, key: &str) -> CpResult<WritePlan> {
+        let object_id = ObjectId::random().to_string();
+        let plan = WritePlan {
+            intent_id: ObjectId::random().to_string(),
+            backend_key: object_id.clone(),
+            object_id,
+            backend_id: self.place()?.to_owned(),
+        };
+        self.store.insert_intent(&plan, bucket, key, now_ms()).await?;
+        Ok(plan)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[async_trait]
+impl ControlPlane for ControlPlaneService {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
+        self.identity.get(access_key_id).await
+    }
+
+    async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()> {
+        self.store.create_bucket(bucket, owner, now_ms()).await
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> CpResult<()> {
+        self.store.delete_bucket(bucket).await
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
+        self.store.get_bucket(bucket).await
+    }
+
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
+        self.store.list_buckets().await
+    }
+
+    async fn plan_write(&self, bucket: &str, key: &str, _size_hint: Option<u64>) -> CpResult<WritePlan> {
+        self.store.get_bucket(bucket).await?;
+        self.new_plan(bucket, key).await
+    }
+
+    async fn commit_write(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        mut meta: ObjectMeta,
+        segments: Vec<Segment>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        meta.last_modified_unix_ms = now_ms();
+        let record = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            object_id: plan.object_id.clone(),
+            meta,
+            segments,
+        };
+        self.store.commit_object(&plan.intent_id, &record).await
+    }
+
+    async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
+        self.store.delete_intent(intent_id).await
+    }
+
+    async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        self.store.get_object(bucket, key).await
+    }
+
+    async fn list_objects(&self, query: ListQuery) -> CpResult<ListPage> {
+        self.store.list_objects(&query).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
+        self.store.get_bucket(bucket).await?;
+        self.store.delete_object(bucket, key).await
+    }
+
+    async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()> {
+        self.store.ack_cleanup(&ids).await
+    }
+
+    async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo> {
+        self.store.get_bucket(bucket).await?;
+        let upload = UploadInfo {
+            upload_id: ObjectId::random().to_string(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            meta,
+            initiated_unix_ms: now_ms(),
+        };
+        self.store.create_upload(&upload).await?;
+        Ok(upload)
+    }
+
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
+        self.store.get_upload(bucket, upload_id).await
+    }
+
+    async fn plan_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number: u32,
+        _size_hint: Option<u64>,
+    ) -> CpResult<WritePlan> {
+        if !(1..=10_000).contains(&part_number) {
+            return Err(CpError::InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive".into(),
+            ));
+        }
+        let upload = self.store.get_upload(bucket, upload_id).await?;
+        self.new_plan(bucket, &upload.key).await
+    }
+
+    async fn commit_part(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        upload_id: &str,
+        mut part: PartInfo,
+    ) -> CpResult<Vec<CleanupItem>> {
+        part.last_modified_unix_ms = now_ms();
+        self.store.commit_part(&plan.intent_id, bucket, upload_id, &part).await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+        self.store
+            .list_parts(bucket, upload_id, part_number_marker, max_parts)
+            .await
+    }
+
+    async fn list_uploads(&self, query: ListUploadsQuery) -> CpResult<ListUploadsPage> {
+        self.store.get_bucket(&query.bucket).await?;
+        self.store.list_uploads(&query).await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+        let object_id = ObjectId::random().to_string();
+        self.store
+            .complete_upload(bucket, upload_id, &parts, &object_id, now_ms())
+            .await
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
+        self.store.abort_upload(bucket, upload_id).await
+    }
+}

@@ -1,0 +1,195 @@
+//! The HTTP front: request ids, metrics, the operational endpoints and
+//! graceful shutdown around the s3s service.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::Body;
+use s3s::service::S3Service;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::metrics::{Metrics, classify};
+
+/// Answers `/ready`: whether this node can serve S3 now.
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync + 'static {
+    async fn ready(&self) -> Result<(), String>;
+}
+
+pub struct Front {
+    pub s3: S3Service,
+    pub metrics: Metrics,
+    pub readiness: Arc<dyn Readiness>,
+}
+
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+impl Front {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let request_id = new_request_id();
+        if let Some(resp) = self.operational(&req).await {
+            return Ok(resp);
+        }
+        let op = classify(
+            req.method(),
+            req.uri().path(),
+            req.uri().query(),
+            req.headers().contains_key("x-amz-copy-source"),
+        );
+        if let Some(n) = content_length(req.headers(), "x-amz-decoded-content-length")
+            .or_else(|| content_length(req.headers(), "content-length"))
+        {
+            self.metrics.bytes_in.inc_by(n);
+        }
+        let span = tracing::info_span!("s3", request_id = %request_id, op, method = %req.method());
+        let started = Instant::now();
+        let resp = async {
+            let resp = match self.s3.call(req.map(Body::from)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service failed");
+                    Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .body(Body::empty())
+                        .expect("static response")
+                }
+            };
+            let resp = with_request_id(resp, &request_id).await;
+            tracing::info!(
+                status = resp.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
+            resp
+        }
+        .instrument(span)
+        .await;
+        let status = resp.status();
+        self.metrics.requests.with_label_values(&[op, status.as_str()]).inc();
+        self.metrics
+            .duration
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(n) = content_length(resp.headers(), "content-length") {
+            self.metrics.bytes_out.inc_by(n);
+        }
+        Ok(resp)
+    }
+
+    /// `/health`, `/ready` and `/metrics` answer unsigned GETs only, so a
+    /// signed request for a bucket of the same name still reaches S3.
+    async fn operational(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        if req.method() != http::Method::GET || req.headers().contains_key(http::header::AUTHORIZATION) {
+            return None;
+        }
+        if req.uri().query().is_some_and(|q| q.contains("X-Amz-")) {
+            return None;
+        }
+        let (status, body) = match req.uri().path() {
+            "/health" => (StatusCode::OK, "ok\n".to_owned()),
+            "/ready" => match self.readiness.ready().await {
+                Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+            },
+            "/metrics" => (StatusCode::OK, self.metrics.render()),
+            _ => return None,
+        };
+        let resp = Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(Body::from(body))
+            .expect("static response");
+        Some(resp)
+    }
+}
+
+fn content_length(h: &http::HeaderMap, name: &str) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.parse().ok()
+}
+
+fn new_request_id() -> String {
+    let n: u64 = rand::random();
+    format!("{n:016X}")
+}
+
+/// Sets `x-amz-request-id` and, for S3 error documents, the `<RequestId>` element.
+async fn with_request_id(resp: Response<Body>, id: &str) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let hv = HeaderValue::from_str(id).expect("hex id is a valid header");
+    parts.headers.insert("x-amz-request-id", hv.clone());
+    parts.headers.insert("x-amz-id-2", hv);
+    let is_xml = parts
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !parts.status.is_client_error() && !parts.status.is_server_error() || !is_xml {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = match Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let text = match text.rfind("</Error>") {
+        Some(at) if !text.contains("<RequestId>") => {
+            format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..])
+        }
+        _ => text.into_owned(),
+    };
+    parts.headers.insert("content-length", HeaderValue::from(text.len()));
+    Response::from_parts(parts, Body::from(text))
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for
+/// up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    front: Arc<Front>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let front = front.clone();
+                let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("S3 endpoint draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The stateless S3 data plane. It never opens the database: identity,
+//! placement and catalog questions go to the control plane through the
+//! [`strata_core::ControlPlane`] trait, and bytes stream straight between
+//! clients and backends.
+
+mod auth;
+mod checksum;
+mod errors;
+mod host;
+mod http;
+mod metrics;
+mod pipeline;
+mod s3;
+
+use std::sync::Arc;
+
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::service::S3ServiceBuilder;
+use strata_backend::Backends;
+use strata_core::ControlPlane;
+use strata_core::config::ServerConfig;
+
+pub use crate::http::{Front, Readiness, serve};
+pub use crate::metrics::Metrics;
+pub use crate::s3::StrataS3;
+
+/// Builds the S3 front for one data plane.
+pub fn build_front(
+    cfg: &ServerConfig,
+    cp: Arc<dyn ControlPlane>,
+    backends: Backends,
+    readiness: Arc<dyn Readiness>,
+    registry: prometheus::Registry,
+) -> Result<Front, String> {
+    let keyring = Arc::new(auth::Keyring::new(cp.clone()));
+    let mut b = S3ServiceBuilder::new(StrataS3::new(cp, backends, cfg.region.clone()));
+    b.set_auth(auth::Auth(keyring.clone()));
+    b.set_access(auth::Access {
+        keyring,
+        region: cfg.region.clone(),
+    });
+    if let Some(domain) = &cfg.domain {
+        b.set_host(host::Domain::new(domain));
+    }
+    let mut s3cfg = S3Config::default();
+    s3cfg.presigned_url_max_skew_time_secs = cfg.clock_skew_secs;
+    b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3cfg))));
+    Ok(Front {
+        s3: b.build(),
+        metrics: Metrics::new(registry),
+        readiness,
+    })
+}

@@ -1,0 +1,137 @@
+use futures::TryStreamExt;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use strata_core::ObjectRecord;
+
+use super::StrataS3;
+use super::meta::{Conditions, Headers, check_key, etag, timestamp};
+use crate::checksum::Algo;
+use crate::errors::from_cp;
+use crate::pipeline::{Digests, Expect};
+
+/// The source of a copy: bucket and key, never a version (no versioning yet).
+pub(super) fn source_of(src: &CopySource) -> S3Result<(&str, &str)> {
+    match src {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } => Ok((bucket, key)),
+        CopySource::Bucket { .. } => Err(s3_error!(NotImplemented, "Versioned copy sources are not supported.")),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "Access-point copy sources are not supported."
+        )),
+    }
+}
+
+impl StrataS3 {
+    /// Streams `[start, end)` of `src` into a new write under `plan`,
+    /// re-verifying the source's stored checksum on the way when the whole
+    /// object is copied.
+    pub(super) async fn copy_bytes(
+        &self,
+        plan: &strata_core::WritePlan,
+        src: &ObjectRecord,
+        start: u64,
+        end: u64,
+    ) -> S3Result<(Digests, strata_core::Segment)> {
+        let body = match self.read_range(src, start, end) {
+            Ok(b) => b,
+            Err(e) => {
+                self.abort(plan).await;
+                return Err(e);
+            }
+        };
+        let body = body.map_err(|e| Box::new(e) as s3s::StdError);
+        let whole = start == 0 && end == src.meta.size;
+        let checksum = src
+            .meta
+            .checksums
+            .iter()
+            .find_map(|(name, v)| Algo::parse(name).map(|a| (a, v.clone())))
+            .filter(|_| whole);
+        let expect = Expect {
+            checksum,
+            length: Some(end - start),
+            ..Expect::default()
+        };
+        self.write_body(plan, body, expect).await
+    }
+
+    pub(super) async fn op_copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let i = req.input;
+        check_key(&i.key)?;
+        let (sb, sk) = source_of(&i.copy_source)?;
+        let src = self.locate(sb, sk).await?;
+        Conditions {
+            if_match: i.copy_source_if_match.as_ref(),
+            if_none_match: i.copy_source_if_none_match.as_ref(),
+            if_modified_since: i.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check(&src.meta, false)?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replace && sb == i.bucket && sk == i.key {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let mut meta = if replace {
+            Headers {
+                content_type: i.content_type,
+                content_encoding: i.content_encoding,
+                content_disposition: i.content_disposition,
+                content_language: i.content_language,
+                cache_control: i.cache_control,
+                expires: i.expires,
+                metadata: i.metadata,
+            }
+            .into_meta()
+        } else {
+            let mut m = src.meta.clone();
+            m.parts_count = 0;
+            m
+        };
+        let plan = self
+            .cp
+            .plan_write(&i.bucket, &i.key, Some(src.meta.size))
+            .await
+            .map_err(from_cp)?;
+        let (digests, segment) = self.copy_bytes(&plan, &src, 0, src.meta.size).await?;
+        meta.size = digests.size;
+        meta.etag = digests.md5_hex.clone();
+        meta.checksums.clear();
+        if let Some((algo, v)) = &digests.checksum {
+            meta.checksums.insert(algo.name().to_owned(), v.clone());
+        }
+        let obsolete = match self
+            .cp
+            .commit_write(&plan, &i.bucket, &i.key, meta, vec![segment])
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                self.abort(&plan).await;
+                return Err(from_cp(e));
+            }
+        };
+        self.cleanup(obsolete);
+        let result = CopyObjectResult {
+            e_tag: Some(etag(&digests.md5_hex)),
+            last_modified: Some(timestamp(super::meta::now_ms())),
+            ..Default::default()
+        };
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(result),
+            ..Default::default()
+        }))
+    }
+}

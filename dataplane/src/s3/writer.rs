@@ -1,0 +1,147 @@
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use s3s::TrailingHeaders;
+use s3s::{S3Result, StdError, s3_error};
+use strata_core::{CleanupItem, Segment, WritePlan};
+
+use super::StrataS3;
+use crate::checksum::{Algo, decode_content_md5};
+use crate::errors::{from_backend, from_upload};
+use crate::pipeline::{Digests, Expect, verify};
+
+/// The checksum fields every upload input carries.
+pub struct DeclaredChecksums<'a> {
+    pub crc32: Option<&'a String>,
+    pub crc32c: Option<&'a String>,
+    pub crc64nvme: Option<&'a String>,
+    pub sha1: Option<&'a String>,
+    pub sha256: Option<&'a String>,
+}
+
+/// Builds what the body will be checked against from the request.
+pub fn expectations(
+    content_md5: Option<&String>,
+    declared: DeclaredChecksums<'_>,
+    headers: &HeaderMap,
+    trailers: Option<TrailingHeaders>,
+) -> S3Result<Expect> {
+    let md5 = match content_md5 {
+        None => None,
+        Some(v) => Some(decode_content_md5(v).ok_or_else(|| s3_error!(InvalidDigest))?),
+    };
+    let given = [
+        (Algo::Crc32, declared.crc32),
+        (Algo::Crc32c, declared.crc32c),
+        (Algo::Crc64Nvme, declared.crc64nvme),
+        (Algo::Sha1, declared.sha1),
+        (Algo::Sha256, declared.sha256),
+    ];
+    let mut checksum = None;
+    for (algo, v) in given {
+        if let Some(v) = v {
+            if checksum.is_some() {
+                return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header."));
+            }
+            checksum = Some((algo, v.clone()));
+        }
+    }
+    let trailer_algo = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("x-amz-checksum-"))
+        .map(|name| Algo::parse(name).ok_or_else(|| s3_error!(InvalidRequest, "Unsupported trailer checksum.")))
+        .transpose()?;
+    let trailer = match (checksum.is_some(), trailer_algo, trailers) {
+        (false, Some(algo), Some(t)) => Some((algo, t)),
+        (false, Some(_), None) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "x-amz-trailer requires an aws-chunked body with trailers."
+            ));
+        }
+        _ => None,
+    };
+    let length = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok(Expect {
+        md5,
+        checksum,
+        trailer,
+        length,
+    })
+}
+
+impl StrataS3 {
+    /// Streams a body to the backend a plan names and returns its verified
+    /// digests and segment. On any failure the intent is aborted and nothing
+    /// becomes visible.
+    pub(super) async fn write_body<S>(&self, plan: &WritePlan, body: S, expect: Expect) -> S3Result<(Digests, Segment)>
+    where
+        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
+    {
+        let Some(backend) = self.backends.get(&plan.backend_id).cloned() else {
+            self.abort(plan).await;
+            tracing::error!(backend = %plan.backend_id, "plan names a backend this data plane does not have");
+            return Err(s3_error!(InternalError));
+        };
+        let (stream, slot) = verify(body, expect);
+        if let Err(e) = backend.put(&plan.backend_key, Box::pin(stream)).await {
+            self.abort(plan).await;
+            return Err(from_upload(e));
+        }
+        let digests = slot.lock().expect("digest slot").take();
+        let Some(digests) = digests else {
+            self.abort(plan).await;
+            return Err(s3_error!(InternalError));
+        };
+        let segment = Segment {
+            backend_id: plan.backend_id.clone(),
+            backend_key: plan.backend_key.clone(),
+            length: digests.size,
+        };
+        Ok((digests, segment))
+    }
+
+    /// Drops an intent after a failed write. If the bytes landed, the reaper
+    /// (or the cleanup path) removes them; the catalog never points at them.
+    pub(super) async fn abort(&self, plan: &WritePlan) {
+        if let Some(b) = self.backends.get(&plan.backend_id)
+            && let Err(e) = b.delete(&plan.backend_key).await
+        {
+            tracing::warn!(error = %e, key = %plan.backend_key, "could not remove bytes of an aborted write");
+            return; // keep the intent so the reaper can resolve it
+        }
+        if let Err(e) = self.cp.abort_write(&plan.intent_id).await {
+            tracing::warn!(error = %e, "could not drop the intent of an aborted write");
+        }
+    }
+
+    /// Deletes bytes the catalog no longer references, then acknowledges them.
+    /// Runs after the response; rows not acknowledged stay queued for later.
+    pub(super) fn cleanup(&self, items: Vec<CleanupItem>) {
+        if items.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut done = Vec::with_capacity(items.len());
+            for item in items {
+                let Some(b) = this.backends.get(&item.backend_id) else {
+                    continue;
+                };
+                match b.delete(&item.backend_key).await {
+                    Ok(()) => done.push(item.id),
+                    Err(e) => {
+                        let _ = from_backend(e);
+                    }
+                }
+            }
+            if let Err(e) = this.cp.ack_cleanup(done).await {
+                tracing::warn!(error = %e, "could not acknowledge cleanup");
+            }
+        });
+    }
+}

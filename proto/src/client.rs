@@ -1,0 +1,297 @@
+//! `strata_core::ControlPlane` over gRPC, for `--role dataplane`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strata_core::{
+    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage,
+    ListQuery, ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment,
+    UploadInfo, WritePlan,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::auth::{ClusterAuth, TokenSource};
+use crate::convert as cv;
+use crate::error::{from_status, malformed};
+use crate::pb::{self, control_plane_client::ControlPlaneClient};
+use crate::router::MAX_MESSAGE_SIZE;
+
+/// The JWT subject the data plane presents.
+const SUBJECT: &str = "dataplane";
+
+/// A control plane reached over gRPC. Cheap to clone; all clones share one
+/// HTTP/2 connection and one cached token.
+#[derive(Clone)]
+pub struct GrpcControlPlane {
+    client: ControlPlaneClient<Channel>,
+    token: TokenSource,
+}
+
+impl std::fmt::Debug for GrpcControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GrpcControlPlane")
+    }
+}
+
+impl GrpcControlPlane {
+    /// A client for `url` (e.g. `http://10.0.0.5:9100`) that connects on first
+    /// use and reconnects as needed. Must be called within a Tokio runtime.
+    pub fn connect_lazy(url: &str, auth: ClusterAuth) -> Result<Self, String> {
+        let scheme_ok = url.starts_with("http://");
+        if !scheme_ok {
+            return Err(format!(
+                "control-plane URL must start with http://, got {url:?}"
+            ));
+        }
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("invalid control-plane URL {url:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let client = ControlPlaneClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE);
+        Ok(GrpcControlPlane {
+            client,
+            token: TokenSource::new(auth, SUBJECT),
+        })
+    }
+
+    /// For the data plane's `/ready`: succeeds when the control plane answers
+    /// an authenticated call (so a wrong cluster secret shows up here too).
+    pub async fn check_ready(&self) -> Result<(), CpError> {
+        self.list_buckets().await.map(|_| ())
+    }
+
+    fn c(&self) -> ControlPlaneClient<Channel> {
+        self.client.clone()
+    }
+}
+
+/// Runs one call with the current token and maps its status to `CpError`.
+macro_rules! call {
+    ($self:ident . $method:ident ( $msg:expr )) => {
+        $self
+            .c()
+            .$method($self.token.request($msg))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| from_status(&s))
+    };
+}
+
+#[async_trait]
+impl ControlPlane for GrpcControlPlane {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
+        let access_key_id = access_key_id.to_string();
+        let r = call!(self.get_credential(pb::GetCredentialRequest { access_key_id }))?;
+        Ok(cv::credential_from_pb(r))
+    }
+
+    async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()> {
+        let (bucket, owner) = (bucket.to_string(), owner.to_string());
+        call!(self.create_bucket(pb::CreateBucketRequest { bucket, owner })).map(|_| ())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> CpResult<()> {
+        let bucket = bucket.to_string();
+        call!(self.delete_bucket(pb::BucketRequest { bucket })).map(|_| ())
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
+        let bucket = bucket.to_string();
+        call!(self.head_bucket(pb::BucketRequest { bucket })).map(cv::bucket_from_pb)
+    }
+
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
+        let r = call!(self.list_buckets(pb::Empty {}))?;
+        Ok(r.buckets.into_iter().map(cv::bucket_from_pb).collect())
+    }
+
+    async fn plan_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> CpResult<WritePlan> {
+        let req = pb::PlanWriteRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size_hint: cv::size_hint_to_pb(size_hint),
+        };
+        let r = call!(self.plan_write(req))?;
+        cv::plan_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn commit_write(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segments: Vec<Segment>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        let req = pb::CommitWriteRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta: Some(cv::meta_to_pb(meta)),
+            segments: segments.into_iter().map(cv::segment_to_pb).collect(),
+        };
+        call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+
+    async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
+        let intent_id = intent_id.to_string();
+        call!(self.abort_write(pb::AbortWriteRequest { intent_id })).map(|_| ())
+    }
+
+    async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        let r = call!(self.locate(pb::ObjectRequest { bucket, key }))?;
+        cv::record_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn list_objects(&self, q: ListQuery) -> CpResult<ListPage> {
+        let req = pb::ListObjectsRequest {
+            bucket: q.bucket,
+            prefix: q.prefix,
+            delimiter: q.delimiter,
+            after: q.after,
+            max_keys: q.max_keys,
+        };
+        call!(self.list_objects(req)).map(cv::list_page_from_pb)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        call!(self.delete_object(pb::ObjectRequest { bucket, key }))
+            .map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+
+    async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()> {
+        call!(self.ack_cleanup(pb::AckCleanupRequest { ids })).map(|_| ())
+    }
+
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+    ) -> CpResult<UploadInfo> {
+        let req = pb::CreateUploadRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta: Some(cv::meta_to_pb(meta)),
+        };
+        let r = call!(self.create_upload(req))?;
+        cv::upload_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
+        let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
+        let r = call!(self.get_upload(pb::UploadRequest { bucket, upload_id }))?;
+        cv::upload_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn plan_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number: u32,
+        size_hint: Option<u64>,
+    ) -> CpResult<WritePlan> {
+        let req = pb::PlanPartRequest {
+            bucket: bucket.to_string(),
+            upload_id: upload_id.to_string(),
+            part_number,
+            size_hint: cv::size_hint_to_pb(size_hint),
+        };
+        let r = call!(self.plan_part(req))?;
+        cv::plan_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn commit_part(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        upload_id: &str,
+        part: PartInfo,
+    ) -> CpResult<Vec<CleanupItem>> {
+        let req = pb::CommitPartRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            bucket: bucket.to_string(),
+            upload_id: upload_id.to_string(),
+            part: Some(cv::part_to_pb(part)),
+        };
+        call!(self.commit_part(req)).map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+        let req = pb::ListPartsRequest {
+            bucket: bucket.to_string(),
+            upload_id: upload_id.to_string(),
+            part_number_marker,
+            max_parts,
+        };
+        let r = call!(self.list_parts(req))?;
+        let upload = cv::upload_from_pb(r.upload).map_err(malformed)?;
+        let parts = r.parts.into_iter().map(|p| cv::part_from_pb(Some(p)));
+        let page = ListPartsPage {
+            parts: parts.collect::<Result<_, _>>().map_err(malformed)?,
+            is_truncated: r.is_truncated,
+            next_part_number_marker: r.next_part_number_marker,
+        };
+        Ok((upload, page))
+    }
+
+    async fn list_uploads(&self, q: ListUploadsQuery) -> CpResult<ListUploadsPage> {
+        let req = pb::ListUploadsRequest {
+            bucket: q.bucket,
+            prefix: q.prefix,
+            key_marker: q.key_marker,
+            upload_id_marker: q.upload_id_marker,
+            max_uploads: q.max_uploads,
+        };
+        let r = call!(self.list_uploads(req))?;
+        let uploads = r.uploads.into_iter().map(|u| cv::upload_from_pb(Some(u)));
+        Ok(ListUploadsPage {
+            uploads: uploads.collect::<Result<_, _>>().map_err(malformed)?,
+            is_truncated: r.is_truncated,
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+        let req = pb::CompleteUploadRequest {
+            bucket: bucket.to_string(),
+            upload_id: upload_id.to_string(),
+            parts: parts
+                .into_iter()
+                .map(|(part_number, etag)| pb::CompletePart { part_number, etag })
+                .collect(),
+        };
+        let r = call!(self.complete_upload(req))?;
+        let record = cv::record_from_pb(r.record).map_err(malformed)?;
+        Ok((record, cv::obsolete_from_pb(r.obsolete)))
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
+        let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
+        call!(self.abort_upload(pb::UploadRequest { bucket, upload_id }))
+            .map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+}

@@ -1,0 +1,290 @@
+//! Conversions between the wire messages in [`crate::pb`] and the core records.
+//!
+//! Core → wire is infallible. Wire → core checks what the wire format cannot
+//! express (required sub-messages, `-1` size hints) and returns a message that
+//! the server turns into `InvalidArgument` and the client into `Internal`.
+
+use strata_core as core;
+
+use crate::pb;
+
+/// A wire message that failed validation: what is wrong with it.
+pub(crate) type Invalid = String;
+
+fn opt(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+/// Requires a non-empty string field.
+pub(crate) fn required(field: &str, value: String) -> Result<String, Invalid> {
+    if value.is_empty() {
+        Err(format!("{field} must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+fn present<T>(field: &str, value: Option<T>) -> Result<T, Invalid> {
+    value.ok_or_else(|| format!("{field} is missing"))
+}
+
+/// `None` is sent as -1; larger sizes than `i64::MAX` saturate.
+pub(crate) fn size_hint_to_pb(hint: Option<u64>) -> i64 {
+    hint.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn size_hint_from_pb(hint: i64) -> Result<Option<u64>, Invalid> {
+    match hint {
+        -1 => Ok(None),
+        n => u64::try_from(n)
+            .map(Some)
+            .map_err(|_| format!("size_hint must be -1 or non-negative, got {n}")),
+    }
+}
+
+pub(crate) fn meta_to_pb(m: core::ObjectMeta) -> pb::ObjectMeta {
+    pb::ObjectMeta {
+        size: m.size,
+        etag: m.etag,
+        content_type: m.content_type.unwrap_or_default(),
+        content_encoding: m.content_encoding.unwrap_or_default(),
+        content_disposition: m.content_disposition.unwrap_or_default(),
+        content_language: m.content_language.unwrap_or_default(),
+        cache_control: m.cache_control.unwrap_or_default(),
+        expires: m.expires.unwrap_or_default(),
+        user_metadata: m.user_metadata.into_iter().collect(),
+        checksums: m.checksums.into_iter().collect(),
+        parts_count: m.parts_count,
+        last_modified_unix_ms: m.last_modified_unix_ms,
+    }
+}
+
+pub(crate) fn meta_from_pb(m: Option<pb::ObjectMeta>) -> Result<core::ObjectMeta, Invalid> {
+    let m = present("meta", m)?;
+    Ok(core::ObjectMeta {
+        size: m.size,
+        etag: m.etag,
+        content_type: opt(m.content_type),
+        content_encoding: opt(m.content_encoding),
+        content_disposition: opt(m.content_disposition),
+        content_language: opt(m.content_language),
+        cache_control: opt(m.cache_control),
+        expires: opt(m.expires),
+        user_metadata: m.user_metadata.into_iter().collect(),
+        checksums: m.checksums.into_iter().collect(),
+        parts_count: m.parts_count,
+        last_modified_unix_ms: m.last_modified_unix_ms,
+    })
+}
+
+pub(crate) fn segment_to_pb(s: core::Segment) -> pb::Segment {
+    pb::Segment {
+        backend_id: s.backend_id,
+        backend_key: s.backend_key,
+        length: s.length,
+    }
+}
+
+pub(crate) fn segment_from_pb(s: pb::Segment) -> Result<core::Segment, Invalid> {
+    Ok(core::Segment {
+        backend_id: required("segment.backend_id", s.backend_id)?,
+        backend_key: required("segment.backend_key", s.backend_key)?,
+        length: s.length,
+    })
+}
+
+pub(crate) fn segments_from_pb(v: Vec<pb::Segment>) -> Result<Vec<core::Segment>, Invalid> {
+    v.into_iter().map(segment_from_pb).collect()
+}
+
+pub(crate) fn plan_to_pb(p: core::WritePlan) -> pb::WritePlan {
+    pb::WritePlan {
+        intent_id: p.intent_id,
+        object_id: p.object_id,
+        backend_id: p.backend_id,
+        backend_key: p.backend_key,
+    }
+}
+
+pub(crate) fn plan_from_pb(p: Option<pb::WritePlan>) -> Result<core::WritePlan, Invalid> {
+    let p = present("plan", p)?;
+    Ok(core::WritePlan {
+        intent_id: required("plan.intent_id", p.intent_id)?,
+        object_id: p.object_id,
+        backend_id: p.backend_id,
+        backend_key: p.backend_key,
+    })
+}
+
+pub(crate) fn record_to_pb(r: core::ObjectRecord) -> pb::ObjectRecord {
+    pb::ObjectRecord {
+        bucket: r.bucket,
+        key: r.key,
+        object_id: r.object_id,
+        meta: Some(meta_to_pb(r.meta)),
+        segments: r.segments.into_iter().map(segment_to_pb).collect(),
+    }
+}
+
+pub(crate) fn record_from_pb(r: Option<pb::ObjectRecord>) -> Result<core::ObjectRecord, Invalid> {
+    let r = present("record", r)?;
+    Ok(core::ObjectRecord {
+        bucket: r.bucket,
+        key: r.key,
+        object_id: r.object_id,
+        meta: meta_from_pb(r.meta)?,
+        segments: segments_from_pb(r.segments)?,
+    })
+}
+
+pub(crate) fn obsolete_to_pb(items: Vec<core::CleanupItem>) -> pb::Obsolete {
+    pb::Obsolete {
+        items: items
+            .into_iter()
+            .map(|c| pb::CleanupItem {
+                id: c.id,
+                backend_id: c.backend_id,
+                backend_key: c.backend_key,
+            })
+            .collect(),
+    }
+}
+
+/// A missing `Obsolete` means nothing to clean up.
+pub(crate) fn obsolete_from_pb(o: Option<pb::Obsolete>) -> Vec<core::CleanupItem> {
+    o.map(|o| o.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| core::CleanupItem {
+            id: c.id,
+            backend_id: c.backend_id,
+            backend_key: c.backend_key,
+        })
+        .collect()
+}
+
+pub(crate) fn bucket_to_pb(b: core::BucketInfo) -> pb::BucketInfo {
+    pb::BucketInfo {
+        name: b.name,
+        created_unix_ms: b.created_unix_ms,
+    }
+}
+
+pub(crate) fn bucket_from_pb(b: pb::BucketInfo) -> core::BucketInfo {
+    core::BucketInfo {
+        name: b.name,
+        created_unix_ms: b.created_unix_ms,
+    }
+}
+
+pub(crate) fn credential_to_pb(c: Option<core::Credential>) -> pb::GetCredentialResponse {
+    let Some(c) = c else {
+        return pb::GetCredentialResponse::default();
+    };
+    let (unrestricted, buckets) = match c.scope {
+        core::Scope::Unrestricted => (true, Vec::new()),
+        core::Scope::Buckets(b) => (false, b),
+    };
+    pb::GetCredentialResponse {
+        found: true,
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        unrestricted,
+        buckets,
+    }
+}
+
+pub(crate) fn credential_from_pb(c: pb::GetCredentialResponse) -> Option<core::Credential> {
+    if !c.found {
+        return None;
+    }
+    Some(core::Credential {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        scope: if c.unrestricted {
+            core::Scope::Unrestricted
+        } else {
+            core::Scope::Buckets(c.buckets)
+        },
+    })
+}
+
+pub(crate) fn list_page_to_pb(p: core::ListPage) -> pb::ListObjectsResponse {
+    pb::ListObjectsResponse {
+        objects: p
+            .objects
+            .into_iter()
+            .map(|e| pb::ListEntry {
+                key: e.key,
+                size: e.size,
+                etag: e.etag,
+                last_modified_unix_ms: e.last_modified_unix_ms,
+            })
+            .collect(),
+        common_prefixes: p.common_prefixes,
+        is_truncated: p.is_truncated,
+        next_after: p.next_after,
+    }
+}
+
+pub(crate) fn list_page_from_pb(p: pb::ListObjectsResponse) -> core::ListPage {
+    core::ListPage {
+        objects: p
+            .objects
+            .into_iter()
+            .map(|e| core::ListEntry {
+                key: e.key,
+                size: e.size,
+                etag: e.etag,
+                last_modified_unix_ms: e.last_modified_unix_ms,
+            })
+            .collect(),
+        common_prefixes: p.common_prefixes,
+        is_truncated: p.is_truncated,
+        next_after: p.next_after,
+    }
+}
+
+pub(crate) fn upload_to_pb(u: core::UploadInfo) -> pb::UploadInfo {
+    pb::UploadInfo {
+        upload_id: u.upload_id,
+        bucket: u.bucket,
+        key: u.key,
+        meta: Some(meta_to_pb(u.meta)),
+        initiated_unix_ms: u.initiated_unix_ms,
+    }
+}
+
+pub(crate) fn upload_from_pb(u: Option<pb::UploadInfo>) -> Result<core::UploadInfo, Invalid> {
+    let u = present("upload", u)?;
+    Ok(core::UploadInfo {
+        upload_id: u.upload_id,
+        bucket: u.bucket,
+        key: u.key,
+        meta: meta_from_pb(u.meta)?,
+        initiated_unix_ms: u.initiated_unix_ms,
+    })
+}
+
+pub(crate) fn part_to_pb(p: core::PartInfo) -> pb::PartInfo {
+    pb::PartInfo {
+        part_number: p.part_number,
+        etag: p.etag,
+        size: p.size,
+        last_modified_unix_ms: p.last_modified_unix_ms,
+        segment: Some(segment_to_pb(p.segment)),
+        checksums: p.checksums.into_iter().collect(),
+    }
+}
+
+pub(crate) fn part_from_pb(p: Option<pb::PartInfo>) -> Result<core::PartInfo, Invalid> {
+    let p = present("part", p)?;
+    Ok(core::PartInfo {
+        part_number: p.part_number,
+        etag: p.etag,
+        size: p.size,
+        last_modified_unix_ms: p.last_modified_unix_ms,
+        segment: segment_from_pb(present("part.segment", p.segment)?)?,
+        checksums: p.checksums.into_iter().collect(),
+    })
+}

@@ -1,0 +1,65 @@
+//! The gRPC server as a whole: the token-protected control-plane service,
+//! plus health and reflection, which need no token.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::ControlPlane as CoreControlPlane;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+
+use crate::auth::ClusterAuth;
+use crate::pb::control_plane_server as svc;
+use crate::server::GrpcServer;
+
+/// Largest message either side accepts (a completed 10 000-part upload fits easily).
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// The full gRPC router: the token-protected control-plane service, plus
+/// `grpc.health.v1.Health` (reporting SERVING for
+/// `strata.controlplane.v1.ControlPlane` and `""`) and reflection v1, both open.
+pub async fn router(cp: Arc<dyn CoreControlPlane>, auth: ClusterAuth) -> Router {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(svc::SERVICE_NAME, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let service = svc::ControlPlaneServer::new(GrpcServer::new(cp))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let service = InterceptedService::new(service, auth.interceptor());
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(service)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then drains
+/// in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    cp: Arc<dyn CoreControlPlane>,
+    auth: ClusterAuth,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    router(cp, auth)
+        .await
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,249 @@
+//! The generated gRPC service, delegating to a core `ControlPlane`.
+
+use std::sync::Arc;
+
+use strata_core::{ControlPlane as CoreControlPlane, CpError, ListQuery, ListUploadsQuery};
+use tonic::{Request, Response, Status};
+
+use crate::convert::{self as cv, required};
+use crate::error::{invalid, to_status};
+use crate::pb::{self, control_plane_server as svc};
+
+/// Adapts a core [`strata_core::ControlPlane`] to the generated gRPC service.
+pub struct GrpcServer {
+    cp: Arc<dyn CoreControlPlane>,
+}
+
+impl GrpcServer {
+    pub fn new(cp: Arc<dyn CoreControlPlane>) -> Self {
+        GrpcServer { cp }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn reply<T, U>(r: Result<T, CpError>, f: impl FnOnce(T) -> U) -> Reply<U> {
+    r.map(|v| Response::new(f(v))).map_err(|e| to_status(&e))
+}
+
+fn v<T>(r: Result<T, String>) -> Result<T, Status> {
+    r.map_err(invalid)
+}
+
+#[tonic::async_trait]
+impl svc::ControlPlane for GrpcServer {
+    async fn get_credential(
+        &self,
+        req: Request<pb::GetCredentialRequest>,
+    ) -> Reply<pb::GetCredentialResponse> {
+        let r = req.into_inner();
+        reply(
+            self.cp.get_credential(&r.access_key_id).await,
+            cv::credential_to_pb,
+        )
+    }
+
+    async fn create_bucket(&self, req: Request<pb::CreateBucketRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        reply(self.cp.create_bucket(&bucket, &r.owner).await, |()| {
+            pb::Empty {}
+        })
+    }
+
+    async fn delete_bucket(&self, req: Request<pb::BucketRequest>) -> Reply<pb::Empty> {
+        let bucket = v(required("bucket", req.into_inner().bucket))?;
+        reply(self.cp.delete_bucket(&bucket).await, |()| pb::Empty {})
+    }
+
+    async fn head_bucket(&self, req: Request<pb::BucketRequest>) -> Reply<pb::BucketInfo> {
+        let bucket = v(required("bucket", req.into_inner().bucket))?;
+        reply(self.cp.head_bucket(&bucket).await, cv::bucket_to_pb)
+    }
+
+    async fn list_buckets(&self, _req: Request<pb::Empty>) -> Reply<pb::ListBucketsResponse> {
+        reply(self.cp.list_buckets().await, |b| pb::ListBucketsResponse {
+            buckets: b.into_iter().map(cv::bucket_to_pb).collect(),
+        })
+    }
+
+    async fn plan_write(&self, req: Request<pb::PlanWriteRequest>) -> Reply<pb::WritePlan> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let key = v(required("key", r.key))?;
+        let hint = v(cv::size_hint_from_pb(r.size_hint))?;
+        reply(
+            self.cp.plan_write(&bucket, &key, hint).await,
+            cv::plan_to_pb,
+        )
+    }
+
+    async fn commit_write(&self, req: Request<pb::CommitWriteRequest>) -> Reply<pb::Obsolete> {
+        let r = req.into_inner();
+        let plan = v(cv::plan_from_pb(r.plan))?;
+        let bucket = v(required("bucket", r.bucket))?;
+        let key = v(required("key", r.key))?;
+        let meta = v(cv::meta_from_pb(r.meta))?;
+        let segments = v(cv::segments_from_pb(r.segments))?;
+        let res = self
+            .cp
+            .commit_write(&plan, &bucket, &key, meta, segments)
+            .await;
+        reply(res, cv::obsolete_to_pb)
+    }
+
+    async fn abort_write(&self, req: Request<pb::AbortWriteRequest>) -> Reply<pb::Empty> {
+        let intent = v(required("intent_id", req.into_inner().intent_id))?;
+        reply(self.cp.abort_write(&intent).await, |()| pb::Empty {})
+    }
+
+    async fn locate(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::ObjectRecord> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let key = v(required("key", r.key))?;
+        reply(self.cp.locate(&bucket, &key).await, cv::record_to_pb)
+    }
+
+    async fn list_objects(
+        &self,
+        req: Request<pb::ListObjectsRequest>,
+    ) -> Reply<pb::ListObjectsResponse> {
+        let r = req.into_inner();
+        let query = ListQuery {
+            bucket: v(required("bucket", r.bucket))?,
+            prefix: r.prefix,
+            delimiter: r.delimiter,
+            after: r.after,
+            max_keys: r.max_keys,
+        };
+        reply(self.cp.list_objects(query).await, cv::list_page_to_pb)
+    }
+
+    async fn delete_object(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::Obsolete> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let key = v(required("key", r.key))?;
+        reply(
+            self.cp.delete_object(&bucket, &key).await,
+            cv::obsolete_to_pb,
+        )
+    }
+
+    async fn ack_cleanup(&self, req: Request<pb::AckCleanupRequest>) -> Reply<pb::Empty> {
+        let ids = req.into_inner().ids;
+        reply(self.cp.ack_cleanup(ids).await, |()| pb::Empty {})
+    }
+
+    async fn create_upload(&self, req: Request<pb::CreateUploadRequest>) -> Reply<pb::UploadInfo> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let key = v(required("key", r.key))?;
+        let meta = v(cv::meta_from_pb(r.meta))?;
+        reply(
+            self.cp.create_upload(&bucket, &key, meta).await,
+            cv::upload_to_pb,
+        )
+    }
+
+    async fn get_upload(&self, req: Request<pb::UploadRequest>) -> Reply<pb::UploadInfo> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        reply(
+            self.cp.get_upload(&bucket, &upload_id).await,
+            cv::upload_to_pb,
+        )
+    }
+
+    async fn plan_part(&self, req: Request<pb::PlanPartRequest>) -> Reply<pb::WritePlan> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        if r.part_number == 0 {
+            return Err(invalid("part_number must be at least 1".into()));
+        }
+        let hint = v(cv::size_hint_from_pb(r.size_hint))?;
+        let res = self
+            .cp
+            .plan_part(&bucket, &upload_id, r.part_number, hint)
+            .await;
+        reply(res, cv::plan_to_pb)
+    }
+
+    async fn commit_part(&self, req: Request<pb::CommitPartRequest>) -> Reply<pb::Obsolete> {
+        let r = req.into_inner();
+        let plan = v(cv::plan_from_pb(r.plan))?;
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        let part = v(cv::part_from_pb(r.part))?;
+        if part.part_number == 0 {
+            return Err(invalid("part.part_number must be at least 1".into()));
+        }
+        let res = self.cp.commit_part(&plan, &bucket, &upload_id, part).await;
+        reply(res, cv::obsolete_to_pb)
+    }
+
+    async fn list_parts(&self, req: Request<pb::ListPartsRequest>) -> Reply<pb::ListPartsResponse> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        let res = (self.cp)
+            .list_parts(&bucket, &upload_id, r.part_number_marker, r.max_parts)
+            .await;
+        reply(res, |(upload, page)| pb::ListPartsResponse {
+            upload: Some(cv::upload_to_pb(upload)),
+            parts: page.parts.into_iter().map(cv::part_to_pb).collect(),
+            is_truncated: page.is_truncated,
+            next_part_number_marker: page.next_part_number_marker,
+        })
+    }
+
+    async fn list_uploads(
+        &self,
+        req: Request<pb::ListUploadsRequest>,
+    ) -> Reply<pb::ListUploadsResponse> {
+        let r = req.into_inner();
+        let query = ListUploadsQuery {
+            bucket: v(required("bucket", r.bucket))?,
+            prefix: r.prefix,
+            key_marker: r.key_marker,
+            upload_id_marker: r.upload_id_marker,
+            max_uploads: r.max_uploads,
+        };
+        reply(self.cp.list_uploads(query).await, |p| {
+            pb::ListUploadsResponse {
+                uploads: p.uploads.into_iter().map(cv::upload_to_pb).collect(),
+                is_truncated: p.is_truncated,
+            }
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        req: Request<pb::CompleteUploadRequest>,
+    ) -> Reply<pb::CompleteUploadResponse> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        let parts = r
+            .parts
+            .into_iter()
+            .map(|p| (p.part_number, p.etag))
+            .collect();
+        let res = self.cp.complete_upload(&bucket, &upload_id, parts).await;
+        reply(res, |(record, obsolete)| pb::CompleteUploadResponse {
+            record: Some(cv::record_to_pb(record)),
+            obsolete: Some(cv::obsolete_to_pb(obsolete)),
+        })
+    }
+
+    async fn abort_upload(&self, req: Request<pb::UploadRequest>) -> Reply<pb::Obsolete> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let upload_id = v(required("upload_id", r.upload_id))?;
+        reply(
+            self.cp.abort_upload(&bucket, &upload_id).await,
+            cv::obsolete_to_pb,
+        )
+    }
+}

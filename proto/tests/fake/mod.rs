@@ -1,0 +1,267 @@
+//! A small in-memory control plane for the gRPC tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use strata_core::*;
+
+#[derive(Default)]
+pub struct Fake {
+    pub calls: AtomicUsize,
+    pub buckets: Mutex<BTreeMap<String, BucketInfo>>,
+    pub objects: Mutex<BTreeMap<(String, String), ObjectRecord>>,
+    pub hints: Mutex<Vec<Option<u64>>>,
+}
+
+impl Fake {
+    fn called(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn upload(bucket: &str, key: &str) -> UploadInfo {
+    UploadInfo {
+        upload_id: "u1".into(),
+        bucket: bucket.into(),
+        key: key.into(),
+        meta: ObjectMeta::default(),
+        initiated_unix_ms: 7,
+    }
+}
+
+#[async_trait]
+impl ControlPlane for Fake {
+    async fn get_credential(&self, id: &str) -> CpResult<Option<Credential>> {
+        self.called();
+        Ok((id == "AKID").then(|| Credential {
+            access_key_id: id.into(),
+            secret_access_key: "sk".into(),
+            scope: Scope::Buckets(vec!["alpha".into()]),
+        }))
+    }
+    async fn create_bucket(&self, bucket: &str, _owner: &str) -> CpResult<()> {
+        self.called();
+        let mut b = self.buckets.lock().unwrap();
+        if b.contains_key(bucket) {
+            return Err(CpError::BucketAlreadyOwnedByYou);
+        }
+        let info = BucketInfo {
+            name: bucket.into(),
+            created_unix_ms: b.len() as i64,
+        };
+        b.insert(bucket.into(), info);
+        Ok(())
+    }
+    async fn delete_bucket(&self, _bucket: &str) -> CpResult<()> {
+        self.called();
+        Err(CpError::BucketNotEmpty)
+    }
+    async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
+        self.called();
+        self.buckets
+            .lock()
+            .unwrap()
+            .get(bucket)
+            .cloned()
+            .ok_or(CpError::NoSuchBucket)
+    }
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
+        self.called();
+        Ok(self.buckets.lock().unwrap().values().cloned().collect())
+    }
+    async fn plan_write(&self, bucket: &str, _key: &str, hint: Option<u64>) -> CpResult<WritePlan> {
+        self.called();
+        self.hints.lock().unwrap().push(hint);
+        if hint > Some(1 << 40) {
+            return Err(CpError::NoCapacity(format!("{bucket}: too big")));
+        }
+        Ok(WritePlan {
+            intent_id: "i1".into(),
+            object_id: "o1".into(),
+            backend_id: "b1".into(),
+            backend_key: "k1".into(),
+        })
+    }
+    async fn commit_write(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segments: Vec<Segment>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.called();
+        assert_eq!(plan.backend_key, "k1", "the whole plan crosses the wire");
+        let rec = ObjectRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            object_id: plan.object_id.clone(),
+            meta,
+            segments,
+        };
+        let old = self
+            .objects
+            .lock()
+            .unwrap()
+            .insert((bucket.into(), key.into()), rec);
+        Ok(old
+            .into_iter()
+            .map(|o| CleanupItem {
+                id: 1,
+                backend_id: "b1".into(),
+                backend_key: o.object_id,
+            })
+            .collect())
+    }
+    async fn abort_write(&self, _intent_id: &str) -> CpResult<()> {
+        self.called();
+        Ok(())
+    }
+    async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        self.called();
+        let objects = self.objects.lock().unwrap();
+        objects
+            .get(&(bucket.into(), key.into()))
+            .cloned()
+            .ok_or(CpError::NoSuchKey)
+    }
+    async fn list_objects(&self, q: ListQuery) -> CpResult<ListPage> {
+        self.called();
+        let objects = self.objects.lock().unwrap();
+        let entries = objects
+            .values()
+            .filter(|r| r.bucket == q.bucket && r.key.starts_with(&q.prefix));
+        Ok(ListPage {
+            objects: entries
+                .map(|r| ListEntry {
+                    key: r.key.clone(),
+                    size: r.meta.size,
+                    etag: r.meta.etag.clone(),
+                    last_modified_unix_ms: r.meta.last_modified_unix_ms,
+                })
+                .collect(),
+            common_prefixes: vec!["dir/".into()],
+            is_truncated: true,
+            next_after: "dir/".into(),
+        })
+    }
+    async fn delete_object(&self, _b: &str, _k: &str) -> CpResult<Vec<CleanupItem>> {
+        self.called();
+        Ok(vec![])
+    }
+    async fn ack_cleanup(&self, _ids: Vec<i64>) -> CpResult<()> {
+        self.called();
+        Ok(())
+    }
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+    ) -> CpResult<UploadInfo> {
+        self.called();
+        Ok(UploadInfo {
+            meta,
+            ..upload(bucket, key)
+        })
+    }
+    async fn get_upload(&self, _bucket: &str, _upload_id: &str) -> CpResult<UploadInfo> {
+        self.called();
+        Err(CpError::NoSuchUpload)
+    }
+    async fn plan_part(&self, b: &str, u: &str, n: u32, h: Option<u64>) -> CpResult<WritePlan> {
+        let mut plan = self.plan_write(b, u, h).await?;
+        plan.backend_key = format!("k1.{n}");
+        Ok(plan)
+    }
+    async fn commit_part(
+        &self,
+        _p: &WritePlan,
+        _b: &str,
+        _u: &str,
+        part: PartInfo,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.called();
+        Err(CpError::InvalidPart(format!(
+            "part {} rejected",
+            part.part_number
+        )))
+    }
+    async fn list_parts(
+        &self,
+        b: &str,
+        _u: &str,
+        _m: u32,
+        _x: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+        self.called();
+        let part = PartInfo {
+            part_number: 1,
+            etag: "\"e1\"".into(),
+            size: 5,
+            last_modified_unix_ms: 9,
+            segment: Segment {
+                backend_id: "b1".into(),
+                backend_key: "p1".into(),
+                length: 5,
+            },
+            checksums: BTreeMap::from([("CRC32C".into(), "abc=".into())]),
+        };
+        let page = ListPartsPage {
+            parts: vec![part],
+            is_truncated: false,
+            next_part_number_marker: 1,
+        };
+        Ok((upload(b, "big"), page))
+    }
+    async fn list_uploads(&self, q: ListUploadsQuery) -> CpResult<ListUploadsPage> {
+        self.called();
+        Ok(ListUploadsPage {
+            uploads: vec![upload(&q.bucket, "big")],
+            is_truncated: false,
+        })
+    }
+    async fn complete_upload(
+        &self,
+        _b: &str,
+        _u: &str,
+        parts: Vec<(u32, String)>,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+        self.called();
+        if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(CpError::InvalidPartOrder);
+        }
+        Err(CpError::EntityTooSmall)
+    }
+    async fn abort_upload(&self, _b: &str, _u: &str) -> CpResult<Vec<CleanupItem>> {
+        self.called();
+        Ok(vec![CleanupItem {
+            id: 3,
+            backend_id: "b1".into(),
+            backend_key: "p1".into(),
+        }])
+    }
+}
+
+/// Metadata exercising every optional field and both maps.
+pub fn meta() -> ObjectMeta {
+    ObjectMeta {
+        size: 11,
+        etag: "\"abc\"".into(),
+        content_type: Some("text/plain".into()),
+        content_encoding: None,
+        content_disposition: Some("attachment; filename=\"ü.txt\"".into()),
+        content_language: None,
+        cache_control: Some("no-cache".into()),
+        expires: None,
+        user_metadata: BTreeMap::from([
+            ("color".into(), "blue".into()),
+            ("ünï".into(), "cödé".into()),
+        ]),
+        checksums: BTreeMap::from([("CRC32C".into(), "yZRlqg==".into())]),
+        parts_count: 2,
+        last_modified_unix_ms: 1_700_000_000_123,
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The project's single test command:
+#   1. install test dependencies (scripts/install-deps.sh, idempotent)
+#   2. cargo build -p strata
+#   3. cargo nextest run --workspace --no-fail-fast   (installs cargo-nextest if missing)
+#   4. python3 -m pytest tests/e2e                     (black-box e2e suite with real clients)
+# Both test stages always run; the script fails if either fails.
+# Extra arguments are passed to pytest (e.g. `scripts/test.sh -k boto3 -x`).
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export STRATA_BIN="${STRATA_BIN:-$REPO/target/debug/strata}"
+PY="${PYTHON:-python3}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install test dependencies"
+bash scripts/install-deps.sh || { echo "FAILED: scripts/install-deps.sh" >&2; exit 1; }
+
+step "cargo build -p strata"
+cargo build -p strata || { echo "FAILED: cargo build -p strata" >&2; exit 1; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "cargo install cargo-nextest"
+  cargo install cargo-nextest --locked || { echo "FAILED: cargo install cargo-nextest" >&2; exit 1; }
+fi
+
+step "cargo nextest run --workspace --no-fail-fast"
+nextest_args=(run --workspace --no-fail-fast)
+# A workspace (or filter) with no tests is not a failure of this script.
+if cargo nextest run --help 2>/dev/null | grep -q -- '--no-tests'; then
+  nextest_args+=(--no-tests=warn)
+fi
+start=$SECONDS
+cargo nextest "${nextest_args[@]}"
+rust_rc=$?
+rust_secs=$((SECONDS - start))
+
+step "python3 -m pytest tests/e2e"
+start=$SECONDS
+"$PY" -m pytest tests/e2e -q -rs -p no:cacheprovider "$@"
+e2e_rc=$?
+e2e_secs=$((SECONDS - start))
+
+verdict() { if [ "$1" -eq 0 ]; then echo "PASS"; else echo "FAIL (exit $1)"; fi; }
+printf '\n==> summary\n'
+printf '  rust  (cargo nextest): %-16s %4ss\n' "$(verdict $rust_rc)" "$rust_secs"
+printf '  e2e   (pytest):        %-16s %4ss\n' "$(verdict $e2e_rc)" "$e2e_secs"
+if [ "$rust_rc" -ne 0 ] || [ "$e2e_rc" -ne 0 ]; then
+  echo "  RESULT: FAIL"
+  exit 1
+fi
+echo "  RESULT: PASS"

@@ -1,0 +1,265 @@
+//! Typed, strict configuration: YAML with `${ENV}` expansion, unknown keys
+//! rejected, and one [`Config::validate`] whose errors say how to fix them.
+
+mod env;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use env::expand_env;
+
+/// Which parts of Strata a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Data plane, control plane and workers in one process (the embedded default).
+    All,
+    Dataplane,
+    Controlplane,
+    Worker,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "all" => Some(Role::All),
+            "dataplane" => Some(Role::Dataplane),
+            "controlplane" => Some(Role::Controlplane),
+            "worker" => Some(Role::Worker),
+            _ => None,
+        }
+    }
+
+    pub fn runs_dataplane(self) -> bool {
+        matches!(self, Role::All | Role::Dataplane)
+    }
+
+    pub fn runs_controlplane(self) -> bool {
+        matches!(self, Role::All | Role::Controlplane)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::All => "all",
+            Role::Dataplane => "dataplane",
+            Role::Controlplane => "controlplane",
+            Role::Worker => "worker",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the embedded defaults: the SQLite database and the default
+    /// local-disk backend live under it. Default `./strata-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub control_plane: ControlPlaneConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Storage backends. When empty, one local-disk backend under `data_dir/objects`.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    /// Access keys. When empty, the control plane creates one unrestricted
+    /// development credential on first start and prints it once.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("empty config deserializes")
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./strata-data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the S3 endpoint (and `/health`, `/ready`, `/metrics`). Default `127.0.0.1:9000`.
+    #[serde(default = "default_s3_listen")]
+    pub listen: SocketAddr,
+    /// The region clients must sign for. Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Base domain for virtual-host-style addressing (`bucket.DOMAIN`). Unset: path style only.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Largest accepted difference between a request's signing time and ours, in seconds. Default 900.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u32,
+    /// Seconds to let in-flight requests finish after SIGTERM. Default 30.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("empty server config deserializes")
+    }
+}
+
+fn default_s3_listen() -> SocketAddr {
+    "127.0.0.1:9000".parse().expect("valid address")
+}
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+fn default_clock_skew() -> u32 {
+    900
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneConfig {
+    /// gRPC listen address of the control plane. Required for `--role controlplane`;
+    /// under `--role all` gRPC is served only when set.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Control-plane URL a data plane connects to, e.g. `http://10.0.0.5:9100`.
+    /// Required for `--role dataplane` (or pass `--control-plane URL`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Shared secret the planes use to sign and verify their JWTs. At least 32
+    /// characters; load it from the environment, e.g. `${STRATA_CLUSTER_SECRET}`.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ClusterConfig").field("secret", &shown).finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// sqlx URL of the metadata store. Default `sqlite://DATA_DIR/meta.db`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// A storage backend, chosen by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// Object bytes in files under `path`.
+    Local {
+        /// Unique backend id, used in metrics and placement records.
+        id: String,
+        /// Directory for the object files; created if missing.
+        path: PathBuf,
+    },
+}
+
+impl BackendConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            BackendConfig::Local { id, .. } => id,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub access_key_id: String,
+    /// The secret; prefer `${ENV_VAR}` over a literal.
+    pub secret_access_key: String,
+    /// Buckets this key may reach. Omit only together with `unrestricted: true`.
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    /// Reach every bucket and create buckets.
+    #[serde(default)]
+    pub unrestricted: bool,
+}
+
+impl fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("buckets", &self.buckets)
+            .field("unrestricted", &self.unrestricted)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `strata=debug`. `RUST_LOG` overrides it.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+mod validate;
+pub use validate::ConfigError;
+
+impl Config {
+    /// Parses YAML after expanding `${VAR}` and `${VAR:-default}`.
+    pub fn from_yaml(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let expanded = expand_env(text).map_err(|e| vec![e])?;
+        serde_yaml::from_str(&expanded).map_err(|e| {
+            vec![ConfigError::new(
+                e.location()
+                    .map_or("<document>".into(), |l| format!("line {}", l.line())),
+                format!("{e}; check the key against the config reference in README.md"),
+            )]
+        })
+    }
+
+    /// The backends in effect: the configured ones, or the embedded local disk.
+    pub fn effective_backends(&self) -> Vec<BackendConfig> {
+        if self.backends.is_empty() {
+            vec![BackendConfig::Local {
+                id: "local".into(),
+                path: self.data_dir.join("objects"),
+            }]
+        } else {
+            self.backends.clone()
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("meta.db").display()))
+    }
+}

@@ -1,0 +1,79 @@
+use async_trait::async_trait;
+
+use crate::{
+    BucketInfo, CleanupItem, CpResult, Credential, ListPage, ListPartsPage, ListQuery, ListUploadsPage,
+    ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+};
+
+/// Everything the data plane asks of the control plane. There are two
+/// implementations: the control plane itself, called in-process under
+/// `--role all`, and a gRPC client under `--role dataplane`.
+#[async_trait]
+pub trait ControlPlane: Send + Sync + 'static {
+    /// Resolves an access key; `None` when it does not exist.
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>>;
+
+    async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()>;
+    /// Deletes an empty bucket.
+    async fn delete_bucket(&self, bucket: &str) -> CpResult<()>;
+    async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo>;
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
+
+    /// Chooses where a new object's bytes go and records a pending intent.
+    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan>;
+    /// Makes the written object current, in one transaction with removing its
+    /// intent. Returns the bytes of the version it replaced, now obsolete.
+    async fn commit_write(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segments: Vec<Segment>,
+    ) -> CpResult<Vec<CleanupItem>>;
+    /// Drops a pending intent whose bytes were never (or only partly) written.
+    async fn abort_write(&self, intent_id: &str) -> CpResult<()>;
+
+    async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord>;
+    async fn list_objects(&self, query: ListQuery) -> CpResult<ListPage>;
+    /// Removes an object from the catalog; returns its now obsolete bytes.
+    /// Deleting a missing key succeeds with nothing to clean up.
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>>;
+    /// Confirms that obsolete bytes were deleted from their backends.
+    async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()>;
+
+    async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo>;
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo>;
+    async fn plan_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number: u32,
+        size_hint: Option<u64>,
+    ) -> CpResult<WritePlan>;
+    /// Records an uploaded part; returns the bytes of a part it replaced.
+    async fn commit_part(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        upload_id: &str,
+        part: PartInfo,
+    ) -> CpResult<Vec<CleanupItem>>;
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)>;
+    async fn list_uploads(&self, query: ListUploadsQuery) -> CpResult<ListUploadsPage>;
+    /// Assembles the listed parts into the object and makes it current.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
+    /// Drops an upload; returns the bytes of its parts.
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
+}

@@ -1,0 +1,167 @@
+//! Catalog records exchanged between the planes.
+
+use std::collections::BTreeMap;
+
+/// One contiguous run of an object's bytes on one backend. A single PUT has one
+/// segment; a completed multipart upload has one per part, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub backend_id: String,
+    pub backend_key: String,
+    pub length: u64,
+}
+
+/// What a client sees of an object besides its bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// The `Expires` header, kept as the client sent it.
+    pub expires: Option<String>,
+    pub user_metadata: BTreeMap<String, String>,
+    /// Verified `x-amz-checksum-*` values, by algorithm name in upper case (e.g. `CRC32C`).
+    pub checksums: BTreeMap<String, String>,
+    /// Number of parts for a multipart object, 0 for a single PUT.
+    pub parts_count: u32,
+    pub last_modified_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub object_id: String,
+    pub meta: ObjectMeta,
+    pub segments: Vec<Segment>,
+}
+
+/// A placement decision: where the bytes of a write go, under a pending intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritePlan {
+    pub intent_id: String,
+    pub object_id: String,
+    pub backend_id: String,
+    pub backend_key: String,
+}
+
+/// Bytes no longer referenced by the catalog, to be deleted from a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupItem {
+    pub id: i64,
+    pub backend_id: String,
+    pub backend_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_unix_ms: i64,
+}
+
+/// Whom a credential may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every bucket, and bucket creation.
+    Unrestricted,
+    /// Only the listed buckets.
+    Buckets(Vec<String>),
+}
+
+impl Scope {
+    pub fn allows(&self, bucket: &str) -> bool {
+        match self {
+            Scope::Unrestricted => true,
+            Scope::Buckets(b) => b.iter().any(|x| x == bucket),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub scope: Scope,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub bucket: String,
+    pub prefix: String,
+    pub delimiter: String,
+    /// Only keys (and prefixes) strictly greater than this.
+    pub after: String,
+    pub max_keys: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ListEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or prefix returned; the next page starts after it.
+    pub next_after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub meta: ObjectMeta,
+    pub initiated_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified_unix_ms: i64,
+    pub segment: Segment,
+    pub checksums: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPartsPage {
+    pub parts: Vec<PartInfo>,
+    pub is_truncated: bool,
+    pub next_part_number_marker: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUploadsQuery {
+    pub bucket: String,
+    pub prefix: String,
+    pub key_marker: String,
+    pub upload_id_marker: String,
+    pub max_uploads: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUploadsPage {
+    pub uploads: Vec<UploadInfo>,
+    pub is_truncated: bool,
+}

@@ -1,0 +1,93 @@
+//! The metadata store: the persistence API of the control plane. Only the
+//! control plane links this crate; data planes never open the database.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use strata_core::{
+    BucketInfo, CleanupItem, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    ObjectRecord, PartInfo, UploadInfo, WritePlan,
+};
+
+pub use sqlite::SqliteStore;
+
+/// A stored access key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub unrestricted: bool,
+}
+
+/// Persistence for buckets, objects, intents, multipart state, the cleanup
+/// queue and generated credentials. Every method is one transaction.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>>;
+    async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()>;
+    async fn count_credentials(&self) -> CpResult<u64>;
+
+    /// Fails with `BucketAlreadyOwnedByYou` when it exists.
+    async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()>;
+    /// Fails with `NoSuchBucket`, or `BucketNotEmpty` when it holds objects or uploads.
+    async fn delete_bucket(&self, name: &str) -> CpResult<()>;
+    async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo>;
+    /// Sorted by name.
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
+
+    /// Records a pending intent before any byte reaches a backend.
+    async fn insert_intent(&self, plan: &WritePlan, bucket: &str, key: &str, now_ms: i64) -> CpResult<()>;
+    async fn delete_intent(&self, intent_id: &str) -> CpResult<()>;
+
+    /// In one transaction: fails with `NoSuchBucket` if the bucket is gone,
+    /// replaces the current object at (bucket, key) with `record`, moves the
+    /// replaced object's segments into the cleanup queue and removes the intent.
+    /// Returns the queued cleanup items.
+    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>>;
+    /// `NoSuchBucket` or `NoSuchKey` when absent.
+    async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord>;
+    /// Lists in UTF-8 byte order with prefix, delimiter grouping, `after` and
+    /// `max_keys` (counting objects plus common prefixes). `NoSuchBucket` when absent.
+    async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage>;
+    /// Removes the object and queues its segments; a missing key returns nothing.
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>>;
+    /// Removes cleanup-queue rows whose bytes were deleted.
+    async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()>;
+    /// Cleanup rows not yet acknowledged, oldest first.
+    async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>>;
+
+    async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()>;
+    /// `NoSuchUpload` unless the upload exists in that bucket.
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo>;
+    /// Records (or replaces) a part and removes the intent; a replaced part's
+    /// segment is queued for cleanup and returned.
+    async fn commit_part(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        upload_id: &str,
+        part: &PartInfo,
+    ) -> CpResult<Vec<CleanupItem>>;
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)>;
+    async fn list_uploads(&self, query: &ListUploadsQuery) -> CpResult<ListUploadsPage>;
+    /// Validates the part list (ascending numbers, known parts with matching
+    /// ETags, every part but the last at least 5 MiB), then in one transaction
+    /// makes the object current with one segment per part, queues the replaced
+    /// object and the unused parts for cleanup, and removes the upload.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        object_id: &str,
+        now_ms: i64,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
+    /// Removes the upload and queues all its parts.
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
+}

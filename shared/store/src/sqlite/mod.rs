@@ -1,0 +1,221 @@
+//! [`MetaStore`] on SQLite through sqlx. Writes run in `BEGIN IMMEDIATE`
+//! transactions so that concurrent writers queue on the busy timeout instead of
+//! failing on a lock upgrade; reads run in deferred transactions, which see one
+//! consistent snapshot under WAL.
+
+mod buckets;
+mod complete;
+mod list;
+mod multipart;
+mod objects;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+use strata_core::{
+    BucketInfo, CleanupItem, CpError, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    ObjectRecord, PartInfo, UploadInfo, WritePlan,
+};
+
+use crate::{MetaStore, StoredCredential};
+
+/// Connections kept for a database file.
+const FILE_POOL_SIZE: u32 = 8;
+
+/// The SQLite metadata store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `url`, e.g.
+    /// `sqlite:///var/lib/strata/meta.db?mode=rwc` or `sqlite::memory:`, and
+    /// applies the embedded migrations.
+    pub async fn connect(url: &str) -> CpResult<SqliteStore> {
+        if !url.starts_with("sqlite:") {
+            return Err(CpError::InvalidArgument(
+                "the metadata database url must start with sqlite:".into(),
+            ));
+        }
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| CpError::InvalidArgument(format!("bad database url: {e}")))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if !url.contains("mode=") {
+            options = options.create_if_missing(true);
+        }
+        if !in_memory {
+            create_parent_dir(options.get_filename())?;
+        }
+        // An in-memory database lives as long as its connection: keep exactly one, forever.
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| CpError::Unavailable(format!("cannot open metadata database: {e}")))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| CpError::Internal(format!("metadata migration failed: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a write transaction holding the database write lock.
+    async fn write_tx(&self) -> CpResult<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    /// Starts a read transaction (one snapshot for several statements).
+    async fn read_tx(&self) -> CpResult<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(db)
+    }
+}
+
+fn create_parent_dir(file: &std::path::Path) -> CpResult<()> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| CpError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a database error to `Internal`, logging the detail.
+pub(crate) fn db(e: sqlx::Error) -> CpError {
+    tracing::error!(error = %e, "metadata store error");
+    CpError::Internal(format!("metadata store: {e}"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>> {
+        self.get_credential_impl(access_key_id).await
+    }
+
+    async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()> {
+        self.insert_credential_impl(cred).await
+    }
+
+    async fn count_credentials(&self) -> CpResult<u64> {
+        self.count_credentials_impl().await
+    }
+
+    async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()> {
+        self.create_bucket_impl(name, owner, now_ms).await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> CpResult<()> {
+        self.delete_bucket_impl(name).await
+    }
+
+    async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo> {
+        self.get_bucket_impl(name).await
+    }
+
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
+        self.list_buckets_impl().await
+    }
+
+    async fn insert_intent(&self, plan: &WritePlan, bucket: &str, key: &str, now_ms: i64) -> CpResult<()> {
+        self.insert_intent_impl(plan, bucket, key, now_ms).await
+    }
+
+    async fn delete_intent(&self, intent_id: &str) -> CpResult<()> {
+        self.delete_intent_impl(intent_id).await
+    }
+
+    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+        self.commit_object_impl(intent_id, record).await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        self.get_object_impl(bucket, key).await
+    }
+
+    async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage> {
+        self.list_objects_impl(query).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
+        self.delete_object_impl(bucket, key).await
+    }
+
+    async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()> {
+        self.ack_cleanup_impl(ids).await
+    }
+
+    async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        self.pending_cleanup_impl(limit).await
+    }
+
+    async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()> {
+        self.create_upload_impl(upload).await
+    }
+
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
+        let mut tx = self.read_tx().await?;
+        let upload = multipart::load_upload(&mut tx, bucket, upload_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(upload)
+    }
+
+    async fn commit_part(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        upload_id: &str,
+        part: &PartInfo,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.commit_part_impl(intent_id, bucket, upload_id, part).await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+        self.list_parts_impl(bucket, upload_id, marker, max_parts).await
+    }
+
+    async fn list_uploads(&self, query: &ListUploadsQuery) -> CpResult<ListUploadsPage> {
+        self.list_uploads_impl(query).await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        object_id: &str,
+        now_ms: i64,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+        self.complete_upload_impl(bucket, upload_id, parts, object_id, now_ms)
+            .await
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
+        self.abort_upload_impl(bucket, upload_id).await
+    }
+}

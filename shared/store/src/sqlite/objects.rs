@@ -1,0 +1,184 @@
+//! Intents, single objects and the cleanup queue.
+
+use sqlx::SqliteConnection;
+use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment, WritePlan};
+
+use super::rows::{
+    META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, insert_segments, load_segments,
+    require_bucket,
+};
+use super::{SqliteStore, db};
+
+#[derive(sqlx::FromRow)]
+struct ObjectRow {
+    object_id: String,
+    #[sqlx(flatten)]
+    meta: MetaRow,
+}
+
+/// The current object at (bucket, key), if any.
+pub(super) async fn load_object(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+) -> CpResult<Option<ObjectRecord>> {
+    let sql = format!("SELECT object_id, {META_COLUMNS} FROM objects WHERE bucket = ? AND key = ?");
+    let row: Option<ObjectRow> = sqlx::query_as(&sql)
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    let Some(row) = row else { return Ok(None) };
+    let segments = load_segments(conn, &row.object_id).await?;
+    Ok(Some(ObjectRecord {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        object_id: row.object_id,
+        meta: row.meta.into_meta()?,
+        segments,
+    }))
+}
+
+/// Removes the object at (bucket, key), if any, and queues those of its
+/// segments that `keep` does not reuse.
+pub(super) async fn remove_object(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    keep: &[Segment],
+) -> CpResult<Vec<CleanupItem>> {
+    let Some(old) = load_object(&mut *conn, bucket, key).await? else {
+        return Ok(Vec::new());
+    };
+    let items = enqueue_unreferenced(&mut *conn, &old.segments, keep).await?;
+    // Segments go with the row (ON DELETE CASCADE); delete them explicitly anyway.
+    sqlx::query("DELETE FROM segments WHERE object_id = ?")
+        .bind(&old.object_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
+        .bind(bucket)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(items)
+}
+
+/// Writes `record` as the object at its (bucket, key); the slot must be free.
+pub(super) async fn insert_object(conn: &mut SqliteConnection, record: &ObjectRecord) -> CpResult<()> {
+    let sql = format!(
+        "INSERT INTO objects (bucket, key, object_id, {META_COLUMNS}) \
+         VALUES (?, ?, ?, {META_PLACEHOLDERS})"
+    );
+    let q = sqlx::query(&sql)
+        .bind(&record.bucket)
+        .bind(&record.key)
+        .bind(&record.object_id);
+    bind_meta(q, &record.meta)?.execute(&mut *conn).await.map_err(db)?;
+    insert_segments(conn, &record.object_id, &record.segments).await
+}
+
+pub(super) async fn delete_intent_row(conn: &mut SqliteConnection, intent_id: &str) -> CpResult<()> {
+    sqlx::query("DELETE FROM intents WHERE intent_id = ?")
+        .bind(intent_id)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_intent_impl(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> CpResult<()> {
+        sqlx::query(
+            "INSERT INTO intents (intent_id, object_id, backend_id, backend_key, bucket, key, \
+             created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&plan.intent_id)
+        .bind(&plan.object_id)
+        .bind(&plan.backend_id)
+        .bind(&plan.backend_key)
+        .bind(bucket)
+        .bind(key)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        delete_intent_row(&mut conn, intent_id).await
+    }
+
+    pub(super) async fn commit_object_impl(
+        &self,
+        intent_id: &str,
+        record: &ObjectRecord,
+    ) -> CpResult<Vec<CleanupItem>> {
+        let mut tx = self.write_tx().await?;
+        require_bucket(&mut tx, &record.bucket).await?;
+        let items = remove_object(&mut tx, &record.bucket, &record.key, &record.segments).await?;
+        insert_object(&mut tx, record).await?;
+        delete_intent_row(&mut tx, intent_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(items)
+    }
+
+    pub(super) async fn get_object_impl(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        let mut tx = self.read_tx().await?;
+        require_bucket(&mut tx, bucket).await?;
+        let record = load_object(&mut tx, bucket, key).await?;
+        tx.commit().await.map_err(db)?;
+        record.ok_or(CpError::NoSuchKey)
+    }
+
+    pub(super) async fn delete_object_impl(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
+        let mut tx = self.write_tx().await?;
+        require_bucket(&mut tx, bucket).await?;
+        let items = remove_object(&mut tx, bucket, key, &[]).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(items)
+    }
+
+    pub(super) async fn ack_cleanup_impl(&self, ids: &[i64]) -> CpResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM cleanup_queue WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    pub(super) async fn pending_cleanup_impl(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, backend_id, backend_key FROM cleanup_queue ORDER BY id LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, backend_id, backend_key)| CleanupItem {
+                id,
+                backend_id,
+                backend_key,
+            })
+            .collect())
+    }
+}

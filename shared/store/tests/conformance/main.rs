@@ -1,0 +1,57 @@
+//! Conformance suite for [`MetaStore`] implementations. The cases in the
+//! submodules take `&dyn MetaStore`, so another store can reuse them by
+//! including these modules and invoking `conformance!` with its own factory.
+
+mod buckets;
+mod list;
+mod list_model;
+mod multipart;
+mod objects;
+mod sqlite;
+mod support;
+
+use strata_store::{MetaStore, SqliteStore};
+
+/// Expands to one `#[tokio::test]` per case, each on a fresh store from `$make`.
+macro_rules! conformance {
+    ($make:path; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = $make().await;
+                $module::$case(&store as &dyn MetaStore).await;
+            }
+        )*
+    };
+}
+
+async fn memory_store() -> SqliteStore {
+    SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("open in-memory store")
+}
+
+conformance! {
+    memory_store;
+    buckets::credentials_round_trip,
+    buckets::bucket_lifecycle,
+    buckets::delete_bucket_refuses_objects_and_uploads,
+    objects::commit_and_get_round_trip,
+    objects::overwrite_queues_old_segments,
+    objects::cleanup_queue_ack_and_limit,
+    objects::commit_without_intent_and_missing_bucket,
+    objects::get_and_delete_errors,
+    objects::odd_keys_round_trip,
+    list::prefix_is_literal_and_case_sensitive,
+    list::delimiter_groups_common_prefixes,
+    list::max_keys_zero_and_missing_bucket,
+    list_model::paging_matches_one_page_and_model,
+    list::after_a_common_prefix_skips_its_keys,
+    list::large_common_prefix_spans_batches,
+    multipart::complete_happy_path,
+    multipart::complete_rejects_bad_part_lists,
+    multipart::part_replacement_and_list_parts,
+    multipart::abort_queues_parts,
+    multipart::list_uploads_ordering_and_markers,
+    multipart::missing_upload_and_bucket_errors,
+}

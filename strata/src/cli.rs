@@ -1,0 +1,120 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use strata_core::config::{Config, ConfigError, Role};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "One S3 endpoint in front of many backends")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run Strata. With no config: S3 on 127.0.0.1:9000, data under ./strata-data.
+    Serve(ServeArgs),
+    /// Check a config file and print a summary, or every error and how to fix it.
+    Validate(ValidateArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// YAML config file.
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Which roles this process runs.
+    #[arg(long, default_value = "all", value_parser = ["all", "dataplane", "controlplane", "worker"])]
+    pub role: String,
+    /// Overrides server.listen (the S3 address).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Overrides control_plane.url (for --role dataplane or worker).
+    #[arg(long)]
+    pub control_plane: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Validate for this role.
+    #[arg(long, default_value = "all", value_parser = ["all", "dataplane", "controlplane", "worker"])]
+    pub role: String,
+}
+
+fn read(path: &PathBuf) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read the config file: {e}"),
+        )]
+    })?;
+    Config::from_yaml(&text)
+}
+
+fn print_errors(errs: &[ConfigError]) {
+    eprintln!("The configuration has {} error(s):", errs.len());
+    for e in errs {
+        eprintln!("  - {e}");
+    }
+}
+
+pub fn load_for_serve(args: &ServeArgs) -> Result<(Config, Role), ExitCode> {
+    let role = Role::parse(&args.role).expect("clap restricts roles");
+    let mut config = match &args.config {
+        Some(p) => read(p).map_err(|e| {
+            print_errors(&e);
+            ExitCode::FAILURE
+        })?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if let Some(u) = &args.control_plane {
+        config.control_plane.url = Some(u.clone());
+    }
+    config.validate(role).map_err(|e| {
+        print_errors(&e);
+        ExitCode::FAILURE
+    })?;
+    Ok((config, role))
+}
+
+pub fn validate(args: &ValidateArgs) -> ExitCode {
+    let role = Role::parse(&args.role).expect("clap restricts roles");
+    let result = read(&args.config).and_then(|c| c.validate(role).map(|()| c));
+    match result {
+        Err(errs) => {
+            print_errors(&errs);
+            ExitCode::FAILURE
+        }
+        Ok(c) => {
+            println!("{}: valid for --role {role}", args.config.display());
+            println!("  S3 endpoint:    {} (region {})", c.server.listen, c.server.region);
+            if let Some(d) = &c.server.domain {
+                println!("  virtual hosts:  *.{d}");
+            }
+            match (&c.control_plane.listen, &c.control_plane.url) {
+                (Some(l), _) => println!("  control plane:  gRPC on {l}"),
+                (None, Some(u)) => println!("  control plane:  {u}"),
+                (None, None) => println!("  control plane:  in-process"),
+            }
+            println!("  metadata:       {}", c.database_url());
+            for b in c.effective_backends() {
+                println!("  backend:        {b:?}");
+            }
+            let creds = c.credentials.len();
+            if creds == 0 {
+                println!("  credentials:    none configured; a development key is created on first start");
+            } else {
+                println!("  credentials:    {creds} configured");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

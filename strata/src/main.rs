@@ -1,0 +1,43 @@
+//! `strata`: one binary for every role.
+
+mod cli;
+mod roles;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Version => {
+            println!("strata {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        cli::Command::Validate(args) => cli::validate(&args),
+        cli::Command::Serve(args) => {
+            let (config, role) = match cli::load_for_serve(&args) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            telemetry::init(&config.logging);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(roles::run(config, role)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "strata stopped with an error");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Wires the roles a process runs, and stops them together on SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_backend::Backends;
+use strata_controlplane::{ControlPlaneService, Identity};
+use strata_core::ControlPlane;
+use strata_core::config::{Config, Role};
+use strata_proto::{ClusterAuth, GrpcControlPlane};
+use strata_store::{MetaStore, SqliteStore};
+use strata_workers::Runner;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+struct Ready {
+    cp: Option<Arc<GrpcControlPlane>>,
+    local: Option<Arc<dyn MetaStore>>,
+    backends: Backends,
+}
+
+#[async_trait::async_trait]
+impl strata_dataplane::Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        if let Some(cp) = &self.cp {
+            cp.check_ready().await.map_err(|e| format!("control plane: {e}"))?;
+        }
+        if let Some(store) = &self.local {
+            store.list_buckets().await.map_err(|e| format!("metadata store: {e}"))?;
+        }
+        for b in self.backends.all() {
+            b.check().await.map_err(|e| format!("backend {}: {e}", b.id()))?;
+        }
+        Ok(())
+    }
+}
+
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn wait(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str, field: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}; free the port or change `{field}`"))
+}
+
+fn print_bootstrap(key: &str, secret: &str) {
+    println!("========================================================================");
+    println!("Strata created a development credential. It is shown only this once:");
+    println!();
+    println!("  AWS_ACCESS_KEY_ID={key}");
+    println!("  AWS_SECRET_ACCESS_KEY={secret}");
+    println!();
+    println!("WARNING: this is a development setup (one unrestricted key, SQLite and");
+    println!("local disk under ./strata-data). Configure credentials, backends and a");
+    println!("cluster secret before production use; see README.md.");
+    println!("========================================================================");
+}
+
+pub async fn run(config: Config, role: Role) -> Result<(), String> {
+    let shutdown = shutdown_signal();
+    let registry = prometheus::Registry::new();
+    let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
+    let auth = config.cluster.secret.as_deref().map(ClusterAuth::new);
+
+    let mut local_store: Option<Arc<dyn MetaStore>> = None;
+    let mut in_process: Option<Arc<dyn ControlPlane>> = None;
+    if role.runs_controlplane() {
+        let url = config.database_url();
+        let store: Arc<dyn MetaStore> =
+            Arc::new(SqliteStore::connect(&url).await.map_err(|e| {
+                format!("cannot open the metadata store {url}: {e}; check `database.url` and `data_dir`")
+            })?);
+        let identity = Identity::new(&config.credentials, store.clone());
+        if let Some(b) = identity
+            .bootstrap()
+            .await
+            .map_err(|e| format!("cannot create the development credential: {e}"))?
+        {
+            print_bootstrap(&b.access_key_id, &b.secret_access_key);
+        }
+        let ids = config.effective_backends().iter().map(|b| b.id().to_owned()).collect();
+        let cp: Arc<dyn ControlPlane> = Arc::new(ControlPlaneService::new(store.clone(), identity, ids));
+        if let Some(addr) = config.control_plane.listen {
+            let listener = bind(addr, "gRPC", "control_plane.listen").await?;
+            let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;
+            tracing::info!(%addr, "control plane gRPC listening");
+            let (cp2, stop) = (cp.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                strata_proto::serve(listener, cp2, auth, wait(stop))
+                    .await
+                    .map_err(|e| format!("gRPC server: {e}"))
+            });
+        }
+        local_store = Some(store);
+        in_process = Some(cp);
+    }
+
+    if role.runs_dataplane() {
+        let backends = Backends::open(&config.effective_backends()).await?;
+        for b in backends.all() {
+            b.check()
+                .await
+                .map_err(|e| format!("backend `{}` is not usable: {e}", b.id()))?;
+        }
+        let (cp, remote): (Arc<dyn ControlPlane>, _) = match in_process.clone() {
+            Some(cp) => (cp, None),
+            None => {
+                let url = config
+                    .control_plane
+                    .url
+                    .as_deref()
+                    .ok_or("control_plane.url is required")?;
+                let auth = auth.clone().ok_or("cluster.secret is required")?;
+                let client =
+                    Arc::new(GrpcControlPlane::connect_lazy(url, auth).map_err(|e| format!("control_plane.url: {e}"))?);
+                (client.clone() as Arc<dyn ControlPlane>, Some(client))
+            }
+        };
+        let readiness = Arc::new(Ready {
+            cp: remote,
+            local: local_store.clone(),
+            backends: backends.clone(),
+        });
+        let front = strata_dataplane::build_front(&config.server, cp, backends, readiness, registry.clone())?;
+        let listener = bind(config.server.listen, "S3", "server.listen").await?;
+        tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            strata_dataplane::serve(listener, Arc::new(front), wait(stop), grace)
+                .await
+                .map_err(|e| format!("S3 server: {e}"))
+        });
+    }
+
+    if matches!(role, Role::All | Role::Worker) {
+        // No jobs are registered yet; the runner still owns the worker lifecycle.
+        let runner = Runner::new();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            runner.run(stop).await;
+            Ok(())
+        });
+    }
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                result = Err(e);
+                break;
+            }
+            Err(e) => {
+                result = Err(format!("a task panicked: {e}"));
+                break;
+            }
+        }
+    }
+    if result.is_err() {
+        tasks.abort_all();
+    }
+    tracing::info!("strata stopped");
+    result
+}

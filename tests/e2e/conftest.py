@@ -1,0 +1,97 @@
+"""Fixtures for the Strata black-box end-to-end suite.
+
+* `server`: a module-scoped Strata deployment, parametrized over the two modes
+  `all` (one process, --role all) and `split` (controlplane + dataplane over gRPC).
+  Set STRATA_E2E_MODES=all (or split) to run only one mode.
+* `fresh_server`: the same, but function-scoped (for tests that restart or signal the server).
+* `s3` / `scoped_s3`: boto3 clients for the admin and the scoped credential.
+* `bucket`: a new, uniquely named bucket for the current test.
+
+Server logs live in the pytest tmp dir; the tail of every live server's stdout/stderr is
+attached to the report of a failing test.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    ADMIN,
+    LIVE,
+    MODES,
+    SCOPED,
+    STRATA_BIN,
+    Strata,
+    boto3_client,
+    unique_bucket,
+)
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: large-object / memory tests (run by default)")
+
+
+def pytest_report_header(config):
+    return [f"strata binary: {STRATA_BIN}", f"modes: {','.join(MODES)}"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for s in list(LIVE):
+            try:
+                rep.sections.append((f"strata log tail: {s.name}", s.tail(40)))
+            except Exception as e:  # pragma: no cover - diagnostics only
+                rep.sections.append((f"strata log tail: {s.name}", f"<unavailable: {e}>"))
+
+
+def _deployment(request, tmp_path_factory, mode: str, **kw):
+    root = tmp_path_factory.mktemp(f"strata-{mode}")
+    s = Strata(mode, root, **kw)
+    try:
+        s.start()
+    except BaseException:
+        try:
+            s.stop()
+        finally:
+            if s in LIVE:
+                LIVE.remove(s)
+        raise
+    return s
+
+
+@pytest.fixture(scope="module", params=MODES)
+def server(request, tmp_path_factory):
+    s = _deployment(request, tmp_path_factory, request.param)
+    yield s
+    s.stop_and_check()
+
+
+@pytest.fixture(params=MODES)
+def fresh_server(request, tmp_path_factory):
+    s = _deployment(request, tmp_path_factory, request.param)
+    yield s
+    s.stop_and_check()
+
+
+@pytest.fixture(scope="module")
+def s3(server):
+    return boto3_client(server.endpoint, ADMIN)
+
+
+@pytest.fixture(scope="module")
+def scoped_s3(server):
+    return boto3_client(server.endpoint, SCOPED)
+
+
+@pytest.fixture
+def bucket(s3, request):
+    name = unique_bucket(request.node.originalname.replace("test_", "").replace("_", "-"))
+    s3.create_bucket(Bucket=name)
+    return name
