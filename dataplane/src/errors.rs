@@ -68,7 +68,7 @@ fn client_body_error(e: &(dyn std::error::Error + 'static)) -> S3Error {
         }
         return out;
     }
-    // s3s does not export its aws-chunked error type; its Display names the variant.
+    // s3s does not export its body error types; their Display names the variant.
     let text = e.to_string();
     if text.contains("AwsChunkedStreamError") {
         return if text.contains("SignatureMismatch") {
@@ -77,6 +77,17 @@ fn client_body_error(e: &(dyn std::error::Error + 'static)) -> S3Error {
             s3_error!(IncompleteBody)
         } else {
             s3_error!(InvalidRequest, "The aws-chunked body is malformed.")
+        };
+    }
+    if text.contains("UploadStreamError") {
+        return if text.contains("Sha256Mismatch") {
+            S3Error::with_message(
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+            .with_status(http::StatusCode::BAD_REQUEST)
+        } else {
+            s3_error!(IncompleteBody)
         };
     }
     tracing::debug!(error = %text, "client body stream failed");

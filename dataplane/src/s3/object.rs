@@ -58,6 +58,14 @@ macro_rules! overrides {
     }};
 }
 
+/// Versioning is not supported; `null` is the only version id that exists.
+fn no_versions(v: Option<&str>) -> S3Result<()> {
+    match v {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(s3_error!(NotImplemented, "Object versioning is not supported.")),
+    }
+}
+
 fn byte_range(range: Option<&Range>, size: u64) -> S3Result<Option<(u64, u64)>> {
     match range {
         None => Ok(None),
@@ -155,6 +163,7 @@ impl StrataS3 {
 
     pub(super) async fn op_get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let i = &req.input;
+        no_versions(i.version_id.as_deref())?;
         let rec = self.locate(&i.bucket, &i.key).await?;
         Conditions {
             if_match: i.if_match.as_ref(),
@@ -186,6 +195,7 @@ impl StrataS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = &req.input;
+        no_versions(i.version_id.as_deref())?;
         let rec = self.locate(&i.bucket, &i.key).await?;
         Conditions {
             if_match: i.if_match.as_ref(),
@@ -221,6 +231,7 @@ impl StrataS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let i = &req.input;
         check_key(&i.key)?;
+        no_versions(i.version_id.as_deref())?;
         let obsolete = self.cp.delete_object(&i.bucket, &i.key).await.map_err(from_cp)?;
         self.cleanup(obsolete);
         Ok(S3Response::new(DeleteObjectOutput::default()))
