@@ -80,6 +80,7 @@ impl S3Access for Access {
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed."));
         };
         check_scope_region(cx, &self.region)?;
+        check_presign_lifetime(cx)?;
         let Some(cred) = self.keyring.lookup(&creds.access_key).await? else {
             return Err(s3_error!(AccessDenied));
         };
@@ -104,6 +105,22 @@ impl S3Access for Access {
         }
         cx.extensions_mut().insert(Caller(scope));
         Ok(())
+    }
+}
+
+/// S3 caps a presigned URL's lifetime at seven days.
+fn check_presign_lifetime(cx: &S3AccessContext<'_>) -> S3Result<()> {
+    const WEEK: u64 = 7 * 24 * 3600;
+    let expires = cx
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("X-Amz-Expires=")));
+    match expires.map(str::parse::<u64>) {
+        Some(Ok(secs)) if secs > WEEK => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds) that is; 604800"
+        )),
+        _ => Ok(()),
     }
 }
 

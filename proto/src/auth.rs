@@ -55,9 +55,7 @@ impl fmt::Debug for ClusterAuth {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl ClusterAuth {
@@ -123,10 +121,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         let Some(token) = token else {
             tracing::warn!(peer = ?req.remote_addr(), "gRPC call without a cluster token");
@@ -171,8 +166,8 @@ impl TokenSource {
             return value.clone();
         }
         let token = self.auth.issue(&self.subject);
-        let mut value: AsciiMetadataValue = MetadataValue::try_from(format!("Bearer {token}"))
-            .expect("a JWT is base64url and dots");
+        let mut value: AsciiMetadataValue =
+            MetadataValue::try_from(format!("Bearer {token}")).expect("a JWT is base64url and dots");
         value.set_sensitive(true);
         *cached = Some((Instant::now(), value.clone()));
         value

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
-    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage,
-    ListQuery, ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment,
-    UploadInfo, WritePlan,
+    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -39,9 +38,7 @@ impl GrpcControlPlane {
     pub fn connect_lazy(url: &str, auth: ClusterAuth) -> Result<Self, String> {
         let scheme_ok = url.starts_with("http://");
         if !scheme_ok {
-            return Err(format!(
-                "control-plane URL must start with http://, got {url:?}"
-            ));
+            return Err(format!("control-plane URL must start with http://, got {url:?}"));
         }
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| format!("invalid control-plane URL {url:?}: {e}"))?
@@ -52,8 +49,7 @@ impl GrpcControlPlane {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        let client = ControlPlaneClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE_SIZE);
+        let client = ControlPlaneClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE);
         Ok(GrpcControlPlane {
             client,
             token: TokenSource::new(auth, SUBJECT),
@@ -111,12 +107,7 @@ impl ControlPlane for GrpcControlPlane {
         Ok(r.buckets.into_iter().map(cv::bucket_from_pb).collect())
     }
 
-    async fn plan_write(
-        &self,
-        bucket: &str,
-        key: &str,
-        size_hint: Option<u64>,
-    ) -> CpResult<WritePlan> {
+    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
         let req = pb::PlanWriteRequest {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -168,20 +159,14 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        call!(self.delete_object(pb::ObjectRequest { bucket, key }))
-            .map(|o| cv::obsolete_from_pb(Some(o)))
+        call!(self.delete_object(pb::ObjectRequest { bucket, key })).map(|o| cv::obsolete_from_pb(Some(o)))
     }
 
     async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()> {
         call!(self.ack_cleanup(pb::AckCleanupRequest { ids })).map(|_| ())
     }
 
-    async fn create_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-    ) -> CpResult<UploadInfo> {
+    async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo> {
         let req = pb::CreateUploadRequest {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -291,7 +276,6 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
-        call!(self.abort_upload(pb::UploadRequest { bucket, upload_id }))
-            .map(|o| cv::obsolete_from_pb(Some(o)))
+        call!(self.abort_upload(pb::UploadRequest { bucket, upload_id })).map(|o| cv::obsolete_from_pb(Some(o)))
     }
 }

@@ -13,10 +13,9 @@ pub(crate) fn status_code(e: &CpError) -> Code {
         CpError::NoSuchBucket | CpError::NoSuchKey | CpError::NoSuchUpload => Code::NotFound,
         CpError::BucketAlreadyOwnedByYou => Code::AlreadyExists,
         CpError::BucketNotEmpty => Code::FailedPrecondition,
-        CpError::InvalidPart(_)
-        | CpError::InvalidPartOrder
-        | CpError::EntityTooSmall
-        | CpError::InvalidArgument(_) => Code::InvalidArgument,
+        CpError::InvalidPart(_) | CpError::InvalidPartOrder | CpError::EntityTooSmall | CpError::InvalidArgument(_) => {
+            Code::InvalidArgument
+        }
         CpError::NoCapacity(_) => Code::ResourceExhausted,
         CpError::Unavailable(_) => Code::Unavailable,
         CpError::Internal(_) => Code::Internal,
@@ -29,10 +28,7 @@ pub(crate) fn to_status(e: &CpError) -> Status {
         tracing::warn!(error = %detail, "control plane call failed");
     }
     let mut md = MetadataMap::new();
-    md.insert(
-        ERROR_HEADER,
-        tonic::metadata::MetadataValue::from_static(e.code()),
-    );
+    md.insert(ERROR_HEADER, tonic::metadata::MetadataValue::from_static(e.code()));
     Status::with_metadata(status_code(e), e.detail(), md)
 }
 
@@ -69,11 +65,7 @@ fn transport_message(s: &Status) -> String {
         msg.push_str(&e.to_string());
         src = e.source();
     }
-    if msg.is_empty() {
-        format!("{:?}", s.code())
-    } else {
-        msg
-    }
+    if msg.is_empty() { format!("{:?}", s.code()) } else { msg }
 }
 
 /// Client side: a response the client cannot make sense of.
@@ -117,9 +109,6 @@ mod tests {
             from_status(&Status::unauthenticated("bad token")),
             CpError::Internal(m) if m.contains("refused our cluster token")
         ));
-        assert!(matches!(
-            from_status(&Status::not_found("x")),
-            CpError::Internal(_)
-        ));
+        assert!(matches!(from_status(&Status::not_found("x")), CpError::Internal(_)));
     }
 }

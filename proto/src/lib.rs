@@ -15,12 +15,9 @@ pub mod pb {
 }
 
 /// Encoded descriptors of the control-plane protos, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
 
-pub use auth::{
-    AuthError, AuthInterceptor, Claims, ClusterAuth, ISSUER, TOKEN_RENEW_AFTER, TOKEN_TTL,
-};
+pub use auth::{AuthError, AuthInterceptor, Claims, ClusterAuth, ISSUER, TOKEN_RENEW_AFTER, TOKEN_TTL};
 pub use client::GrpcControlPlane;
 pub use error::ERROR_HEADER;
 pub use router::{MAX_MESSAGE_SIZE, router, serve};

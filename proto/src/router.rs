@@ -33,8 +33,7 @@ pub async fn router(cp: Arc<dyn CoreControlPlane>, auth: ClusterAuth) -> Router 
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    let service = svc::ControlPlaneServer::new(GrpcServer::new(cp))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let service = svc::ControlPlaneServer::new(GrpcServer::new(cp)).max_decoding_message_size(MAX_MESSAGE_SIZE);
     let service = InterceptedService::new(service, auth.interceptor());
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -32,23 +32,15 @@ fn v<T>(r: Result<T, String>) -> Result<T, Status> {
 
 #[tonic::async_trait]
 impl svc::ControlPlane for GrpcServer {
-    async fn get_credential(
-        &self,
-        req: Request<pb::GetCredentialRequest>,
-    ) -> Reply<pb::GetCredentialResponse> {
+    async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Reply<pb::GetCredentialResponse> {
         let r = req.into_inner();
-        reply(
-            self.cp.get_credential(&r.access_key_id).await,
-            cv::credential_to_pb,
-        )
+        reply(self.cp.get_credential(&r.access_key_id).await, cv::credential_to_pb)
     }
 
     async fn create_bucket(&self, req: Request<pb::CreateBucketRequest>) -> Reply<pb::Empty> {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
-        reply(self.cp.create_bucket(&bucket, &r.owner).await, |()| {
-            pb::Empty {}
-        })
+        reply(self.cp.create_bucket(&bucket, &r.owner).await, |()| pb::Empty {})
     }
 
     async fn delete_bucket(&self, req: Request<pb::BucketRequest>) -> Reply<pb::Empty> {
@@ -72,10 +64,7 @@ impl svc::ControlPlane for GrpcServer {
         let bucket = v(required("bucket", r.bucket))?;
         let key = v(required("key", r.key))?;
         let hint = v(cv::size_hint_from_pb(r.size_hint))?;
-        reply(
-            self.cp.plan_write(&bucket, &key, hint).await,
-            cv::plan_to_pb,
-        )
+        reply(self.cp.plan_write(&bucket, &key, hint).await, cv::plan_to_pb)
     }
 
     async fn commit_write(&self, req: Request<pb::CommitWriteRequest>) -> Reply<pb::Obsolete> {
@@ -85,10 +74,7 @@ impl svc::ControlPlane for GrpcServer {
         let key = v(required("key", r.key))?;
         let meta = v(cv::meta_from_pb(r.meta))?;
         let segments = v(cv::segments_from_pb(r.segments))?;
-        let res = self
-            .cp
-            .commit_write(&plan, &bucket, &key, meta, segments)
-            .await;
+        let res = self.cp.commit_write(&plan, &bucket, &key, meta, segments).await;
         reply(res, cv::obsolete_to_pb)
     }
 
@@ -104,10 +90,7 @@ impl svc::ControlPlane for GrpcServer {
         reply(self.cp.locate(&bucket, &key).await, cv::record_to_pb)
     }
 
-    async fn list_objects(
-        &self,
-        req: Request<pb::ListObjectsRequest>,
-    ) -> Reply<pb::ListObjectsResponse> {
+    async fn list_objects(&self, req: Request<pb::ListObjectsRequest>) -> Reply<pb::ListObjectsResponse> {
         let r = req.into_inner();
         let query = ListQuery {
             bucket: v(required("bucket", r.bucket))?,
@@ -123,10 +106,7 @@ impl svc::ControlPlane for GrpcServer {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
         let key = v(required("key", r.key))?;
-        reply(
-            self.cp.delete_object(&bucket, &key).await,
-            cv::obsolete_to_pb,
-        )
+        reply(self.cp.delete_object(&bucket, &key).await, cv::obsolete_to_pb)
     }
 
     async fn ack_cleanup(&self, req: Request<pb::AckCleanupRequest>) -> Reply<pb::Empty> {
@@ -139,20 +119,14 @@ impl svc::ControlPlane for GrpcServer {
         let bucket = v(required("bucket", r.bucket))?;
         let key = v(required("key", r.key))?;
         let meta = v(cv::meta_from_pb(r.meta))?;
-        reply(
-            self.cp.create_upload(&bucket, &key, meta).await,
-            cv::upload_to_pb,
-        )
+        reply(self.cp.create_upload(&bucket, &key, meta).await, cv::upload_to_pb)
     }
 
     async fn get_upload(&self, req: Request<pb::UploadRequest>) -> Reply<pb::UploadInfo> {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
         let upload_id = v(required("upload_id", r.upload_id))?;
-        reply(
-            self.cp.get_upload(&bucket, &upload_id).await,
-            cv::upload_to_pb,
-        )
+        reply(self.cp.get_upload(&bucket, &upload_id).await, cv::upload_to_pb)
     }
 
     async fn plan_part(&self, req: Request<pb::PlanPartRequest>) -> Reply<pb::WritePlan> {
@@ -163,10 +137,7 @@ impl svc::ControlPlane for GrpcServer {
             return Err(invalid("part_number must be at least 1".into()));
         }
         let hint = v(cv::size_hint_from_pb(r.size_hint))?;
-        let res = self
-            .cp
-            .plan_part(&bucket, &upload_id, r.part_number, hint)
-            .await;
+        let res = self.cp.plan_part(&bucket, &upload_id, r.part_number, hint).await;
         reply(res, cv::plan_to_pb)
     }
 
@@ -198,10 +169,7 @@ impl svc::ControlPlane for GrpcServer {
         })
     }
 
-    async fn list_uploads(
-        &self,
-        req: Request<pb::ListUploadsRequest>,
-    ) -> Reply<pb::ListUploadsResponse> {
+    async fn list_uploads(&self, req: Request<pb::ListUploadsRequest>) -> Reply<pb::ListUploadsResponse> {
         let r = req.into_inner();
         let query = ListUploadsQuery {
             bucket: v(required("bucket", r.bucket))?,
@@ -210,26 +178,17 @@ impl svc::ControlPlane for GrpcServer {
             upload_id_marker: r.upload_id_marker,
             max_uploads: r.max_uploads,
         };
-        reply(self.cp.list_uploads(query).await, |p| {
-            pb::ListUploadsResponse {
-                uploads: p.uploads.into_iter().map(cv::upload_to_pb).collect(),
-                is_truncated: p.is_truncated,
-            }
+        reply(self.cp.list_uploads(query).await, |p| pb::ListUploadsResponse {
+            uploads: p.uploads.into_iter().map(cv::upload_to_pb).collect(),
+            is_truncated: p.is_truncated,
         })
     }
 
-    async fn complete_upload(
-        &self,
-        req: Request<pb::CompleteUploadRequest>,
-    ) -> Reply<pb::CompleteUploadResponse> {
+    async fn complete_upload(&self, req: Request<pb::CompleteUploadRequest>) -> Reply<pb::CompleteUploadResponse> {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
         let upload_id = v(required("upload_id", r.upload_id))?;
-        let parts = r
-            .parts
-            .into_iter()
-            .map(|p| (p.part_number, p.etag))
-            .collect();
+        let parts = r.parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
         let res = self.cp.complete_upload(&bucket, &upload_id, parts).await;
         reply(res, |(record, obsolete)| pb::CompleteUploadResponse {
             record: Some(cv::record_to_pb(record)),
@@ -241,9 +200,6 @@ impl svc::ControlPlane for GrpcServer {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
         let upload_id = v(required("upload_id", r.upload_id))?;
-        reply(
-            self.cp.abort_upload(&bucket, &upload_id).await,
-            cv::obsolete_to_pb,
-        )
+        reply(self.cp.abort_upload(&bucket, &upload_id).await, cv::obsolete_to_pb)
     }
 }

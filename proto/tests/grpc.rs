@@ -37,14 +37,9 @@ async fn start() -> Running {
     let fake = Arc::new(Fake::default());
     let (stop, stopped) = oneshot::channel::<()>();
     let cp: Arc<dyn ControlPlane> = fake.clone();
-    let task = tokio::spawn(strata_proto::serve(
-        listener,
-        cp,
-        ClusterAuth::new(SECRET),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(strata_proto::serve(listener, cp, ClusterAuth::new(SECRET), async {
+        let _ = stopped.await;
+    }));
     Running {
         addr,
         fake,
@@ -65,20 +60,11 @@ async fn round_trips_calls_and_errors() {
         cp.create_bucket("alpha", "owner").await,
         Err(CpError::BucketAlreadyOwnedByYou)
     );
-    let names: Vec<_> = cp
-        .list_buckets()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.name)
-        .collect();
+    let names: Vec<_> = cp.list_buckets().await.unwrap().into_iter().map(|b| b.name).collect();
     assert_eq!(names, ["alpha", "beta"]);
     assert_eq!(cp.head_bucket("beta").await.unwrap().created_unix_ms, 1);
     assert_eq!(cp.head_bucket("gamma").await, Err(CpError::NoSuchBucket));
-    assert_eq!(
-        cp.delete_bucket("alpha").await,
-        Err(CpError::BucketNotEmpty)
-    );
+    assert_eq!(cp.delete_bucket("alpha").await, Err(CpError::BucketNotEmpty));
 
     let cred = cp.get_credential("AKID").await.unwrap().unwrap();
     assert_eq!(cred.scope, Scope::Buckets(vec!["alpha".into()]));
@@ -130,11 +116,7 @@ async fn round_trips_calls_and_errors() {
     assert_eq!(page.objects.len(), 1);
     assert_eq!(page.objects[0].etag, "\"abc\"");
     assert_eq!(
-        (
-            page.common_prefixes,
-            page.is_truncated,
-            page.next_after.as_str()
-        ),
+        (page.common_prefixes, page.is_truncated, page.next_after.as_str()),
         (vec!["dir/".to_string()], true, "dir/")
     );
 
@@ -152,10 +134,7 @@ async fn round_trips_calls_and_errors() {
     // Multipart.
     let up = cp.create_upload("alpha", "big", meta()).await.unwrap();
     assert_eq!(up.meta, meta());
-    assert_eq!(
-        cp.get_upload("alpha", "u1").await,
-        Err(CpError::NoSuchUpload)
-    );
+    assert_eq!(cp.get_upload("alpha", "u1").await, Err(CpError::NoSuchUpload));
     let pplan = cp.plan_part("alpha", "u1", 3, Some(5)).await.unwrap();
     assert_eq!(pplan.backend_key, "k1.3");
     let (upl, parts) = cp.list_parts("alpha", "u1", 0, 1000).await.unwrap();
@@ -163,16 +142,8 @@ async fn round_trips_calls_and_errors() {
     let part = parts.parts[0].clone();
     assert_eq!(part.checksums["CRC32C"], "abc=");
     assert_eq!(
-        cp.commit_part(
-            &pplan,
-            "alpha",
-            "u1",
-            PartInfo {
-                part_number: 3,
-                ..part
-            }
-        )
-        .await,
+        cp.commit_part(&pplan, "alpha", "u1", PartInfo { part_number: 3, ..part })
+            .await,
         Err(CpError::InvalidPart("part 3 rejected".into()))
     );
     let uploads = cp
@@ -188,8 +159,7 @@ async fn round_trips_calls_and_errors() {
         Err(CpError::InvalidPartOrder)
     );
     assert_eq!(
-        cp.complete_upload("alpha", "u1", vec![(1, "a".into())])
-            .await,
+        cp.complete_upload("alpha", "u1", vec![(1, "a".into())]).await,
         Err(CpError::EntityTooSmall)
     );
     assert_eq!(cp.abort_upload("alpha", "u1").await.unwrap()[0].id, 3);
@@ -199,9 +169,7 @@ async fn round_trips_calls_and_errors() {
 
     // The server validates before calling the core.
     let before = srv.fake.calls.load(Ordering::SeqCst);
-    assert!(
-        matches!(cp.locate("", "k").await, Err(CpError::InvalidArgument(m)) if m.contains("bucket"))
-    );
+    assert!(matches!(cp.locate("", "k").await, Err(CpError::InvalidArgument(m)) if m.contains("bucket")));
     assert!(matches!(
         cp.plan_part("alpha", "u1", 0, None).await,
         Err(CpError::InvalidArgument(_))
@@ -214,11 +182,7 @@ async fn round_trips_calls_and_errors() {
 #[tokio::test]
 async fn wrong_secret_is_refused() {
     let srv = start().await;
-    let cp = GrpcControlPlane::connect_lazy(
-        &srv.url(),
-        ClusterAuth::new("some other secret, 32 chars long"),
-    )
-    .unwrap();
+    let cp = GrpcControlPlane::connect_lazy(&srv.url(), ClusterAuth::new("some other secret, 32 chars long")).unwrap();
     let err = cp.list_buckets().await.unwrap_err();
     assert!(
         matches!(&err, CpError::Internal(m) if m.contains("refused our cluster token")),
@@ -241,9 +205,7 @@ async fn channel(srv: &Running) -> tonic::transport::Channel {
 
 #[tokio::test]
 async fn health_and_reflection_need_no_token() {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
@@ -270,8 +232,7 @@ async fn health_and_reflection_need_no_token() {
         .await
         .unwrap()
         .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        stream.message().await.unwrap().unwrap().message_response
+    let Some(MessageResponse::ListServicesResponse(list)) = stream.message().await.unwrap().unwrap().message_response
     else {
         panic!("unexpected reflection response");
     };
@@ -289,8 +250,7 @@ async fn unreachable_control_plane_is_unavailable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let cp = GrpcControlPlane::connect_lazy(&format!("http://{addr}"), ClusterAuth::new(SECRET))
-        .unwrap();
+    let cp = GrpcControlPlane::connect_lazy(&format!("http://{addr}"), ClusterAuth::new(SECRET)).unwrap();
     let err = cp.check_ready().await.unwrap_err();
     assert!(matches!(err, CpError::Unavailable(_)), "{err:?}");
     assert!(GrpcControlPlane::connect_lazy("not a url", ClusterAuth::new(SECRET)).is_err());

@@ -101,11 +101,7 @@ impl ControlPlane for Fake {
             meta,
             segments,
         };
-        let old = self
-            .objects
-            .lock()
-            .unwrap()
-            .insert((bucket.into(), key.into()), rec);
+        let old = self.objects.lock().unwrap().insert((bucket.into(), key.into()), rec);
         Ok(old
             .into_iter()
             .map(|o| CleanupItem {
@@ -155,12 +151,7 @@ impl ControlPlane for Fake {
         self.called();
         Ok(())
     }
-    async fn create_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-    ) -> CpResult<UploadInfo> {
+    async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo> {
         self.called();
         Ok(UploadInfo {
             meta,
@@ -176,26 +167,11 @@ impl ControlPlane for Fake {
         plan.backend_key = format!("k1.{n}");
         Ok(plan)
     }
-    async fn commit_part(
-        &self,
-        _p: &WritePlan,
-        _b: &str,
-        _u: &str,
-        part: PartInfo,
-    ) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_part(&self, _p: &WritePlan, _b: &str, _u: &str, part: PartInfo) -> CpResult<Vec<CleanupItem>> {
         self.called();
-        Err(CpError::InvalidPart(format!(
-            "part {} rejected",
-            part.part_number
-        )))
+        Err(CpError::InvalidPart(format!("part {} rejected", part.part_number)))
     }
-    async fn list_parts(
-        &self,
-        b: &str,
-        _u: &str,
-        _m: u32,
-        _x: u32,
-    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+    async fn list_parts(&self, b: &str, _u: &str, _m: u32, _x: u32) -> CpResult<(UploadInfo, ListPartsPage)> {
         self.called();
         let part = PartInfo {
             part_number: 1,
@@ -256,10 +232,7 @@ pub fn meta() -> ObjectMeta {
         content_language: None,
         cache_control: Some("no-cache".into()),
         expires: None,
-        user_metadata: BTreeMap::from([
-            ("color".into(), "blue".into()),
-            ("ünï".into(), "cödé".into()),
-        ]),
+        user_metadata: BTreeMap::from([("color".into(), "blue".into()), ("ünï".into(), "cödé".into())]),
         checksums: BTreeMap::from([("CRC32C".into(), "yZRlqg==".into())]),
         parts_count: 2,
         last_modified_unix_ms: 1_700_000_000_123,
