@@ -2,6 +2,7 @@
 //! chosen by the control plane, never user keys.
 
 mod local;
+mod s3;
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use local::LocalDisk;
+pub use s3::{DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS};
 use strata_core::config::BackendConfig;
 
 /// A stream of body bytes. An `Err` item aborts the transfer.
@@ -28,6 +30,10 @@ pub enum BackendError {
     InvalidKey,
     #[error("backend i/o: {0}")]
     Io(io::Error),
+    /// A remote service (S3) failed or refused the request; the message says
+    /// what to check.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// One place object bytes can live.
@@ -60,16 +66,29 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Opens every configured backend, creating local directories as needed.
+    /// Opens every configured backend and checks it is usable: local directories
+    /// are created and probed for writes, S3 buckets are reached with the
+    /// configured credentials.
+    /// Errors name the backend and the config field to fix.
     pub async fn open(configs: &[BackendConfig]) -> Result<Backends, String> {
         let mut list: Vec<Arc<dyn Backend>> = Vec::new();
-        for c in configs {
+        for (i, c) in configs.iter().enumerate() {
             match c {
-                BackendConfig::Local { id, path } => {
+                BackendConfig::Local { id, path, .. } => {
                     let disk = LocalDisk::open(id.clone(), path.clone())
                         .await
                         .map_err(|e| format!("backend `{id}`: cannot use directory {}: {e}", path.display()))?;
+                    disk.check()
+                        .await
+                        .map_err(|e| format!("backend `{id}`: {} is not writable: {e}", path.display()))?;
                     list.push(Arc::new(disk));
+                }
+                BackendConfig::S3 { id, .. } => {
+                    let b = S3Backend::from_config(c, &format!("backends[{i}]"))
+                        .await
+                        .map_err(|e| format!("backend `{id}`: {e}"))?;
+                    b.check().await.map_err(|e| format!("backend `{id}`: {e}"))?;
+                    list.push(Arc::new(b));
                 }
             }
         }

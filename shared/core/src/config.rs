@@ -174,14 +174,158 @@ pub enum BackendConfig {
         id: String,
         /// Directory for the object files; created if missing.
         path: PathBuf,
+        /// Optional size and monthly usage limits (see [`BackendLimits`]).
+        #[serde(default)]
+        limits: BackendLimits,
+    },
+    /// Object bytes in a bucket of an S3-compatible service (AWS S3, MinIO,
+    /// Ceph RGW, R2, GCS interoperability, ...).
+    S3 {
+        /// Unique backend id, used in metrics and placement records.
+        id: String,
+        /// Service URL, `http://` or `https://`, e.g. `https://s3.us-east-1.amazonaws.com`.
+        endpoint: String,
+        /// The region requests are signed for. Default `us-east-1`.
+        #[serde(default = "default_region")]
+        region: String,
+        /// The bucket holding the objects; it must exist.
+        bucket: String,
+        /// Prepended to every object key, e.g. `strata/`. Default: none.
+        #[serde(default)]
+        prefix: Option<String>,
+        /// Address the bucket as `ENDPOINT/BUCKET` rather than `BUCKET.HOST`. Default true.
+        #[serde(default = "default_true")]
+        force_path_style: bool,
+        /// Where the credentials come from. Default `static`.
+        #[serde(default)]
+        credential_source: CredentialSource,
+        /// Access key for `credential_source: static`.
+        #[serde(default)]
+        access_key_id: Option<String>,
+        /// Secret for `credential_source: static`; prefer `${ENV_VAR}` over a literal.
+        #[serde(default)]
+        secret_access_key: Option<Secret>,
+        /// Send `UNSIGNED-PAYLOAD` instead of hashing each body. Default: on for
+        /// https (TLS protects the bytes), off for http.
+        #[serde(default)]
+        unsigned_payload: Option<bool>,
+        /// Do not add the SDK's default CRC checksums to requests nor validate
+        /// them on responses (for services that reject them). Default false.
+        #[serde(default)]
+        disable_checksum: bool,
+        /// Remove SDK-only headers (`x-amz-sdk-checksum-algorithm`,
+        /// `amz-sdk-invocation-id`, `amz-sdk-request`) before sending, for
+        /// services such as GCS that refuse them. Default false.
+        #[serde(default)]
+        strip_sdk_headers: bool,
+        /// Seconds to wait for a TCP (and TLS) connection. Default 10.
+        #[serde(default = "default_connect_timeout")]
+        connect_timeout_secs: u64,
+        /// Seconds from sending a request (including one upload part of up to
+        /// 8 MiB) until the response headers arrive. Default 120.
+        #[serde(default = "default_read_timeout")]
+        read_timeout_secs: u64,
+        /// Attempts per request, including the first, for retryable failures. Default 3.
+        #[serde(default = "default_max_attempts")]
+        max_attempts: u32,
+        /// Optional size and monthly usage limits (see [`BackendLimits`]).
+        #[serde(default)]
+        limits: BackendLimits,
     },
 }
 
 impl BackendConfig {
     pub fn id(&self) -> &str {
         match self {
-            BackendConfig::Local { id, .. } => id,
+            BackendConfig::Local { id, .. } | BackendConfig::S3 { id, .. } => id,
         }
+    }
+
+    pub fn limits(&self) -> &BackendLimits {
+        match self {
+            BackendConfig::Local { limits, .. } | BackendConfig::S3 { limits, .. } => limits,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_read_timeout() -> u64 {
+    120
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+
+/// Where an S3 backend gets its credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// `access_key_id` and `secret_access_key` from this file.
+    #[default]
+    Static,
+    /// The AWS default chain: environment, shared profile files, web identity,
+    /// ECS and EC2 instance metadata.
+    DefaultChain,
+}
+
+/// Limits of one backend, under its `limits:` key. All optional; sizes in bytes,
+/// usage limits per calendar month. They are a nested block (with unknown keys
+/// rejected) rather than flattened into the backend, because serde's `flatten`
+/// cannot be combined with `deny_unknown_fields`. Validated now; placement will
+/// use them later, nothing enforces them yet.
+///
+/// ```yaml
+/// limits:
+///   max_object_size: 5368709120   # 5 GiB
+///   quota_bytes: 10995116277760   # 10 TiB
+///   api_request_limit: 1000000
+///   egress_byte_limit: 107374182400
+///   ingress_byte_limit: 107374182400
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendLimits {
+    /// Largest single object this backend should hold.
+    #[serde(default)]
+    pub max_object_size: Option<u64>,
+    /// Total bytes this backend should hold.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// Requests per month.
+    #[serde(default)]
+    pub api_request_limit: Option<u64>,
+    /// Bytes read from the backend per month.
+    #[serde(default)]
+    pub egress_byte_limit: Option<u64>,
+    /// Bytes written to the backend per month.
+    #[serde(default)]
+    pub ingress_byte_limit: Option<u64>,
+}
+
+/// A secret string from the config: deserializes like a string, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -250,6 +394,7 @@ impl Config {
             vec![BackendConfig::Local {
                 id: "local".into(),
                 path: self.data_dir.join("objects"),
+                limits: BackendLimits::default(),
             }]
         } else {
             self.backends.clone()

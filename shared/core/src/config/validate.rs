@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{BackendConfig, Config, Role};
+use super::{BackendConfig, BackendLimits, Config, CredentialSource, Role};
 use crate::BucketName;
 
 /// One problem in a configuration: the field, and how to fix it.
@@ -119,13 +119,7 @@ impl Config {
                     format!("`{id}` is used twice; backend ids must be unique"),
                 );
             }
-            match b {
-                BackendConfig::Local { path, .. } => {
-                    if path.as_os_str().is_empty() {
-                        err(&format!("{field}.path"), "must be a directory path".into());
-                    }
-                }
-            }
+            validate_backend(&field, b, &mut err);
         }
 
         let mut keys = HashSet::new();
@@ -173,6 +167,177 @@ impl Config {
     }
 }
 
+/// Checks one backend's own fields (`field` is e.g. `backends[2]`).
+fn validate_backend(field: &str, b: &BackendConfig, err: &mut impl FnMut(&str, String)) {
+    match b {
+        BackendConfig::Local { path, limits, .. } => {
+            if path.as_os_str().is_empty() {
+                err(&format!("{field}.path"), "must be a directory path".into());
+            }
+            validate_limits(field, limits, err);
+        }
+        BackendConfig::S3 {
+            endpoint,
+            region,
+            bucket,
+            prefix,
+            credential_source,
+            access_key_id,
+            secret_access_key,
+            connect_timeout_secs,
+            read_timeout_secs,
+            max_attempts,
+            limits,
+            ..
+        } => {
+            if let Err(why) = check_endpoint(endpoint) {
+                err(
+                    &format!("{field}.endpoint"),
+                    format!(
+                        "`{endpoint}` {why}; use e.g. `https://s3.us-east-1.amazonaws.com` or `http://127.0.0.1:9000`"
+                    ),
+                );
+            }
+            if region.is_empty() || !region.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                err(
+                    &format!("{field}.region"),
+                    format!("`{region}` is not a region name; use e.g. `us-east-1` (or `auto` for R2)"),
+                );
+            }
+            if crate::BucketName::new(bucket.clone()).is_err() {
+                err(
+                    &format!("{field}.bucket"),
+                    format!("`{bucket}` is not a valid S3 bucket name (3-63 lowercase letters, digits, `.` or `-`)"),
+                );
+            }
+            if let Some(p) = prefix
+                && (p.is_empty() || p.starts_with('/') || p.len() > 512 || p.chars().any(char::is_control))
+            {
+                err(
+                    &format!("{field}.prefix"),
+                    format!(
+                        "`{p}` must be 1-512 characters, not start with `/` and have no control characters; e.g. `strata/`, or omit it"
+                    ),
+                );
+            }
+            match credential_source {
+                CredentialSource::Static => {
+                    if access_key_id.as_deref().is_none_or(str::is_empty) {
+                        err(
+                            &format!("{field}.access_key_id"),
+                            "is required with `credential_source: static`; set it, e.g. `${S3_ACCESS_KEY_ID}`, or use `credential_source: default_chain`".into(),
+                        );
+                    }
+                    if secret_access_key.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                        err(
+                            &format!("{field}.secret_access_key"),
+                            "is required with `credential_source: static`; set it, e.g. `${S3_SECRET_ACCESS_KEY}`, or use `credential_source: default_chain`".into(),
+                        );
+                    }
+                }
+                CredentialSource::DefaultChain => {
+                    if access_key_id.is_some() {
+                        err(
+                            &format!("{field}.access_key_id"),
+                            "is ignored with `credential_source: default_chain`; remove it, or use `credential_source: static`".into(),
+                        );
+                    }
+                    if secret_access_key.is_some() {
+                        err(
+                            &format!("{field}.secret_access_key"),
+                            "is ignored with `credential_source: default_chain`; remove it, or use `credential_source: static`".into(),
+                        );
+                    }
+                }
+            }
+            if *connect_timeout_secs == 0 || *connect_timeout_secs > 600 {
+                err(
+                    &format!("{field}.connect_timeout_secs"),
+                    "must be between 1 and 600 seconds; 10 is usual".into(),
+                );
+            }
+            if *read_timeout_secs == 0 || *read_timeout_secs > 3600 {
+                err(
+                    &format!("{field}.read_timeout_secs"),
+                    "must be between 1 and 3600 seconds; 120 is usual".into(),
+                );
+            }
+            if *max_attempts == 0 || *max_attempts > 10 {
+                err(
+                    &format!("{field}.max_attempts"),
+                    "must be between 1 and 10 (1 means no retries); 3 is usual".into(),
+                );
+            }
+            validate_limits(field, limits, err);
+        }
+    }
+}
+
+fn validate_limits(field: &str, l: &BackendLimits, err: &mut impl FnMut(&str, String)) {
+    let named = [
+        ("max_object_size", l.max_object_size),
+        ("quota_bytes", l.quota_bytes),
+        ("api_request_limit", l.api_request_limit),
+        ("egress_byte_limit", l.egress_byte_limit),
+        ("ingress_byte_limit", l.ingress_byte_limit),
+    ];
+    for (name, v) in named {
+        if v == Some(0) {
+            err(
+                &format!("{field}.limits.{name}"),
+                "is 0, which would leave the backend unusable; give a positive number, or omit it for no limit".into(),
+            );
+        }
+    }
+    if let (Some(max), Some(quota)) = (l.max_object_size, l.quota_bytes)
+        && max > quota
+        && quota > 0
+    {
+        err(
+            &format!("{field}.limits.max_object_size"),
+            format!(
+                "{max} is larger than limits.quota_bytes {quota}, a quota mix that cannot work; lower max_object_size to at most quota_bytes"
+            ),
+        );
+    }
+}
+
+/// Checks that `u` is `http(s)://HOST[:PORT][/PATH]`; returns what is wrong.
+fn check_endpoint(u: &str) -> Result<(), &'static str> {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces");
+    }
+    if rest.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("must not contain credentials; use access_key_id and secret_access_key");
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("has an unclosed `[` in the host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        return Err("has an invalid port");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +370,203 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
+    }
+
+    const S3: &str = "backends:\n- type: s3\n  id: remote\n  endpoint: http://127.0.0.1:9000\n  bucket: strata-data\n";
+
+    fn s3_errors(extra: &str) -> Vec<ConfigError> {
+        let y = format!("{S3}{extra}");
+        match Config::from_yaml(&y).unwrap().validate(Role::All) {
+            Ok(()) => Vec::new(),
+            Err(e) => e,
+        }
+    }
+
+    fn has(errs: &[ConfigError], field: &str, text: &str) -> bool {
+        errs.iter().any(|e| e.field == field && e.message.contains(text))
+    }
+
+    #[test]
+    fn s3_backend_parses_with_defaults() {
+        let y = format!("{S3}  access_key_id: AK\n  secret_access_key: SK\n");
+        let c = Config::from_yaml(&y).unwrap();
+        c.validate(Role::All).unwrap();
+        let BackendConfig::S3 {
+            region,
+            force_path_style,
+            credential_source,
+            unsigned_payload,
+            disable_checksum,
+            strip_sdk_headers,
+            prefix,
+            max_attempts,
+            limits,
+            ..
+        } = &c.backends[0]
+        else {
+            panic!("not s3: {:?}", c.backends[0]);
+        };
+        assert_eq!(region, "us-east-1");
+        assert!(*force_path_style);
+        assert_eq!(*credential_source, CredentialSource::Static);
+        assert_eq!(*unsigned_payload, None);
+        assert!(!disable_checksum && !strip_sdk_headers);
+        assert_eq!(*prefix, None);
+        assert_eq!(*max_attempts, 3);
+        assert_eq!(*limits, BackendLimits::default());
+    }
+
+    #[test]
+    fn s3_secret_is_redacted_in_debug() {
+        let y = format!("{S3}  access_key_id: AK\n  secret_access_key: topsecretvalue\n");
+        let c = Config::from_yaml(&y).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecretvalue"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn s3_unknown_keys_are_rejected() {
+        let e = Config::from_yaml(&format!("{S3}  endpont: x\n")).unwrap_err();
+        assert!(e[0].message.contains("unknown field `endpont`"), "{e:?}");
+        let e = Config::from_yaml(&format!("{S3}  limits: {{quota: 5}}\n")).unwrap_err();
+        assert!(e[0].message.contains("unknown field `quota`"), "{e:?}");
+        let e = Config::from_yaml(&format!("{S3}  credential_source: env\n")).unwrap_err();
+        assert!(e[0].message.contains("unknown variant `env`"), "{e:?}");
+    }
+
+    #[test]
+    fn s3_endpoint_must_be_an_http_url() {
+        let keys = "  access_key_id: AK\n  secret_access_key: SK\n";
+        for bad in [
+            "ftp://h",
+            "127.0.0.1:9000",
+            "http://",
+            "http://h:port",
+            "http://u:p@h",
+            "https://h/?x=1",
+            "http://a b",
+        ] {
+            let y = S3.replace("http://127.0.0.1:9000", &format!("'{bad}'"));
+            let errs = Config::from_yaml(&format!("{y}{keys}"))
+                .unwrap()
+                .validate(Role::All)
+                .unwrap_err();
+            assert!(has(&errs, "backends[0].endpoint", "use e.g."), "{bad}: {errs:?}");
+        }
+        for good in [
+            "https://s3.amazonaws.com",
+            "http://[::1]:9000",
+            "https://storage.googleapis.com/",
+            "http://minio:9000/s3",
+        ] {
+            let y = S3.replace("http://127.0.0.1:9000", good);
+            Config::from_yaml(&format!("{y}{keys}"))
+                .unwrap()
+                .validate(Role::All)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn s3_bucket_and_prefix_are_checked() {
+        let keys = "  access_key_id: AK\n  secret_access_key: SK\n";
+        let y = S3.replace("strata-data", "Bad_Bucket");
+        let errs = Config::from_yaml(&format!("{y}{keys}"))
+            .unwrap()
+            .validate(Role::All)
+            .unwrap_err();
+        assert!(
+            has(&errs, "backends[0].bucket", "not a valid S3 bucket name"),
+            "{errs:?}"
+        );
+        let errs = s3_errors(&format!("{keys}  prefix: /abs/\n"));
+        assert!(has(&errs, "backends[0].prefix", "not start with `/`"), "{errs:?}");
+        assert!(s3_errors(&format!("{keys}  prefix: strata/\n")).is_empty());
+    }
+
+    #[test]
+    fn s3_static_credentials_need_both_keys() {
+        let errs = s3_errors("");
+        assert!(has(&errs, "backends[0].access_key_id", "is required"), "{errs:?}");
+        assert!(has(&errs, "backends[0].secret_access_key", "is required"), "{errs:?}");
+        let errs = s3_errors("  access_key_id: AK\n");
+        assert!(!has(&errs, "backends[0].access_key_id", ""), "{errs:?}");
+        assert!(has(&errs, "backends[0].secret_access_key", "is required"), "{errs:?}");
+    }
+
+    #[test]
+    fn s3_default_chain_refuses_leftover_static_keys() {
+        assert!(s3_errors("  credential_source: default_chain\n").is_empty());
+        let errs = s3_errors("  credential_source: default_chain\n  access_key_id: AK\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, "backends[0].access_key_id", "default_chain"), "{errs:?}");
+        let errs = s3_errors("  credential_source: default_chain\n  secret_access_key: SK\n");
+        assert!(has(&errs, "backends[0].secret_access_key", "remove it"), "{errs:?}");
+    }
+
+    #[test]
+    fn s3_timeouts_and_attempts_are_bounded() {
+        let keys = "  access_key_id: AK\n  secret_access_key: SK\n";
+        let errs = s3_errors(&format!(
+            "{keys}  connect_timeout_secs: 0\n  read_timeout_secs: 0\n  max_attempts: 0\n"
+        ));
+        for f in ["connect_timeout_secs", "read_timeout_secs", "max_attempts"] {
+            assert!(
+                has(&errs, &format!("backends[0].{f}"), "must be between"),
+                "{f}: {errs:?}"
+            );
+        }
+        assert!(s3_errors(&format!("{keys}  max_attempts: 1\n")).is_empty());
+    }
+
+    #[test]
+    fn limits_must_be_positive_on_both_backend_types() {
+        let local = "backends:\n- type: local\n  id: l\n  path: /x\n  limits:\n";
+        for name in [
+            "max_object_size",
+            "quota_bytes",
+            "api_request_limit",
+            "egress_byte_limit",
+            "ingress_byte_limit",
+        ] {
+            let errs = Config::from_yaml(&format!("{local}    {name}: 0\n"))
+                .unwrap()
+                .validate(Role::All)
+                .unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(has(&errs, &format!("backends[0].limits.{name}"), "is 0"), "{errs:?}");
+            let errs = s3_errors(&format!(
+                "  access_key_id: AK\n  secret_access_key: SK\n  limits:\n    {name}: 0\n"
+            ));
+            assert!(
+                has(&errs, &format!("backends[0].limits.{name}"), "positive number"),
+                "{errs:?}"
+            );
+        }
+        let all = format!(
+            "{local}    max_object_size: 10\n    quota_bytes: 100\n    api_request_limit: 1\n    egress_byte_limit: 1\n    ingress_byte_limit: 1\n"
+        );
+        let c = Config::from_yaml(&all).unwrap();
+        c.validate(Role::All).unwrap();
+        assert_eq!(c.backends[0].limits().quota_bytes, Some(100));
+    }
+
+    #[test]
+    fn quota_zero_and_object_larger_than_quota_are_errors() {
+        let keys = "  access_key_id: AK\n  secret_access_key: SK\n";
+        let errs = s3_errors(&format!("{keys}  limits: {{quota_bytes: 0}}\n"));
+        assert!(has(&errs, "backends[0].limits.quota_bytes", "is 0"), "{errs:?}");
+        let errs = s3_errors(&format!("{keys}  limits: {{max_object_size: 101, quota_bytes: 100}}\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            has(
+                &errs,
+                "backends[0].limits.max_object_size",
+                "a quota mix that cannot work"
+            ),
+            "{errs:?}"
+        );
+        assert!(s3_errors(&format!("{keys}  limits: {{max_object_size: 100, quota_bytes: 100}}\n")).is_empty());
     }
 }
