@@ -121,11 +121,6 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
 
     if role.runs_dataplane() {
         let backends = Backends::open(&config.effective_backends()).await?;
-        for b in backends.all() {
-            b.check()
-                .await
-                .map_err(|e| format!("backend `{}` is not usable: {e}", b.id()))?;
-        }
         let (cp, remote): (Arc<dyn ControlPlane>, _) = match in_process.clone() {
             Some(cp) => (cp, None),
             None => {

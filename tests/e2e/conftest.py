@@ -26,6 +26,7 @@ from harness import (  # noqa: E402
     MODES,
     SCOPED,
     STRATA_BIN,
+    SUMMARY,
     Strata,
     boto3_client,
     unique_bucket,
@@ -37,6 +38,13 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return [f"strata binary: {STRATA_BIN}", f"modes: {','.join(MODES)}"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SUMMARY:
+        terminalreporter.section("strata measurements")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -44,6 +44,8 @@ SCOPED_BUCKET = "scoped-a"
 # Every live deployment (anything with .name and .tail()), so that a failing test can show
 # the server logs.
 LIVE: list = []
+# Lines shown in pytest's terminal summary (e.g. PEAK_RSS_MIB figures from test_memory.py).
+SUMMARY: list[str] = []
 
 
 # ---------------------------------------------------------------------------
@@ -352,7 +354,9 @@ def render_config(
 
 
 def child_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    # No STRATA_* (the tests pass config explicitly) and no AWS_* (e.g. AWS_CA_BUNDLE breaks rclone,
+    # AWS_PROFILE would redirect the CLI); client helpers set the AWS_* they need.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "AWS_"))}
     env.update(extra or {})
     return env
 
@@ -465,13 +469,14 @@ def boto3_client(endpoint: str, creds: Creds = ADMIN, *, addressing_style: str =
     import boto3
     from botocore.config import Config
 
-    cfg = Config(
-        s3={"addressing_style": addressing_style},
-        retries={"mode": "standard", "max_attempts": 1},
-        connect_timeout=10,
-        read_timeout=300,
-        **config_kw,
-    )
+    kw = {
+        "s3": {"addressing_style": addressing_style},
+        "retries": {"mode": "standard", "max_attempts": 1},
+        "connect_timeout": 10,
+        "read_timeout": 300,
+    }
+    kw.update(config_kw)
+    cfg = Config(**kw)
     session = boto3.session.Session(
         aws_access_key_id=creds.access_key,
         aws_secret_access_key=creds.secret_key,

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from harness import ADMIN, Strata, aws, boto3_client, sha256_file, unique_bucket, write_pattern_file
+from harness import ADMIN, MODES, SUMMARY, Strata, aws, boto3_client, sha256_file, unique_bucket, write_pattern_file
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +21,10 @@ BIG = int(os.environ.get("STRATA_E2E_BIG_MIB", "2048")) * MiB
 RSS_LIMIT_MIB = 256
 
 
-@pytest.fixture(scope="module")
-def big_server(tmp_path_factory):
-    # One process (--role all) so that a single VmHWM covers the whole data path.
-    srv = Strata("all", tmp_path_factory.mktemp("strata-memory"))
+@pytest.fixture(scope="module", params=MODES)
+def big_server(request, tmp_path_factory):
+    # The measured process is the one serving S3: `strata --role all`, or the dataplane in split mode.
+    srv = Strata(request.param, tmp_path_factory.mktemp(f"strata-memory-{request.param}"))
     srv.start()
     yield srv
     srv.stop_and_check()
@@ -40,7 +40,12 @@ def big_file(tmp_path_factory):
 
 def peak_rss_mib(srv: Strata) -> float:
     mib = srv.main.vm_hwm_kib() / 1024
-    print(f"PEAK_RSS_MIB={mib:.1f}")
+    extra = ""
+    if srv.control is not None:
+        extra = f" (controlplane PEAK_RSS_MIB={srv.control.vm_hwm_kib() / 1024:.1f})"
+    line = f"PEAK_RSS_MIB={mib:.1f} mode={srv.mode} process={srv.main.name}{extra}"
+    print(line)
+    SUMMARY.append(line)
     return mib
 
 
