@@ -39,7 +39,7 @@ rust_secs=$((SECONDS - start))
 
 step "python3 -m pytest tests/e2e"
 start=$SECONDS
-"$PY" -m pytest tests/e2e -q -rs -p no:cacheprovider "$@"
+"$PY" -m pytest tests/e2e -q -rfEs -p no:cacheprovider "$@"
 e2e_rc=$?
 e2e_secs=$((SECONDS - start))
 

@@ -14,6 +14,7 @@ attached to the report of a failing test.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,13 @@ from harness import (  # noqa: E402
     STRATA_BIN,
     SUMMARY,
     Strata,
+    StrataProc,
     boto3_client,
     unique_bucket,
 )
+
+_SETUP_AT = pytest.StashKey[float]()
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: large-object / memory tests (run by default)")
@@ -47,12 +52,26 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_SETUP_AT] = time.monotonic()
+
+
+def _servers_of(item) -> list:
+    """The deployments this test used: its fixtures, else anything it started itself."""
+    used = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, (Strata, StrataProc))]
+    if used:
+        return used
+    since = item.stash.get(_SETUP_AT, 0.0)
+    return [s for s in LIVE if getattr(s, "created_at", 0.0) >= since]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for s in list(LIVE):
+        for s in _servers_of(item):
             try:
                 rep.sections.append((f"strata log tail: {s.name}", s.tail(40)))
             except Exception as e:  # pragma: no cover - diagnostics only

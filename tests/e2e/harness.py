@@ -193,6 +193,7 @@ class StrataProc:
         self.logdir = Path(logdir)
         self.env = env
         self.proc: subprocess.Popen | None = None
+        self.created_at = time.monotonic()
         self.starts = 0
         self.returncode: int | None = None
 
@@ -371,6 +372,7 @@ class Strata:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.name = name or f"{mode}@{self.root.name}"
+        self.created_at = time.monotonic()
         self.data_dir = self.root / "data"
         self.logdir = self.root / "logs"
         self.s3_port, self.grpc_port = free_ports(2)

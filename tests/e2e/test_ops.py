@@ -148,7 +148,7 @@ def test_validate_good_config(tmp_path):
 BAD_CONFIG = """\
 data_dir: {data}
 server:
-  listen: not-an-address
+  listen: {listen}
   region: us-east-1
 control_plane:
   listen: 127.0.0.1:{grpc}
@@ -159,20 +159,32 @@ backends:
   - {{type: local, id: local, path: {data}/objects}}
 credentials:
   - {{access_key_id: AKBAD00001, secret_access_key: badsecret0123456, buckets: ["Not_A_Valid_Bucket!!"]}}
-bogus_key: 1
-"""
+{extra}"""
 
 
-def test_validate_bad_config_lists_every_error(tmp_path):
+def bad_config(tmp_path, *, listen: str | None = None, unknown_key: bool = False) -> str:
+    return BAD_CONFIG.format(data=tmp_path / "data", grpc=free_port(), listen=listen or f"127.0.0.1:{free_port()}",
+                             extra="bogus_key: 1\n" if unknown_key else "")
+
+
+@pytest.mark.parametrize("variant", ["semantic", "semantic+unknown-key", "semantic+bad-listen"])
+def test_validate_bad_config_lists_every_error(tmp_path, variant):
+    """`strata validate` exits 1 and names every broken field as `FIELD: how to fix`, also when
+    a key is unknown or a value does not parse."""
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text(BAD_CONFIG.format(data=tmp_path / "data", grpc=free_port()))
+    cfg.write_text(bad_config(tmp_path, unknown_key="unknown-key" in variant,
+                              listen="not-an-address" if "bad-listen" in variant else None))
     cp = strata_cli("validate", "--config", str(cfg))
     out = cp.stdout + cp.stderr
     assert cp.returncode == 1, out
-    for field in ("server.listen", "cluster.secret", r"credentials\[0\]\.buckets", "bogus_key"):
-        assert re.search(field, out), f"validate output does not name {field}:\n{out}"
-    # errors are reported as `FIELD: how to fix`
-    for field in ("server.listen", "cluster.secret", r"credentials\[0\]\.buckets"):
+    fields = ["cluster.secret", r"credentials\[0\]\.buckets"]
+    if "unknown-key" in variant:
+        fields.append("bogus_key")
+    if "bad-listen" in variant:
+        fields.append("server.listen")
+    missing = [f for f in fields if not re.search(f, out)]
+    assert not missing, f"validate output does not name {missing}:\n{out}"
+    for field in fields:
         assert re.search(field + r"[^\n]*:\s*\S", out), f"no 'FIELD: how to fix' line for {field}:\n{out}"
 
 
@@ -188,7 +200,7 @@ def test_validate_unknown_key_only(tmp_path):
 
 def test_serve_refuses_bad_config(tmp_path):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text(BAD_CONFIG.format(data=tmp_path / "data", grpc=free_port()))
+    cfg.write_text(bad_config(tmp_path))
     cp = strata_cli("serve", "--config", str(cfg))
     assert cp.returncode != 0, cp.stdout + cp.stderr
 
