@@ -2,7 +2,9 @@
 //! placement and catalog questions for data planes, in-process or over gRPC.
 
 mod identity;
+mod placement;
 mod service;
 
 pub use identity::{Bootstrap, Identity};
+pub use placement::{Placement, PlacementBackend};
 pub use service::ControlPlaneService;

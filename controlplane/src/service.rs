@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
     BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
     ListUploadsPage, ListUploadsQuery, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
@@ -9,22 +10,29 @@ use strata_core::{
 use strata_store::MetaStore;
 
 use crate::Identity;
+use crate::placement::Placement;
 
 /// The control plane's answers, backed by a [`MetaStore`]. The data plane
 /// calls it directly under `--role all`, and through gRPC otherwise.
 pub struct ControlPlaneService {
     store: Arc<dyn MetaStore>,
     identity: Identity,
-    /// Backend ids in configuration order; placement packs them in this order.
-    backends: Vec<String>,
+    /// The backends (configuration order, with their limits) and the policy.
+    placement: Placement,
 }
 
 impl ControlPlaneService {
-    pub fn new(store: Arc<dyn MetaStore>, identity: Identity, backends: Vec<String>) -> Self {
+    /// `backends` in configuration order (`Config::effective_backends`).
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        identity: Identity,
+        backends: &[BackendConfig],
+        placement: PlacementConfig,
+    ) -> Self {
         ControlPlaneService {
             store,
             identity,
-            backends,
+            placement: Placement::new(backends, placement),
         }
     }
 
@@ -32,22 +40,29 @@ impl ControlPlaneService {
         &self.store
     }
 
-    fn place(&self) -> CpResult<&str> {
-        self.backends
-            .first()
-            .map(String::as_str)
-            .ok_or_else(|| CpError::NoCapacity("no backend is configured".into()))
+    /// Chooses the backend for a new object of `bucket`, from the usage
+    /// counters as they are now (one small query per plan).
+    async fn place(&self, bucket: &str, size_hint: Option<u64>) -> CpResult<String> {
+        let usage = self.store.backend_usage().await?;
+        let chosen = self.placement.choose(bucket, size_hint, &usage);
+        if let Err(CpError::NoCapacity(why)) = &chosen {
+            tracing::warn!(bucket, ?size_hint, reason = %why, "no backend has capacity");
+        }
+        chosen.map(str::to_owned)
     }
 
-    async fn new_plan(&self, bucket: &str, key: &str) -> CpResult<WritePlan> {
+    async fn new_plan(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
+        let backend_id = self.place(bucket, size_hint).await?;
         let object_id = ObjectId::random().to_string();
         let plan = WritePlan {
             intent_id: ObjectId::random().to_string(),
             backend_key: object_id.clone(),
             object_id,
-            backend_id: self.place()?.to_owned(),
+            backend_id,
         };
-        self.store.insert_intent(&plan, bucket, key, now_ms()).await?;
+        self.store
+            .insert_intent(&plan, bucket, key, size_hint, now_ms())
+            .await?;
         Ok(plan)
     }
 }
@@ -80,9 +95,9 @@ impl ControlPlane for ControlPlaneService {
         self.store.list_buckets().await
     }
 
-    async fn plan_write(&self, bucket: &str, key: &str, _size_hint: Option<u64>) -> CpResult<WritePlan> {
+    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
         self.store.get_bucket(bucket).await?;
-        self.new_plan(bucket, key).await
+        self.new_plan(bucket, key, size_hint).await
     }
 
     async fn commit_write(
@@ -147,7 +162,7 @@ impl ControlPlane for ControlPlaneService {
         bucket: &str,
         upload_id: &str,
         part_number: u32,
-        _size_hint: Option<u64>,
+        size_hint: Option<u64>,
     ) -> CpResult<WritePlan> {
         if !(1..=10_000).contains(&part_number) {
             return Err(CpError::InvalidArgument(
@@ -155,7 +170,7 @@ impl ControlPlane for ControlPlaneService {
             ));
         }
         let upload = self.store.get_upload(bucket, upload_id).await?;
-        self.new_plan(bucket, &upload.key).await
+        self.new_plan(bucket, &upload.key, size_hint).await
     }
 
     async fn commit_part(

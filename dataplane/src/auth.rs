@@ -70,7 +70,6 @@ pub struct Caller(pub Scope);
 
 pub struct Access {
     pub keyring: Arc<Keyring>,
-    pub region: String,
 }
 
 #[async_trait]
@@ -79,7 +78,6 @@ impl S3Access for Access {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed."));
         };
-        check_scope_region(cx, &self.region)?;
         check_presign_lifetime(cx)?;
         let Some(cred) = self.keyring.lookup(&creds.access_key).await? else {
             return Err(s3_error!(AccessDenied));
@@ -131,23 +129,23 @@ fn bucket_of(path: &S3Path) -> Option<&str> {
     }
 }
 
-/// Requests must be signed for our region and for the `s3` service.
-fn check_scope_region(cx: &S3AccessContext<'_>, region: &str) -> S3Result<()> {
-    let from_header = cx
-        .headers()
+/// Requests must be signed for our region and for the `s3` service. Checked
+/// before s3s sees the request, which would answer a foreign service with 501.
+pub fn check_signing_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &str) -> S3Result<()> {
+    let from_header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split("Credential=").nth(1))
         .map(|v| v.split([',', ' ']).next().unwrap_or_default().to_owned());
     let from_query = || {
-        cx.uri().query().and_then(|q| {
+        uri.query().and_then(|q| {
             q.split('&')
                 .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))
                 .and_then(|v| urlencoding::decode(v).ok().map(|s| s.into_owned()))
         })
     };
     let Some(scope) = from_header.or_else(from_query) else {
-        return Ok(()); // SigV2 or unsigned: s3s has already authenticated it.
+        return Ok(()); // SigV2 or anonymous: s3s decides.
     };
     let parts: Vec<&str> = scope.split('/').collect();
     if parts.len() != 5 {

@@ -29,6 +29,8 @@ pub struct Front {
     pub s3: S3Service,
     pub metrics: Metrics,
     pub readiness: Arc<dyn Readiness>,
+    /// The region requests must be signed for.
+    pub region: String,
 }
 
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -53,7 +55,16 @@ impl Front {
         let span = tracing::info_span!("s3", request_id = %request_id, op, method = %req.method());
         let started = Instant::now();
         let resp = async {
-            let resp = match self.s3.call(req.map(Body::from)).await {
+            let expect_continue = req
+                .headers()
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            let empty_body = content_length(req.headers(), "content-length") == Some(0);
+            let result = match crate::auth::check_signing_scope(req.headers(), req.uri(), &self.region) {
+                Err(e) => e.to_http_response().map_err(|e| s3s::HttpError::new(Box::new(e))),
+                Ok(()) => self.s3.call(req.map(Body::from)).await,
+            };
+            let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = ?e, "s3 service failed");
@@ -63,6 +74,14 @@ impl Front {
                         .expect("static response")
                 }
             };
+            // A client that sent `Expect: 100-continue` may still be waiting to send a
+            // body we never asked for (an early answer, or an empty body, for which no
+            // `100 Continue` goes out). Some clients then misread the next response on
+            // the same connection, so such a connection is not reused.
+            if expect_continue && (empty_body || !resp.status().is_success()) {
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             let resp = with_request_id(resp, &request_id).await;
             tracing::info!(
                 status = resp.status().as_u16(),

@@ -35,10 +35,7 @@ pub fn build_front(
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(StrataS3::new(cp, backends, cfg.region.clone()));
     b.set_auth(auth::Auth(keyring.clone()));
-    b.set_access(auth::Access {
-        keyring,
-        region: cfg.region.clone(),
-    });
+    b.set_access(auth::Access { keyring });
     if let Some(domain) = &cfg.domain {
         b.set_host(host::Domain::new(domain));
     }
@@ -49,5 +46,6 @@ pub fn build_front(
         s3: b.build(),
         metrics: Metrics::new(registry),
         readiness,
+        region: cfg.region.clone(),
     })
 }

@@ -87,7 +87,24 @@ pub fn load_for_serve(args: &ServeArgs) -> Result<(Config, Role), ExitCode> {
 
 pub fn validate(args: &ValidateArgs) -> ExitCode {
     let role = Role::parse(&args.role).expect("clap restricts roles");
-    let result = read(&args.config).and_then(|c| c.validate(role).map(|()| c));
+    let result = std::fs::read_to_string(&args.config)
+        .map_err(|e| {
+            vec![ConfigError::new(
+                args.config.display().to_string(),
+                format!("cannot read the config file: {e}"),
+            )]
+        })
+        .and_then(|text| match Config::parse_all(&text) {
+            (Some(c), mut errs) => match c.validate(role) {
+                Ok(()) if errs.is_empty() => Ok(c),
+                Ok(()) => Err(errs),
+                Err(more) => {
+                    errs.extend(more);
+                    Err(errs)
+                }
+            },
+            (None, errs) => Err(errs),
+        });
     match result {
         Err(errs) => {
             print_errors(&errs);

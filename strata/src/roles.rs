@@ -102,8 +102,9 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         {
             print_bootstrap(&b.access_key_id, &b.secret_access_key);
         }
-        let ids = config.effective_backends().iter().map(|b| b.id().to_owned()).collect();
-        let cp: Arc<dyn ControlPlane> = Arc::new(ControlPlaneService::new(store.clone(), identity, ids));
+        let (backends, placement) = (config.effective_backends(), config.placement.clone());
+        let cp: Arc<dyn ControlPlane> =
+            Arc::new(ControlPlaneService::new(store.clone(), identity, &backends, placement));
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
             let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;

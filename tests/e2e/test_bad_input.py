@@ -346,8 +346,10 @@ def test_wrong_secret(server, bucket):
 
 
 def test_unknown_access_key(server, bucket):
+    # The issue requires that errors never reveal whether a key exists, so an
+    # unknown key is answered exactly like a wrong secret (not InvalidAccessKeyId).
     r = request(server, "GET", key_path(bucket), creds=Creds("AKNOSUCHKEY99", "whatever-secret-000"))
-    assert_s3_error(r, 403, "InvalidAccessKeyId")
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
 
 
 def test_tampered_request_after_signing(server, s3, bucket):

@@ -61,12 +61,20 @@ impl Strata {
 
     /// One process with every role.
     pub fn start_all() -> Strata {
+        Strata::start_all_with(|_| String::new())
+    }
+
+    /// One process with every role, with more top-level YAML (e.g. `backends:`,
+    /// `placement:`) appended to the generated config. `extra_yaml` gets the
+    /// deployment's temporary directory, to place backend directories under it.
+    pub fn start_all_with(extra_yaml: impl FnOnce(&Path) -> String) -> Strata {
         let dir = temp_dir();
         let [s3_port] = ports::<1>();
         let yaml = format!(
-            "{}server:\n  listen: 127.0.0.1:{s3_port}\n  region: {REGION}\n  shutdown_grace_secs: 5\n{}",
+            "{}server:\n  listen: 127.0.0.1:{s3_port}\n  region: {REGION}\n  shutdown_grace_secs: 5\n{}{}",
             data_dir_yaml(dir.path()),
-            credentials_yaml()
+            credentials_yaml(),
+            extra_yaml(dir.path())
         );
         let config = write_config(dir.path(), "strata.yaml", &yaml);
         let mut s = Strata {

@@ -14,7 +14,8 @@ macro_rules! describe {
         let m: &ObjectMeta = $meta;
         $out.e_tag = Some(etag(&m.etag));
         $out.last_modified = Some(timestamp(m.last_modified_unix_ms));
-        $out.content_type = m.content_type.clone();
+        // S3 reports this type for objects stored without one.
+        $out.content_type = Some(m.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into()));
         $out.content_encoding = m.content_encoding.clone();
         $out.content_disposition = m.content_disposition.clone();
         $out.content_language = m.content_language.clone();

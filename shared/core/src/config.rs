@@ -2,6 +2,7 @@
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
 mod env;
+mod lenient;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -70,6 +71,9 @@ pub struct Config {
     /// Storage backends. When empty, one local-disk backend under `data_dir/objects`.
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// How new objects are spread over the backends.
+    #[serde(default)]
+    pub placement: PlacementConfig,
     /// Access keys. When empty, the control plane creates one unrestricted
     /// development credential on first start and prints it once.
     #[serde(default)]
@@ -248,6 +252,37 @@ impl BackendConfig {
     }
 }
 
+/// The `placement:` section: which backend a new object (or part) goes to.
+///
+/// ```yaml
+/// placement:
+///   routing_strategy: spread        # or `pack` (the default)
+///   bucket_backends:
+///     photos: [disk-1, disk-2]      # objects of `photos` only go to these
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// `pack` (default) or `spread`.
+    #[serde(default)]
+    pub routing_strategy: RoutingStrategy,
+    /// Buckets pinned to a subset of the backends, by backend id. A bucket not
+    /// listed may use every backend.
+    #[serde(default)]
+    pub bucket_backends: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// How placement chooses among the backends with room for an object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingStrategy {
+    /// The first backend in configuration order with room: fill one, then the next.
+    #[default]
+    Pack,
+    /// The backend with the lowest fill ratio (used / quota).
+    Spread,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -276,8 +311,9 @@ pub enum CredentialSource {
 /// Limits of one backend, under its `limits:` key. All optional; sizes in bytes,
 /// usage limits per calendar month. They are a nested block (with unknown keys
 /// rejected) rather than flattened into the backend, because serde's `flatten`
-/// cannot be combined with `deny_unknown_fields`. Validated now; placement will
-/// use them later, nothing enforces them yet.
+/// cannot be combined with `deny_unknown_fields`. Placement enforces
+/// `max_object_size` and `quota_bytes`; the monthly usage limits are validated
+/// but not enforced yet.
 ///
 /// ```yaml
 /// limits:
@@ -378,14 +414,16 @@ pub use validate::ConfigError;
 impl Config {
     /// Parses YAML after expanding `${VAR}` and `${VAR:-default}`.
     pub fn from_yaml(text: &str) -> Result<Config, Vec<ConfigError>> {
-        let expanded = expand_env(text).map_err(|e| vec![e])?;
-        serde_yaml::from_str(&expanded).map_err(|e| {
-            vec![ConfigError::new(
-                e.location()
-                    .map_or("<document>".into(), |l| format!("line {}", l.line())),
-                format!("{e}; check the key against the config reference in README.md"),
-            )]
-        })
+        match lenient::parse(text) {
+            (Some(c), errs) if errs.is_empty() => Ok(c),
+            (_, errs) => Err(errs),
+        }
+    }
+
+    /// Parses as far as possible: the config with bad fields left at their
+    /// defaults (when the document is YAML at all), plus every parse error.
+    pub fn parse_all(text: &str) -> (Option<Config>, Vec<ConfigError>) {
+        lenient::parse(text)
     }
 
     /// The backends in effect: the configured ones, or the embedded local disk.

@@ -19,6 +19,21 @@ pub struct StoredCredential {
     pub unrestricted: bool,
 }
 
+/// What one backend holds, according to the catalog. Sizes in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendUsage {
+    pub backend_id: String,
+    /// Bytes of current objects' segments and of uploaded multipart parts.
+    pub bytes_used: u64,
+    /// Bytes queued for deletion (in the cleanup queue) but not yet acknowledged
+    /// as deleted: still on the backend.
+    pub orphan_bytes: u64,
+    /// Size hints of pending write intents: bytes being written right now.
+    pub reserved_bytes: u64,
+    /// Blobs (segments and parts) counted in `bytes_used`.
+    pub objects: u64,
+}
+
 /// Persistence for buckets, objects, intents, multipart state, the cleanup
 /// queue and generated credentials. Every method is one transaction.
 #[async_trait]
@@ -35,8 +50,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sorted by name.
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
 
-    /// Records a pending intent before any byte reaches a backend.
-    async fn insert_intent(&self, plan: &WritePlan, bucket: &str, key: &str, now_ms: i64) -> CpResult<()>;
+    /// Records a pending intent before any byte reaches a backend. A known
+    /// `size_hint` counts as reserved bytes of the plan's backend until the
+    /// intent is committed or deleted.
+    async fn insert_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+    ) -> CpResult<()>;
     async fn delete_intent(&self, intent_id: &str) -> CpResult<()>;
 
     /// In one transaction: fails with `NoSuchBucket` if the bucket is gone,
@@ -90,4 +114,9 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
     /// Removes the upload and queues all its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
+
+    /// Usage of every backend the catalog has ever recorded bytes for, sorted
+    /// by id. Kept exact in the same transactions that add or remove segments,
+    /// parts, cleanup rows and intents (see `migrations/0002_usage.sql`).
+    async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>>;
 }

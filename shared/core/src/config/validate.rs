@@ -122,6 +122,37 @@ impl Config {
             validate_backend(&field, b, &mut err);
         }
 
+        let backend_ids: HashSet<String> = self.effective_backends().iter().map(|b| b.id().to_owned()).collect();
+        for (bucket, pinned) in &self.placement.bucket_backends {
+            let field = format!("placement.bucket_backends.{bucket}");
+            if BucketName::new(bucket.clone()).is_err() {
+                err(
+                    &field,
+                    format!("`{bucket}` is not a valid S3 bucket name (3-63 lowercase letters, digits, `.` or `-`)"),
+                );
+            }
+            if pinned.is_empty() {
+                err(
+                    &field,
+                    "lists no backend; give at least one backend id, or remove the bucket".into(),
+                );
+            }
+            let mut seen = HashSet::new();
+            for id in pinned {
+                if !backend_ids.contains(id) {
+                    let mut known: Vec<&str> = backend_ids.iter().map(String::as_str).collect();
+                    known.sort_unstable();
+                    err(
+                        &field,
+                        format!("backend `{id}` is not configured; known backends: {}", known.join(", ")),
+                    );
+                }
+                if !seen.insert(id) {
+                    err(&field, format!("backend `{id}` is listed twice"));
+                }
+            }
+        }
+
         let mut keys = HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             let field = format!("credentials[{i}]");
@@ -341,6 +372,7 @@ fn check_endpoint(u: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RoutingStrategy;
 
     #[test]
     fn empty_config_is_valid_for_all() {
@@ -550,6 +582,69 @@ mod tests {
         let c = Config::from_yaml(&all).unwrap();
         c.validate(Role::All).unwrap();
         assert_eq!(c.backends[0].limits().quota_bytes, Some(100));
+    }
+
+    const THREE: &str = "backends:\n- {type: local, id: a, path: /a}\n- {type: local, id: b, path: /b}\n- {type: local, id: c, path: /c}\n";
+
+    #[test]
+    fn placement_defaults_to_pack_without_pins() {
+        let c = Config::from_yaml("{}").unwrap();
+        assert_eq!(c.placement.routing_strategy, RoutingStrategy::Pack);
+        assert!(c.placement.bucket_backends.is_empty());
+        let c = Config::from_yaml(&format!(
+            "{THREE}placement:\n  routing_strategy: spread\n  bucket_backends:\n    photos: [c, a]\n"
+        ))
+        .unwrap();
+        c.validate(Role::All).unwrap();
+        assert_eq!(c.placement.routing_strategy, RoutingStrategy::Spread);
+        assert_eq!(c.placement.bucket_backends["photos"], ["c", "a"]);
+    }
+
+    #[test]
+    fn unknown_routing_strategy_names_the_field() {
+        let e = Config::from_yaml("placement:\n  routing_strategy: fill\n").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        let shown = e[0].to_string();
+        assert!(shown.contains("placement.routing_strategy"), "{shown}");
+        assert!(shown.contains("unknown variant `fill`"), "{shown}");
+        let e = Config::from_yaml("placement:\n  strategy: pack\n").unwrap_err();
+        assert!(e[0].message.contains("unknown field `strategy`"), "{e:?}");
+    }
+
+    #[test]
+    fn bucket_pins_must_name_known_backends_and_valid_buckets() {
+        let y = format!(
+            "{THREE}placement:\n  bucket_backends:\n    photos: [a, zz]\n    Bad_Name: [b]\n    empty: []\n    twice: [a, a]\n"
+        );
+        let errs = Config::from_yaml(&y).unwrap().validate(Role::All).unwrap_err();
+        assert!(
+            has(
+                &errs,
+                "placement.bucket_backends.photos",
+                "backend `zz` is not configured; known backends: a, b, c"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            has(
+                &errs,
+                "placement.bucket_backends.Bad_Name",
+                "not a valid S3 bucket name"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            has(&errs, "placement.bucket_backends.empty", "lists no backend"),
+            "{errs:?}"
+        );
+        assert!(
+            has(&errs, "placement.bucket_backends.twice", "listed twice"),
+            "{errs:?}"
+        );
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        // With no backends configured, the embedded one is `local`.
+        let c = Config::from_yaml("placement:\n  bucket_backends:\n    photos: [local]\n").unwrap();
+        c.validate(Role::All).unwrap();
     }
 
     #[test]

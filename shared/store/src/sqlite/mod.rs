@@ -21,7 +21,7 @@ use strata_core::{
     ObjectRecord, PartInfo, UploadInfo, WritePlan,
 };
 
-use crate::{MetaStore, StoredCredential};
+use crate::{BackendUsage, MetaStore, StoredCredential};
 
 /// Connections kept for a database file.
 const FILE_POOL_SIZE: u32 = 8;
@@ -136,8 +136,15 @@ impl MetaStore for SqliteStore {
         self.list_buckets_impl().await
     }
 
-    async fn insert_intent(&self, plan: &WritePlan, bucket: &str, key: &str, now_ms: i64) -> CpResult<()> {
-        self.insert_intent_impl(plan, bucket, key, now_ms).await
+    async fn insert_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+    ) -> CpResult<()> {
+        self.insert_intent_impl(plan, bucket, key, size_hint, now_ms).await
     }
 
     async fn delete_intent(&self, intent_id: &str) -> CpResult<()> {
@@ -217,5 +224,27 @@ impl MetaStore for SqliteStore {
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         self.abort_upload_impl(bucket, upload_id).await
+    }
+
+    async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>> {
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT backend_id, SUM(bytes_used), SUM(orphan_bytes), SUM(reserved_bytes), SUM(objects) \
+             FROM backend_usage GROUP BY backend_id ORDER BY backend_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        // Shards may be negative; the sums cannot be, short of a bug: clamp rather than fail placement.
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(backend_id, used, orphan, reserved, objects)| BackendUsage {
+                backend_id,
+                bytes_used: u(used),
+                orphan_bytes: u(orphan),
+                reserved_bytes: u(reserved),
+                objects: u(objects),
+            })
+            .collect())
     }
 }

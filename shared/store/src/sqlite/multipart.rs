@@ -143,8 +143,8 @@ impl SqliteStore {
     ) -> CpResult<Vec<CleanupItem>> {
         let mut tx = self.write_tx().await?;
         load_upload(&mut tx, bucket, upload_id).await?;
-        let old: Option<(String, String)> =
-            sqlx::query_as("SELECT backend_id, backend_key FROM parts WHERE upload_id = ? AND part_number = ?")
+        let old: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT backend_id, backend_key, size FROM parts WHERE upload_id = ? AND part_number = ?")
                 .bind(upload_id)
                 .bind(i64::from(part.part_number))
                 .fetch_optional(&mut *tx)
@@ -152,14 +152,24 @@ impl SqliteStore {
                 .map_err(db)?;
         let old: Vec<Segment> = old
             .into_iter()
-            .map(|(backend_id, backend_key)| Segment {
-                backend_id,
-                backend_key,
-                length: 0,
+            .map(|(backend_id, backend_key, size)| {
+                Ok(Segment {
+                    backend_id,
+                    backend_key,
+                    length: to_u64(size)?,
+                })
             })
-            .collect();
+            .collect::<CpResult<_>>()?;
         let items = enqueue_unreferenced(&mut tx, &old, std::slice::from_ref(&part.segment)).await?;
-        let sql = format!("INSERT OR REPLACE INTO parts (upload_id, {PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        // An explicit DELETE rather than INSERT OR REPLACE: REPLACE's implicit
+        // delete does not fire the usage triggers.
+        sqlx::query("DELETE FROM parts WHERE upload_id = ? AND part_number = ?")
+            .bind(upload_id)
+            .bind(i64::from(part.part_number))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let sql = format!("INSERT INTO parts (upload_id, {PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
         sqlx::query(&sql)
             .bind(upload_id)
             .bind(i64::from(part.part_number))

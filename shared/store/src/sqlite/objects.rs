@@ -5,7 +5,7 @@ use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment, WritePl
 
 use super::rows::{
     META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, insert_segments, load_segments,
-    require_bucket,
+    require_bucket, to_i64,
 };
 use super::{SqliteStore, db};
 
@@ -96,11 +96,12 @@ impl SqliteStore {
         plan: &WritePlan,
         bucket: &str,
         key: &str,
+        size_hint: Option<u64>,
         now_ms: i64,
     ) -> CpResult<()> {
         sqlx::query(
             "INSERT INTO intents (intent_id, object_id, backend_id, backend_key, bucket, key, \
-             created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             created_ms, size_hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&plan.intent_id)
         .bind(&plan.object_id)
@@ -109,6 +110,7 @@ impl SqliteStore {
         .bind(bucket)
         .bind(key)
         .bind(now_ms)
+        .bind(to_i64(size_hint.unwrap_or(0))?)
         .execute(&self.pool)
         .await
         .map_err(db)?;

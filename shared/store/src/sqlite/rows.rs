@@ -147,14 +147,16 @@ pub(super) async fn enqueue_cleanup(
     conn: &mut SqliteConnection,
     backend_id: &str,
     backend_key: &str,
+    length: u64,
 ) -> CpResult<CleanupItem> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO cleanup_queue (backend_id, backend_key, enqueued_ms) VALUES (?, ?, ?) \
+        "INSERT INTO cleanup_queue (backend_id, backend_key, enqueued_ms, length) VALUES (?, ?, ?, ?) \
          RETURNING id",
     )
     .bind(backend_id)
     .bind(backend_key)
     .bind(super::now_ms())
+    .bind(to_i64(length)?)
     .fetch_one(conn)
     .await
     .map_err(db)?;
@@ -177,7 +179,7 @@ pub(super) async fn enqueue_unreferenced(
             .iter()
             .any(|k| k.backend_id == seg.backend_id && k.backend_key == seg.backend_key);
         if !still_used {
-            items.push(enqueue_cleanup(&mut *conn, &seg.backend_id, &seg.backend_key).await?);
+            items.push(enqueue_cleanup(&mut *conn, &seg.backend_id, &seg.backend_key, seg.length).await?);
         }
     }
     Ok(items)

@@ -9,6 +9,7 @@ mod multipart;
 mod objects;
 mod sqlite;
 mod support;
+mod usage;
 
 use strata_store::{MetaStore, SqliteStore};
 
@@ -54,4 +55,8 @@ conformance! {
     multipart::abort_queues_parts,
     multipart::list_uploads_ordering_and_markers,
     multipart::missing_upload_and_bucket_errors,
+    usage::usage_overwrite_moves_bytes_to_orphan,
+    usage::usage_intents_reserve_until_commit_or_abort,
+    usage::usage_follows_multipart_parts,
+    usage::usage_is_per_backend,
 }

@@ -27,7 +27,7 @@ pub async fn commit_and_get_round_trip(s: &dyn MetaStore) {
     };
     rec.segments = vec![segment("a", 4), segment("b", 6)];
     let p = plan("t1");
-    s.insert_intent(&p, "b", "dir/file.txt", 5).await.unwrap();
+    s.insert_intent(&p, "b", "dir/file.txt", None, 5).await.unwrap();
     let cleanup = s.commit_object(&p.intent_id, &rec).await.unwrap();
     assert!(cleanup.is_empty());
     assert_eq!(s.get_object("b", "dir/file.txt").await.unwrap(), rec);
@@ -40,7 +40,7 @@ pub async fn overwrite_queues_old_segments(s: &dyn MetaStore) {
     put(s, "b", "k", "v1", 5).await;
     let v2 = record("b", "k", "v2", 7);
     let p2 = plan("v2");
-    s.insert_intent(&p2, "b", "k", 2).await.unwrap();
+    s.insert_intent(&p2, "b", "k", None, 2).await.unwrap();
     let cleanup = s.commit_object(&p2.intent_id, &v2).await.unwrap();
     assert_eq!(keys_of(&cleanup), ["blob-v1"]);
     assert_eq!(cleanup[0].backend_id, "disk-1");
@@ -89,7 +89,7 @@ pub async fn commit_without_intent_and_missing_bucket(s: &dyn MetaStore) {
     // The bucket vanished between the intent and the commit.
     s.create_bucket("gone", "admin", 1).await.unwrap();
     let p = plan("t2");
-    s.insert_intent(&p, "gone", "k", 1).await.unwrap();
+    s.insert_intent(&p, "gone", "k", None, 1).await.unwrap();
     s.delete_bucket("gone").await.unwrap();
     let rec = record("gone", "k", "t2", 1);
     assert_eq!(s.commit_object(&p.intent_id, &rec).await, Err(CpError::NoSuchBucket));

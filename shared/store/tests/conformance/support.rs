@@ -49,7 +49,7 @@ pub fn record(bucket: &str, key: &str, tag: &str, size: u64) -> ObjectRecord {
 pub async fn put(s: &dyn MetaStore, bucket: &str, key: &str, tag: &str, size: u64) -> ObjectRecord {
     let rec = record(bucket, key, tag, size);
     let p = plan(tag);
-    s.insert_intent(&p, bucket, key, 1).await.unwrap();
+    s.insert_intent(&p, bucket, key, None, 1).await.unwrap();
     s.commit_object(&p.intent_id, &rec).await.unwrap();
     rec
 }
@@ -93,7 +93,7 @@ pub async fn commit_part(
         backend_id: p.segment.backend_id.clone(),
         backend_key: p.segment.backend_key.clone(),
     };
-    s.insert_intent(&wp, bucket, "k", 1).await.unwrap();
+    s.insert_intent(&wp, bucket, "k", None, 1).await.unwrap();
     s.commit_part(&wp.intent_id, bucket, upload_id, p).await.unwrap()
 }
 
