@@ -2,6 +2,7 @@
 # Install what the end-to-end tests need, idempotently and quietly:
 #   apt:  rclone s3cmd curl      (apt-get update only when something is missing)
 #   pip:  boto3 awscli awscrt pytest requests   (only when not importable / not on PATH)
+#   cargo: s3s-fs 0.14.1                          (the backend S3 server the Rust tests run)
 # Works as root on a fresh Debian 12 machine; uses sudo when not root.
 set -euo pipefail
 
@@ -55,6 +56,12 @@ if [ "${#pip_missing[@]}" -gt 0 ]; then
     fi
   fi
   rm -f /tmp/strata-pip.err
+fi
+
+# A third-party S3 server used as a real backend in the Rust tests (see ../shared/testing.md).
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "install-deps: cargo install s3s-fs"
+  cargo install -q s3s-fs --version 0.14.1 --features binary --locked
 fi
 
 # Final check: fail loudly instead of letting the suite fail obscurely.

@@ -8,6 +8,9 @@
 # Extra arguments are passed to pytest (e.g. `scripts/test.sh -k boto3 -x`).
 set -uo pipefail
 
+# cargo-installed tools (s3s-fs) live here on a fresh machine.
+export PATH="$HOME/.cargo/bin:$PATH"
+
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 export STRATA_BIN="${STRATA_BIN:-$REPO/target/debug/strata}"

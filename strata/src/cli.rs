@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use strata_core::config::{Config, ConfigError, Role};
+use strata_core::config::{BackendConfig, Config, ConfigError, Role};
 
 #[derive(Parser)]
 #[command(name = "strata", version, about = "One S3 endpoint in front of many backends")]
@@ -123,7 +123,12 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
             }
             println!("  metadata:       {}", c.database_url());
             for b in c.effective_backends() {
-                println!("  backend:        {b:?}");
+                let place = match &b {
+                    BackendConfig::Local { path, .. } => format!("local disk {}", path.display()),
+                    BackendConfig::S3 { endpoint, bucket, .. } => format!("s3 {endpoint} bucket {bucket}"),
+                };
+                let quota = b.limits().quota_bytes.map_or("no quota".into(), |q| format!("quota {q} bytes"));
+                println!("  backend:        {} ({place}, {quota})", b.id());
             }
             let creds = c.credentials.len();
             if creds == 0 {
