@@ -127,7 +127,10 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
                     BackendConfig::Local { path, .. } => format!("local disk {}", path.display()),
                     BackendConfig::S3 { endpoint, bucket, .. } => format!("s3 {endpoint} bucket {bucket}"),
                 };
-                let quota = b.limits().quota_bytes.map_or("no quota".into(), |q| format!("quota {q} bytes"));
+                let quota = b
+                    .limits()
+                    .quota_bytes
+                    .map_or("no quota".into(), |q| format!("quota {q} bytes"));
                 println!("  backend:        {} ({place}, {quota})", b.id());
             }
             let creds = c.credentials.len();
