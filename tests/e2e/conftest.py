@@ -1,8 +1,9 @@
 """Fixtures for the Strata black-box end-to-end suite.
 
-* `server`: a module-scoped Strata deployment, parametrized over the two modes
-  `all` (one process, --role all) and `split` (controlplane + dataplane over gRPC).
-  Set STRATA_E2E_MODES=all (or split) to run only one mode.
+* `server`: a module-scoped Strata deployment, parametrized over three modes:
+  `all` (one process, --role all), `split` (controlplane + dataplane over gRPC) and
+  `s3` (one process whose objects live in a third-party S3 server, s3s-fs).
+  Set STRATA_E2E_MODES=all (or split, or s3) to run only one mode.
 * `fresh_server`: the same, but function-scoped (for tests that restart or signal the server).
 * `s3` / `scoped_s3`: boto3 clients for the admin and the scoped credential.
 * `bucket`: a new, uniquely named bucket for the current test.
@@ -86,6 +87,7 @@ def _deployment(request, tmp_path_factory, mode: str, **kw):
     except BaseException:
         try:
             s.stop()
+            s.stop_backing()
         finally:
             if s in LIVE:
                 LIVE.remove(s)

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 STRATA_BIN = os.environ.get("STRATA_BIN", str(REPO / "target" / "debug" / "strata"))
 REGION = "us-east-1"
-MODES = [m.strip() for m in os.environ.get("STRATA_E2E_MODES", "all,split").split(",") if m.strip()]
+MODES = [m.strip() for m in os.environ.get("STRATA_E2E_MODES", "all,split,s3").split(",") if m.strip()]
 START_TIMEOUT = float(os.environ.get("STRATA_E2E_START_TIMEOUT", "60"))
 STOP_TIMEOUT = float(os.environ.get("STRATA_E2E_STOP_TIMEOUT", "30"))
 
@@ -39,6 +39,9 @@ class Creds:
 
 ADMIN = Creds("AKADMIN01", "adminsecret01234")
 SCOPED = Creds("AKSCOPED01", "scopedsecret0123")
+# The third-party S3 server behind Strata in mode "s3".
+BACKING = Creds("AKBACKING01", "backingsecret0123")
+BACKING_BUCKET = "strata-backing"
 SCOPED_BUCKET = "scoped-a"
 
 # Every live deployment (anything with .name and .tail()), so that a failing test can show
@@ -186,8 +189,10 @@ def content_md5(data: bytes) -> str:
 class StrataProc:
     """One `strata` OS process with stdout/stderr captured to files."""
 
-    def __init__(self, name: str, args: list[str], cwd: Path, logdir: Path, env: dict | None = None):
+    def __init__(self, name: str, args: list[str], cwd: Path, logdir: Path, env: dict | None = None,
+                 program: str | None = None):
         self.name = name
+        self.program = program
         self.args = args
         self.cwd = Path(cwd)
         self.logdir = Path(logdir)
@@ -206,7 +211,7 @@ class StrataProc:
         return self.logdir / f"{self.name}.{self.starts}.stderr.log"
 
     def start(self) -> None:
-        if not os.path.exists(STRATA_BIN):
+        if self.program is None and not os.path.exists(STRATA_BIN):
             raise RuntimeError(f"strata binary not found at {STRATA_BIN} (build with `cargo build -p strata`)")
         self.starts += 1
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +221,7 @@ class StrataProc:
         err = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen(
-                [STRATA_BIN, *self.args],
+                [self.program or STRATA_BIN, *self.args],
                 cwd=self.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -320,6 +325,7 @@ def render_config(
     domain: str | None = None,
     credentials: tuple[tuple[Creds, list[str] | None], ...] = ((ADMIN, None), (SCOPED, [SCOPED_BUCKET])),
     log_level: str = "info",
+    s3_backend: str | None = None,
 ) -> str:
     lines = [
         f"data_dir: {data_dir}",
@@ -337,7 +343,7 @@ def render_config(
         "cluster:",
         f'  secret: "{secret}"',
         "backends:",
-        f"  - {{type: local, id: local, path: {data_dir / 'objects'}}}",
+        s3_backend or f"  - {{type: local, id: local, path: {data_dir / 'objects'}}}",
         "credentials:",
     ]
     for creds, buckets in credentials:
@@ -367,7 +373,7 @@ class Strata:
 
     def __init__(self, mode: str, root: Path, *, domain: str | None = None,
                  dataplane_secret: str | None = None, name: str | None = None):
-        assert mode in ("all", "split"), mode
+        assert mode in ("all", "split", "s3"), mode
         self.mode = mode
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -379,12 +385,30 @@ class Strata:
         self.cluster_secret = uuid.uuid4().hex + uuid.uuid4().hex  # 64 chars
         self.domain = domain
         self.config_path = self.root / "strata.yaml"
-        self.config_path.write_text(
-            render_config(data_dir=self.data_dir, s3_port=self.s3_port, grpc_port=self.grpc_port, domain=domain)
-        )
         env = child_env({"STRATA_CLUSTER_SECRET": self.cluster_secret})
+        # Mode "s3": one process, like "all", but the objects live in a third-party
+        # S3 server (s3s-fs) that Strata reaches as an S3 backend.
+        self.backing: StrataProc | None = None
+        s3_backend = None
+        if mode == "s3":
+            (fs_port,) = free_ports(1)
+            fs_root = self.root / "s3s-fs"
+            fs_root.mkdir(parents=True, exist_ok=True)
+            self.backing_endpoint = f"http://127.0.0.1:{fs_port}"
+            self.backing = StrataProc(
+                "s3s-fs",
+                ["--host", "127.0.0.1", "--port", str(fs_port), "--access-key", BACKING.access_key,
+                 "--secret-key", BACKING.secret_key, str(fs_root)],
+                self.root, self.logdir, env, program=shutil.which("s3s-fs") or "s3s-fs")
+            s3_backend = (f"  - {{type: s3, id: fs1, endpoint: '{self.backing_endpoint}', bucket: {BACKING_BUCKET}, "
+                          f"prefix: 'strata/', access_key_id: {BACKING.access_key}, "
+                          f"secret_access_key: {BACKING.secret_key}}}")
+        self.config_path.write_text(
+            render_config(data_dir=self.data_dir, s3_port=self.s3_port, grpc_port=self.grpc_port, domain=domain,
+                          s3_backend=s3_backend)
+        )
         self.procs: list[StrataProc] = []
-        if mode == "all":
+        if mode in ("all", "s3"):
             self.main = StrataProc("strata-all", ["serve", "--role", "all", "--config", str(self.config_path)],
                                    self.root, self.logdir, env)
             self.procs = [self.main]
@@ -418,6 +442,11 @@ class Strata:
     def start(self, wait_ready: bool = True) -> "Strata":
         if self not in LIVE:
             LIVE.append(self)
+        if self.backing is not None and (self.backing.proc is None or self.backing.proc.poll() is not None):
+            self.backing.start()
+            port = int(self.backing_endpoint.rsplit(":", 1)[1])
+            wait_until(lambda: tcp_open(port), START_TIMEOUT, procs=[self.backing], what="s3s-fs port")
+            boto3_client(self.backing_endpoint, BACKING).create_bucket(Bucket=BACKING_BUCKET)
         if self.control is not None:
             self.control.start()
             wait_until(lambda: tcp_open(self.grpc_port), START_TIMEOUT, procs=[self.control],
@@ -438,9 +467,14 @@ class Strata:
             codes[p.name] = p.stop()
         return codes
 
+    def stop_backing(self) -> None:
+        if self.backing is not None:
+            self.backing.stop()
+
     def stop_and_check(self, cleanup_data: bool = True) -> None:
         tails = "\n".join(p.tail(60) for p in self.procs)
         codes = self.stop()
+        self.stop_backing()
         if self in LIVE:
             LIVE.remove(self)
         if cleanup_data and all(c == 0 for c in codes.values()):
