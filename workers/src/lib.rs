@@ -1,6 +1,12 @@
 //! The worker role: a [`Job`] trait and a [`Runner`] that drives jobs on their
-//! schedules until shutdown. Concrete jobs (replication, cleanup, rebalance…)
-//! arrive with the issues that need them.
+//! schedules until shutdown, and the jobs themselves: [`CleanupJob`] deletes
+//! obsolete bytes from the durable cleanup queue, [`ReaperJob`] resolves write
+//! intents that were never committed.
+
+mod cleanup;
+mod reaper;
+#[cfg(test)]
+mod testkit;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +15,22 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+pub use cleanup::CleanupJob;
+pub use reaper::ReaperJob;
+
+/// The current time in Unix milliseconds. Jobs take one so that tests can move
+/// time forward instead of sleeping.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
 
 /// What a job's cycle achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,23 @@ pub struct BackendUsage {
     pub objects: u64,
 }
 
+/// A cleanup-queue row claimed by [`MetaStore::claim_cleanup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupClaim {
+    pub item: CleanupItem,
+    /// Failed deletion attempts so far.
+    pub attempts: u32,
+}
+
+/// A pending write intent older than the age asked of [`MetaStore::stale_intents`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleIntent {
+    pub intent_id: String,
+    pub backend_id: String,
+    pub backend_key: String,
+    pub created_ms: i64,
+}
+
 /// Persistence for buckets, objects, intents, multipart state, the cleanup
 /// queue and generated credentials. Every method is one transaction.
 #[async_trait]
@@ -79,6 +96,22 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()>;
     /// Cleanup rows not yet acknowledged, oldest first.
     async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>>;
+    /// In one write transaction, claims up to `limit` cleanup rows that are due
+    /// (`next_attempt_ms <= now_ms`) and not claimed by anyone (`claimed_until_ms
+    /// <= now_ms`), oldest first, for `lease_ms`. Two concurrent claimers never get
+    /// the same row; a claim that is neither acknowledged nor failed becomes
+    /// claimable again when its lease ends.
+    async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>>;
+    /// Records a failed deletion of cleanup row `id`: one more attempt and its
+    /// error. Once the attempts reach `max_attempts` the row moves to the dead
+    /// letter table (its bytes still count as orphan bytes) and `true` is
+    /// returned; otherwise the row is released and becomes due again after
+    /// `min(2^attempts s, 1 h)`. A row that no longer exists returns `false`.
+    async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool>;
+    /// Cleanup rows given up on after too many failed attempts.
+    async fn dead_letter_count(&self) -> CpResult<u64>;
+    /// Pending intents created before `older_than_ms`, oldest first.
+    async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>>;
 
     async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()>;
     /// `NoSuchUpload` unless the upload exists in that bucket.

@@ -5,6 +5,7 @@
 
 mod buckets;
 mod complete;
+mod jobs;
 mod list;
 mod multipart;
 mod objects;
@@ -21,7 +22,7 @@ use strata_core::{
     ObjectRecord, PartInfo, UploadInfo, WritePlan,
 };
 
-use crate::{BackendUsage, MetaStore, StoredCredential};
+use crate::{BackendUsage, CleanupClaim, MetaStore, StaleIntent, StoredCredential};
 
 /// Connections kept for a database file.
 const FILE_POOL_SIZE: u32 = 8;
@@ -173,6 +174,22 @@ impl MetaStore for SqliteStore {
 
     async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
         self.pending_cleanup_impl(limit).await
+    }
+
+    async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>> {
+        self.claim_cleanup_impl(now_ms, lease_ms, limit).await
+    }
+
+    async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool> {
+        self.fail_cleanup_impl(id, error, now_ms, max_attempts).await
+    }
+
+    async fn dead_letter_count(&self) -> CpResult<u64> {
+        self.dead_letter_count_impl().await
+    }
+
+    async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>> {
+        self.stale_intents_impl(older_than_ms, limit).await
     }
 
     async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()> {

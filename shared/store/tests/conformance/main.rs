@@ -3,6 +3,7 @@
 //! including these modules and invoking `conformance!` with its own factory.
 
 mod buckets;
+mod jobs;
 mod list;
 mod list_model;
 mod multipart;
@@ -59,4 +60,8 @@ conformance! {
     usage::usage_intents_reserve_until_commit_or_abort,
     usage::usage_follows_multipart_parts,
     usage::usage_is_per_backend,
+    jobs::cleanup_claims_are_exclusive_and_expire,
+    jobs::cleanup_failures_back_off_then_dead_letter,
+    jobs::cleanup_ack_removes_claimed_rows,
+    jobs::stale_intents_returns_only_old_ones,
 }
