@@ -9,7 +9,7 @@ use strata_core::ControlPlane;
 use strata_core::config::{Config, Role};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, SqliteStore};
-use strata_workers::Runner;
+use strata_workers::{CleanupJob, ReaperJob, Runner};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -120,8 +120,10 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         in_process = Some(cp);
     }
 
+    let mut opened: Option<Backends> = None;
     if role.runs_dataplane() {
         let backends = Backends::open(&config.effective_backends()).await?;
+        opened = Some(backends.clone());
         let (cp, remote): (Arc<dyn ControlPlane>, _) = match in_process.clone() {
             Some(cp) => (cp, None),
             None => {
@@ -153,8 +155,22 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         });
     }
 
-    if matches!(role, Role::All | Role::Worker) {
-        // No jobs are registered yet; the runner still owns the worker lifecycle.
+    if let Some(store) = local_store.clone() {
+        // Under SQLite the jobs run in the process that owns the database.
+        let backends = match opened {
+            Some(b) => b,
+            None => Backends::open(&config.effective_backends()).await?,
+        };
+        let mut runner = Runner::new();
+        runner.add(Arc::new(CleanupJob::new(store.clone(), backends.clone())));
+        runner.add(Arc::new(ReaperJob::new(store, backends)));
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            runner.run(stop).await;
+            Ok(())
+        });
+    } else if role == Role::Worker {
+        tracing::info!("under SQLite the cleanup and reaper jobs run inside the control plane; this worker has none");
         let runner = Runner::new();
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -1,5 +1,6 @@
 //! The metadata store: the persistence API of the control plane. Only the
-//! control plane links this crate; data planes never open the database.
+//! control plane and the background jobs it runs (`strata-workers`) link this
+//! crate; data planes never open the database.
 
 mod sqlite;
 

@@ -6,7 +6,7 @@ use strata_core::{
 };
 
 use super::list::prefix_successor;
-use super::objects::delete_intent_row;
+use super::objects::redeem_intent;
 use super::rows::{
     META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, from_json, require_bucket, to_i64,
     to_json, to_u64,
@@ -182,7 +182,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        delete_intent_row(&mut tx, intent_id).await?;
+        redeem_intent(&mut tx, intent_id).await?;
         tx.commit().await.map_err(db)?;
         Ok(items)
     }

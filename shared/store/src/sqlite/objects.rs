@@ -81,12 +81,25 @@ pub(super) async fn insert_object(conn: &mut SqliteConnection, record: &ObjectRe
     insert_segments(conn, &record.object_id, &record.segments).await
 }
 
-pub(super) async fn delete_intent_row(conn: &mut SqliteConnection, intent_id: &str) -> CpResult<()> {
-    sqlx::query("DELETE FROM intents WHERE intent_id = ?")
+/// Deletes an intent; returns whether it existed.
+pub(super) async fn delete_intent_row(conn: &mut SqliteConnection, intent_id: &str) -> CpResult<bool> {
+    let done = sqlx::query("DELETE FROM intents WHERE intent_id = ?")
         .bind(intent_id)
         .execute(conn)
         .await
         .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Removes the intent a commit redeems. A missing intent means the reaper
+/// judged the write abandoned and may have deleted its bytes, so the commit
+/// must not make them current; the client retries the whole request.
+pub(super) async fn redeem_intent(conn: &mut SqliteConnection, intent_id: &str) -> CpResult<()> {
+    if !delete_intent_row(conn, intent_id).await? {
+        return Err(CpError::Unavailable(
+            "the write took too long and its plan expired before the commit; retry the request".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -119,7 +132,7 @@ impl SqliteStore {
 
     pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        delete_intent_row(&mut conn, intent_id).await
+        delete_intent_row(&mut conn, intent_id).await.map(|_| ())
     }
 
     pub(super) async fn commit_object_impl(
@@ -129,9 +142,9 @@ impl SqliteStore {
     ) -> CpResult<Vec<CleanupItem>> {
         let mut tx = self.write_tx().await?;
         require_bucket(&mut tx, &record.bucket).await?;
+        redeem_intent(&mut tx, intent_id).await?;
         let items = remove_object(&mut tx, &record.bucket, &record.key, &record.segments).await?;
         insert_object(&mut tx, record).await?;
-        delete_intent_row(&mut tx, intent_id).await?;
         tx.commit().await.map_err(db)?;
         Ok(items)
     }

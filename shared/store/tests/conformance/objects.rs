@@ -81,10 +81,14 @@ pub async fn cleanup_queue_ack_and_limit(s: &dyn MetaStore) {
 
 pub async fn commit_without_intent_and_missing_bucket(s: &dyn MetaStore) {
     s.create_bucket("b", "admin", 1).await.unwrap();
-    // The intent was reaped: the commit still happens.
+    // The intent was reaped (and with it, possibly, the bytes): the commit is
+    // refused so that the catalog never points at deleted bytes.
     let rec = record("b", "k", "t1", 1);
-    assert!(s.commit_object("never-inserted", &rec).await.unwrap().is_empty());
-    assert_eq!(s.get_object("b", "k").await.unwrap(), rec);
+    assert!(matches!(
+        s.commit_object("never-inserted", &rec).await,
+        Err(CpError::Unavailable(_))
+    ));
+    assert_eq!(s.get_object("b", "k").await, Err(CpError::NoSuchKey));
 
     // The bucket vanished between the intent and the commit.
     s.create_bucket("gone", "admin", 1).await.unwrap();

@@ -1,0 +1,236 @@
+//! Resolves write intents that were never committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strata_backend::{BackendError, Backends};
+use strata_store::{MetaStore, StaleIntent};
+
+use crate::{Clock, Job, Outcome, system_clock};
+
+/// Resolves pending write intents older than `min_age`: the writes of a data
+/// plane that crashed, lost its control plane, or failed to clean up after a
+/// failed write (see `abort()` in the data plane's writer).
+///
+/// Every such intent is **dropped**: its bytes are deleted from the backend if
+/// they are there (HEAD, then DELETE; already gone is fine), then the intent
+/// row is removed. Dropping is always correct because committing a write
+/// removes its intent in the same transaction that makes the object visible,
+/// and the client gets its 200 only after that commit. An intent that still
+/// exists therefore belongs to a write that no client was told succeeded, and
+/// whose bytes no object references. (Promoting such bytes to an object
+/// instead would need the object's catalog metadata stored with the bytes,
+/// which is a later step.)
+///
+/// A write still in flight when its intent is reaped loses its bytes, but it
+/// cannot commit: the store refuses a commit whose intent is gone, so the
+/// client gets a retryable 503 instead of an object whose bytes are missing.
+/// `min_age` only decides how long a slow write may take before that happens.
+///
+/// An intent whose backend is not configured is left alone (with a warning):
+/// its bytes cannot be checked, and dropping the intent would forget them.
+pub struct ReaperJob {
+    pub store: Arc<dyn MetaStore>,
+    pub backends: Backends,
+    /// Intents younger than this are writes that may still be in flight.
+    pub min_age: Duration,
+    /// Intents looked at per cycle.
+    pub batch: u32,
+    /// Pause between cycles when no stale intent is left.
+    pub period: Duration,
+    pub clock: Clock,
+}
+
+impl ReaperJob {
+    /// A job with the defaults: intents older than 10 min, 100 per cycle,
+    /// every 60 s, on the system clock.
+    pub fn new(store: Arc<dyn MetaStore>, backends: Backends) -> ReaperJob {
+        ReaperJob {
+            store,
+            backends,
+            min_age: Duration::from_secs(600),
+            batch: 100,
+            period: Duration::from_secs(60),
+            clock: system_clock(),
+        }
+    }
+
+    /// Deletes the intent's bytes and drops it; `Err` leaves it for a later cycle.
+    async fn reap(&self, intent: &StaleIntent) -> Result<bool, String> {
+        let Some(backend) = self.backends.get(&intent.backend_id) else {
+            return Err(format!(
+                "unknown backend id `{}`: it is not in the configuration",
+                intent.backend_id
+            ));
+        };
+        let present = match backend.head(&intent.backend_key).await {
+            Ok(_) => true,
+            Err(BackendError::NotFound) => false,
+            Err(e) => return Err(format!("backend `{}`: head: {e}", intent.backend_id)),
+        };
+        if present {
+            match backend.delete(&intent.backend_key).await {
+                Ok(()) | Err(BackendError::NotFound) => {}
+                Err(e) => return Err(format!("backend `{}`: delete: {e}", intent.backend_id)),
+            }
+        }
+        self.store
+            .delete_intent(&intent.intent_id)
+            .await
+            .map_err(|e| format!("drop the intent: {e}"))?;
+        Ok(present)
+    }
+}
+
+#[async_trait]
+impl Job for ReaperJob {
+    fn name(&self) -> &'static str {
+        "reaper"
+    }
+
+    fn period(&self) -> Duration {
+        self.period
+    }
+
+    async fn run_once(&self) -> Result<Outcome, String> {
+        let now = (self.clock)();
+        let min_age = i64::try_from(self.min_age.as_millis()).unwrap_or(i64::MAX);
+        let stale = self
+            .store
+            .stale_intents(now.saturating_sub(min_age), self.batch)
+            .await
+            .map_err(|e| format!("list stale intents: {e}"))?;
+        if stale.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let (mut dropped, mut deleted, mut failed) = (0usize, 0usize, 0usize);
+        for intent in &stale {
+            match self.reap(intent).await {
+                Ok(had_bytes) => {
+                    dropped += 1;
+                    deleted += usize::from(had_bytes);
+                    tracing::info!(
+                        job = "reaper", intent = %intent.intent_id, backend = %intent.backend_id,
+                        key = %intent.backend_key, age_ms = now - intent.created_ms, had_bytes,
+                        "dropped an uncommitted write intent",
+                    );
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(
+                        job = "reaper", intent = %intent.intent_id, backend = %intent.backend_id,
+                        key = %intent.backend_key, %error, "could not resolve a stale write intent; will retry",
+                    );
+                }
+            }
+        }
+        tracing::info!(
+            job = "reaper",
+            stale = stale.len(),
+            dropped,
+            bytes_deleted = deleted,
+            failed,
+            "reaper cycle"
+        );
+        // A full batch with progress: more may be waiting. Failures alone would
+        // only spin on the same intents.
+        if stale.len() >= self.batch as usize && dropped > 0 {
+            Ok(Outcome::Busy)
+        } else {
+            Ok(Outcome::Idle)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_core::WritePlan;
+
+    use super::*;
+    use crate::testkit::{Kit, kit};
+
+    async fn intent(k: &Kit, tag: &str, backend_id: &str, backend_key: &str, at: i64) {
+        let _ = k.store.create_bucket("b", "admin", 1).await;
+        let plan = WritePlan {
+            intent_id: format!("intent-{tag}"),
+            object_id: format!("obj-{tag}"),
+            backend_id: backend_id.into(),
+            backend_key: backend_key.into(),
+        };
+        k.store.insert_intent(&plan, "b", tag, Some(10), at).await.unwrap();
+    }
+
+    async fn intents(k: &Kit) -> Vec<String> {
+        k.store
+            .stale_intents(i64::MAX, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.intent_id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn reaper_drops_old_intents_and_keeps_young_ones() {
+        let k = kit().await;
+        let old = k.put_bytes(b"orphaned").await;
+        let young = k.put_bytes(b"in flight").await;
+        intent(&k, "old", "disk-1", &old, k.now() - 11 * 60_000).await;
+        // Old, but its bytes never landed.
+        intent(
+            &k,
+            "empty",
+            "disk-1",
+            "00000000000000000000000000000000",
+            k.now() - 20 * 60_000,
+        )
+        .await;
+        intent(&k, "young", "disk-1", &young, k.now() - 60_000).await;
+
+        let mut job = ReaperJob::new(k.store.clone(), k.backends.clone());
+        job.clock = k.clock.clone();
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+        assert!(!k.exists(&old).await);
+        assert!(k.exists(&young).await);
+        assert_eq!(intents(&k).await, ["intent-young"]);
+        // The dropped intents no longer reserve space.
+        let reserved: u64 = k
+            .store
+            .backend_usage()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.reserved_bytes)
+            .sum();
+        assert_eq!(reserved, 10);
+
+        // Once old enough, the young one goes too.
+        k.advance(9 * 60_000 + 1);
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+        assert!(!k.exists(&young).await);
+        assert!(intents(&k).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reaper_keeps_intents_of_unknown_backends_and_reports_busy() {
+        let k = kit().await;
+        intent(&k, "lost", "gone", "k", k.now() - 3_600_000).await;
+        for i in 0..3 {
+            let key = k.put_bytes(b"x").await;
+            intent(&k, &format!("n{i}"), "disk-1", &key, k.now() - 1_800_000).await;
+        }
+        let mut job = ReaperJob::new(k.store.clone(), k.backends.clone());
+        job.clock = k.clock.clone();
+        job.batch = 2;
+        // The unknown backend's intent fails and stays, one other is dropped.
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Busy);
+        assert_eq!(intents(&k).await.len(), 3);
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Busy);
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Busy);
+        assert_eq!(intents(&k).await, ["intent-lost"]);
+        // Only the failing intent is left: idle, not spinning.
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+        assert_eq!(intents(&k).await, ["intent-lost"]);
+    }
+}
