@@ -1,13 +1,15 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
-    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
-    ListUploadsPage, ListUploadsQuery, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    BackendStatus, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage,
+    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment,
+    UploadInfo, WritePlan,
 };
-use strata_store::MetaStore;
+use strata_store::{BackendUsage, MetaStore};
 
 use crate::Identity;
 use crate::placement::Placement;
@@ -19,6 +21,8 @@ pub struct ControlPlaneService {
     identity: Identity,
     /// The backends (configuration order, with their limits) and the policy.
     placement: Placement,
+    /// `BackendConfig::kind` of each backend, in the order of `placement.backends()`.
+    kinds: Vec<&'static str>,
 }
 
 impl ControlPlaneService {
@@ -33,6 +37,7 @@ impl ControlPlaneService {
             store,
             identity,
             placement: Placement::new(backends, placement),
+            kinds: backends.iter().map(BackendConfig::kind).collect(),
         }
     }
 
@@ -215,5 +220,121 @@ impl ControlPlane for ControlPlaneService {
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         self.store.abort_upload(bucket, upload_id).await
+    }
+
+    async fn status(&self) -> CpResult<ClusterStatus> {
+        let usage = self.store.backend_usage().await?;
+        let by_id: HashMap<&str, &BackendUsage> = usage.iter().map(|u| (u.backend_id.as_str(), u)).collect();
+        let backends = (self.placement.backends().iter())
+            .zip(&self.kinds)
+            .map(|(b, kind)| {
+                let u = by_id.get(b.id.as_str()).copied().cloned().unwrap_or_default();
+                let filled = u
+                    .bytes_used
+                    .saturating_add(u.orphan_bytes)
+                    .saturating_add(u.reserved_bytes);
+                BackendStatus {
+                    backend_id: b.id.clone(),
+                    kind: (*kind).to_owned(),
+                    bytes_used: u.bytes_used,
+                    orphan_bytes: u.orphan_bytes,
+                    reserved_bytes: u.reserved_bytes,
+                    objects: u.objects,
+                    quota_bytes: b.limits.quota_bytes,
+                    max_object_size: b.limits.max_object_size,
+                    eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q),
+                }
+            })
+            .collect();
+        Ok(ClusterStatus {
+            backends,
+            cleanup_dead_letters: self.store.dead_letter_count().await?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_core::config::BackendLimits;
+    use strata_store::SqliteStore;
+
+    use super::*;
+
+    fn local(id: &str, quota: Option<u64>) -> BackendConfig {
+        BackendConfig::Local {
+            id: id.into(),
+            path: format!("/nonexistent/{id}").into(),
+            limits: BackendLimits {
+                quota_bytes: quota,
+                max_object_size: Some(1000),
+                ..BackendLimits::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn status_reports_usage_and_limits_of_every_configured_backend() {
+        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
+        let identity = Identity::new(&[], store.clone());
+        let backends = [local("disk-1", Some(100)), local("disk-2", None)];
+        let cp = ControlPlaneService::new(store, identity, &backends, PlacementConfig::default());
+
+        let empty = cp.status().await.unwrap();
+        assert_eq!(empty.cleanup_dead_letters, 0);
+        let ids: Vec<_> = empty.backends.iter().map(|b| b.backend_id.as_str()).collect();
+        assert_eq!(ids, ["disk-1", "disk-2"], "configured backends appear with zero usage");
+        assert!(
+            empty
+                .backends
+                .iter()
+                .all(|b| b.bytes_used == 0 && b.eligible_for_writes)
+        );
+
+        cp.create_bucket("b", "owner").await.unwrap();
+        let plan = cp.plan_write("b", "k", Some(100)).await.unwrap();
+        assert_eq!(plan.backend_id, "disk-1");
+        let reserved = cp.status().await.unwrap();
+        assert_eq!(reserved.backends[0].reserved_bytes, 100);
+        let segment = Segment {
+            backend_id: plan.backend_id.clone(),
+            backend_key: plan.backend_key.clone(),
+            length: 100,
+        };
+        let meta = ObjectMeta {
+            size: 100,
+            ..ObjectMeta::default()
+        };
+        cp.commit_write(&plan, "b", "k", meta, vec![segment]).await.unwrap();
+
+        let status = cp.status().await.unwrap();
+        let d1 = &status.backends[0];
+        assert_eq!(
+            d1,
+            &BackendStatus {
+                backend_id: "disk-1".into(),
+                kind: "local".into(),
+                bytes_used: 100,
+                orphan_bytes: 0,
+                reserved_bytes: 0,
+                objects: 1,
+                quota_bytes: Some(100),
+                max_object_size: Some(1000),
+                eligible_for_writes: false,
+            }
+        );
+        let d2 = &status.backends[1];
+        assert_eq!((d2.bytes_used, d2.objects, d2.quota_bytes), (0, 0, None));
+        assert!(d2.eligible_for_writes);
+
+        cp.delete_object("b", "k").await.unwrap();
+        let status = cp.status().await.unwrap();
+        assert_eq!(
+            (status.backends[0].bytes_used, status.backends[0].orphan_bytes),
+            (0, 100)
+        );
+        assert!(
+            !status.backends[0].eligible_for_writes,
+            "orphan bytes still fill the quota"
+        );
     }
 }

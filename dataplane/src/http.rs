@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::Body;
 use s3s::service::S3Service;
+use strata_core::{ClusterStatus, ControlPlane};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -27,6 +28,8 @@ pub trait Readiness: Send + Sync + 'static {
 
 pub struct Front {
     pub s3: S3Service,
+    /// For `/status` and the backend gauges of `/metrics`.
+    pub cp: Arc<dyn ControlPlane>,
     pub metrics: Metrics,
     pub readiness: Arc<dyn Readiness>,
     /// The region requests must be signed for.
@@ -34,6 +37,8 @@ pub struct Front {
 }
 
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// How long `/status` and `/metrics` wait for the control plane's status.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Front {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -104,8 +109,16 @@ impl Front {
         Ok(resp)
     }
 
-    /// `/health`, `/ready` and `/metrics` answer unsigned GETs only, so a
-    /// signed request for a bucket of the same name still reaches S3.
+    /// The control plane's status, within [`STATUS_TIMEOUT`].
+    async fn status(&self) -> Result<ClusterStatus, String> {
+        match tokio::time::timeout(STATUS_TIMEOUT, self.cp.status()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {STATUS_TIMEOUT:?}")),
+        }
+    }
+
+    /// `/health`, `/ready`, `/status` and `/metrics` answer unsigned GETs only,
+    /// so a signed request for a bucket of the same name still reaches S3.
     async fn operational(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
         if req.method() != http::Method::GET || req.headers().contains_key(http::header::AUTHORIZATION) {
             return None;
@@ -113,22 +126,44 @@ impl Front {
         if req.uri().query().is_some_and(|q| q.contains("X-Amz-")) {
             return None;
         }
-        let (status, body) = match req.uri().path() {
-            "/health" => (StatusCode::OK, "ok\n".to_owned()),
+        const TEXT: &str = "text/plain; version=0.0.4";
+        const JSON: &str = "application/json";
+        let (status, content_type, body) = match req.uri().path() {
+            "/health" => (StatusCode::OK, TEXT, "ok\n".to_owned()),
             "/ready" => match self.readiness.ready().await {
-                Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+                Ok(()) => (StatusCode::OK, TEXT, "ready\n".to_owned()),
+                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("not ready: {e}\n")),
             },
-            "/metrics" => (StatusCode::OK, self.metrics.render()),
+            "/status" => match self.status().await {
+                Ok(s) => (StatusCode::OK, JSON, json(&s)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot get the status from the control plane");
+                    let body = json(&serde_json::json!({ "error": format!("control plane unavailable: {e}") }));
+                    (StatusCode::SERVICE_UNAVAILABLE, JSON, body)
+                }
+            },
+            "/metrics" => {
+                let status = self.status().await;
+                if let Err(e) = &status {
+                    tracing::warn!(error = %e, "cannot get the status from the control plane; backend gauges left out");
+                }
+                (StatusCode::OK, TEXT, self.metrics.render(status.ok().as_ref()))
+            }
             _ => return None,
         };
         let resp = Response::builder()
             .status(status)
-            .header("content-type", "text/plain; version=0.0.4")
+            .header("content-type", content_type)
             .body(Body::from(body))
             .expect("static response");
         Some(resp)
     }
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
 }
 
 fn content_length(h: &http::HeaderMap, name: &str) -> Option<u64> {

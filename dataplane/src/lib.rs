@@ -33,7 +33,7 @@ pub fn build_front(
     registry: prometheus::Registry,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
-    let mut b = S3ServiceBuilder::new(StrataS3::new(cp, backends, cfg.region.clone()));
+    let mut b = S3ServiceBuilder::new(StrataS3::new(cp.clone(), backends, cfg.region.clone()));
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });
     if let Some(domain) = &cfg.domain {
@@ -44,6 +44,7 @@ pub fn build_front(
     b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3cfg))));
     Ok(Front {
         s3: b.build(),
+        cp,
         metrics: Metrics::new(registry),
         readiness,
         region: cfg.region.clone(),

@@ -1,6 +1,9 @@
 //! Prometheus metrics of the S3 front. Label values come from fixed sets.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use strata_core::ClusterStatus;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -50,11 +53,72 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    /// Everything registered, plus the backend gauges of `status` when the
+    /// control plane answered (left out otherwise).
+    pub fn render(&self, status: Option<&ClusterStatus>) -> String {
+        let mut families = self.registry.gather();
+        if let Some(s) = status {
+            families.extend(status_families(s));
+        }
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// The per-backend gauges and the dead-letter count of one status, built
+/// afresh for each scrape (in a registry of their own, so concurrent scrapes
+/// never see each other's values and a removed backend leaves no series).
+fn status_families(s: &ClusterStatus) -> Vec<prometheus::proto::MetricFamily> {
+    let registry = Registry::new();
+    let gauge = |name: &str, help: &str| {
+        let g = IntGaugeVec::new(Opts::new(name, help), &["backend"]).expect("valid metric");
+        registry.register(Box::new(g.clone())).expect("metric registered once");
+        g
+    };
+    let used = gauge(
+        "strata_backend_bytes_used",
+        "Bytes of current objects and uploaded parts on a backend",
+    );
+    let orphan = gauge(
+        "strata_backend_orphan_bytes",
+        "Bytes queued for deletion but still on a backend",
+    );
+    let reserved = gauge(
+        "strata_backend_reserved_bytes",
+        "Bytes of writes in progress to a backend",
+    );
+    let objects = gauge(
+        "strata_backend_objects",
+        "Blobs (segments and parts) stored on a backend",
+    );
+    let quota = gauge(
+        "strata_backend_quota_bytes",
+        "Configured quota of a backend (only when set)",
+    );
+    let dead = IntGauge::new(
+        "strata_cleanup_dead_letters",
+        "Cleanup rows given up on after too many failed deletions",
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(dead.clone()))
+        .expect("metric registered once");
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    for b in &s.backends {
+        let l = [b.backend_id.as_str()];
+        used.with_label_values(&l).set(int(b.bytes_used));
+        orphan.with_label_values(&l).set(int(b.orphan_bytes));
+        reserved.with_label_values(&l).set(int(b.reserved_bytes));
+        objects.with_label_values(&l).set(int(b.objects));
+        if let Some(q) = b.quota_bytes {
+            quota.with_label_values(&l).set(int(q));
+        }
+    }
+    dead.set(int(s.cleanup_dead_letters));
+    registry.gather()
 }
 
 /// Names the S3 operation of a request from its shape, for metric labels.
@@ -97,6 +161,40 @@ pub fn classify(method: &http::Method, path: &str, query: Option<&str>, copy: bo
 mod tests {
     use super::*;
     use http::Method;
+
+    #[test]
+    fn renders_backend_gauges() {
+        let m = Metrics::new(Registry::new());
+        let status = ClusterStatus {
+            backends: vec![
+                strata_core::BackendStatus {
+                    backend_id: "disk-1".into(),
+                    bytes_used: 30_000,
+                    objects: 3,
+                    quota_bytes: Some(100_000),
+                    ..Default::default()
+                },
+                strata_core::BackendStatus {
+                    backend_id: "disk-2".into(),
+                    ..Default::default()
+                },
+            ],
+            cleanup_dead_letters: 4,
+        };
+        let text = m.render(Some(&status));
+        for line in [
+            "strata_backend_bytes_used{backend=\"disk-1\"} 30000",
+            "strata_backend_bytes_used{backend=\"disk-2\"} 0",
+            "strata_backend_objects{backend=\"disk-1\"} 3",
+            "strata_backend_quota_bytes{backend=\"disk-1\"} 100000",
+            "strata_cleanup_dead_letters 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("strata_backend_quota_bytes{backend=\"disk-2\"}"));
+        let without = m.render(None);
+        assert!(without.contains("strata_s3_bytes_in_total") && !without.contains("strata_backend_"));
+    }
 
     #[test]
     fn classifies() {

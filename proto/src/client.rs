@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
-    BucketInfo, CleanupItem, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
-    ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage,
+    ListQuery, ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -277,5 +277,9 @@ impl ControlPlane for GrpcControlPlane {
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
         call!(self.abort_upload(pb::UploadRequest { bucket, upload_id })).map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+
+    async fn status(&self) -> CpResult<ClusterStatus> {
+        call!(self.get_status(pb::Empty {})).map(cv::status_from_pb)
     }
 }

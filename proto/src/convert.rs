@@ -288,3 +288,45 @@ pub(crate) fn part_from_pb(p: Option<pb::PartInfo>) -> Result<core::PartInfo, In
         checksums: p.checksums.into_iter().collect(),
     })
 }
+
+pub(crate) fn status_to_pb(s: core::ClusterStatus) -> pb::ClusterStatus {
+    pb::ClusterStatus {
+        backends: s
+            .backends
+            .into_iter()
+            .map(|b| pb::BackendStatus {
+                backend_id: b.backend_id,
+                kind: b.kind,
+                bytes_used: b.bytes_used,
+                orphan_bytes: b.orphan_bytes,
+                reserved_bytes: b.reserved_bytes,
+                objects: b.objects,
+                quota_bytes: b.quota_bytes,
+                max_object_size: b.max_object_size,
+                eligible_for_writes: b.eligible_for_writes,
+            })
+            .collect(),
+        cleanup_dead_letters: s.cleanup_dead_letters,
+    }
+}
+
+pub(crate) fn status_from_pb(s: pb::ClusterStatus) -> core::ClusterStatus {
+    core::ClusterStatus {
+        backends: s
+            .backends
+            .into_iter()
+            .map(|b| core::BackendStatus {
+                backend_id: b.backend_id,
+                kind: b.kind,
+                bytes_used: b.bytes_used,
+                orphan_bytes: b.orphan_bytes,
+                reserved_bytes: b.reserved_bytes,
+                objects: b.objects,
+                quota_bytes: b.quota_bytes,
+                max_object_size: b.max_object_size,
+                eligible_for_writes: b.eligible_for_writes,
+            })
+            .collect(),
+        cleanup_dead_letters: s.cleanup_dead_letters,
+    }
+}

@@ -202,4 +202,8 @@ impl svc::ControlPlane for GrpcServer {
         let upload_id = v(required("upload_id", r.upload_id))?;
         reply(self.cp.abort_upload(&bucket, &upload_id).await, cv::obsolete_to_pb)
     }
+
+    async fn get_status(&self, _req: Request<pb::Empty>) -> Reply<pb::ClusterStatus> {
+        reply(self.cp.status().await, cv::status_to_pb)
+    }
 }

@@ -9,7 +9,7 @@ use strata_proto::{ClusterAuth, GrpcControlPlane};
 use tokio::sync::oneshot;
 
 mod fake;
-use fake::{Fake, meta};
+use fake::{Fake, meta, sample_status};
 
 const SECRET: &str = "test secret of at least 32 characters";
 
@@ -166,6 +166,8 @@ async fn round_trips_calls_and_errors() {
     cp.abort_write("i1").await.unwrap();
     cp.ack_cleanup(vec![1, 2]).await.unwrap();
     assert_eq!(cp.delete_object("alpha", "dir/a.txt").await, Ok(vec![]));
+    // Optional quotas survive the wire both set (even to 0) and unset.
+    assert_eq!(cp.status().await, Ok(sample_status()));
 
     // The server validates before calling the core.
     let before = srv.fake.calls.load(Ordering::SeqCst);

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use strata_backend::{Backend, S3Backend};
 use strata_core::config::{BackendConfig, Config, ConfigError, Role};
 
 #[derive(Parser)]
@@ -44,6 +45,46 @@ pub struct ValidateArgs {
     /// Validate for this role.
     #[arg(long, default_value = "all", value_parser = ["all", "dataplane", "controlplane", "worker"])]
     pub role: String,
+    /// Skip reaching the S3 backends (bucket and credential checks).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Reaches every S3 backend: a missing bucket or bad credentials are
+/// configuration errors too, reported against the backend's field.
+fn probe_backends(config: &Config) -> Vec<ConfigError> {
+    let targets: Vec<(usize, &BackendConfig)> = config
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, BackendConfig::S3 { .. }))
+        .collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            return vec![ConfigError::new(
+                "backends",
+                format!("cannot start the runtime to check them: {e}"),
+            )];
+        }
+    };
+    rt.block_on(async {
+        let mut errs = Vec::new();
+        for (i, b) in targets {
+            let field = format!("backends[{i}]");
+            let result = match S3Backend::from_config(b, &field).await {
+                Ok(backend) => backend.check().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                errs.push(ConfigError::new(field, e));
+            }
+        }
+        errs
+    })
 }
 
 fn read(path: &PathBuf) -> Result<Config, Vec<ConfigError>> {
@@ -95,14 +136,13 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
             )]
         })
         .and_then(|text| match Config::parse_all(&text) {
-            (Some(c), mut errs) => match c.validate(role) {
-                Ok(()) if errs.is_empty() => Ok(c),
-                Ok(()) => Err(errs),
-                Err(more) => {
-                    errs.extend(more);
-                    Err(errs)
+            (Some(c), mut errs) => {
+                errs.extend(c.validate(role).err().unwrap_or_default());
+                if !args.offline {
+                    errs.extend(probe_backends(&c));
                 }
-            },
+                if errs.is_empty() { Ok(c) } else { Err(errs) }
+            }
             (None, errs) => Err(errs),
         });
     match result {

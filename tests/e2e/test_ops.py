@@ -25,6 +25,7 @@ from harness import (
     Strata,
     StrataProc,
     boto3_client,
+    tcp_open,
     child_env,
     client_error,
     free_port,
@@ -143,6 +144,37 @@ def test_validate_good_config(tmp_path):
     cp = strata_cli("validate", "--config", str(cfg), env_extra={"STRATA_CLUSTER_SECRET": "x" * 40})
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert (cp.stdout + cp.stderr).strip(), "validate should print a summary"
+
+
+def test_validate_reaches_s3_backends(tmp_path):
+    """A missing bucket and bad credentials are config errors that name the backend's field."""
+    port = free_port()
+    fs = StrataProc("s3s-fs", ["--host", "127.0.0.1", "--port", str(port), "--access-key", "FSAK01",
+                               "--secret-key", "fssecret0123", str(tmp_path / "fs")],
+                    tmp_path, tmp_path / "logs", child_env(), program="s3s-fs")
+    (tmp_path / "fs").mkdir()
+    fs.start()
+    try:
+        wait_until(lambda: tcp_open(port), 20, procs=[fs], what="s3s-fs port")
+        boto3_client(f"http://127.0.0.1:{port}", Creds("FSAK01", "fssecret0123")).create_bucket(Bucket="present")
+        backend = ("  - {{type: s3, id: {id}, endpoint: 'http://127.0.0.1:%d', bucket: {bucket}, "
+                   "access_key_id: FSAK01, secret_access_key: {secret}}}" % port)
+        cfg = tmp_path / "s3.yaml"
+        cfg.write_text("backends:\n" + "\n".join([
+            backend.format(id="good", bucket="present", secret="fssecret0123"),
+            backend.format(id="nobucket", bucket="missing-bucket", secret="fssecret0123"),
+            backend.format(id="badcreds", bucket="present", secret="wrongsecret99"),
+        ]) + "\n")
+        cp = strata_cli("validate", "--config", str(cfg))
+        out = cp.stdout + cp.stderr
+        assert cp.returncode == 1, out
+        assert "backends[1]" in out and "missing-bucket" in out, out
+        assert "backends[2]" in out and "secret_access_key" in out, out
+        assert "backends[0]" not in out, out
+        cp = strata_cli("validate", "--config", str(cfg), "--offline")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+    finally:
+        fs.stop()
 
 
 BAD_CONFIG = """\

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use proc::{Proc, http_get_status, tcp_open};
+use proc::{Proc, http_get, http_get_status, tcp_open};
 pub use proc::{free_ports, strata_bin};
 
 /// The one credential every deployment is configured with (unrestricted).
@@ -133,6 +133,12 @@ impl Strata {
 
     pub fn port(&self) -> u16 {
         self.s3_port
+    }
+
+    /// Status and body of an unsigned `GET path` on the S3 port (e.g.
+    /// `/status`, `/metrics`); panics when the request fails.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.s3_port, path).unwrap_or_else(|| panic!("GET {path} failed\n{}", self.logs(40)))
     }
 
     /// The temporary directory holding configs, logs and `data/`.

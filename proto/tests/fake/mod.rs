@@ -219,6 +219,10 @@ impl ControlPlane for Fake {
             backend_key: "p1".into(),
         }])
     }
+    async fn status(&self) -> CpResult<ClusterStatus> {
+        self.called();
+        Ok(sample_status())
+    }
 }
 
 /// Metadata exercising every optional field and both maps.
@@ -236,5 +240,31 @@ pub fn meta() -> ObjectMeta {
         checksums: BTreeMap::from([("CRC32C".into(), "yZRlqg==".into())]),
         parts_count: 2,
         last_modified_unix_ms: 1_700_000_000_123,
+    }
+}
+
+/// What `Fake::status` answers: one backend with a quota, one without.
+pub fn sample_status() -> ClusterStatus {
+    ClusterStatus {
+        backends: vec![
+            BackendStatus {
+                backend_id: "b1".into(),
+                kind: "local".into(),
+                bytes_used: 30_000,
+                orphan_bytes: 5,
+                reserved_bytes: 7,
+                objects: 3,
+                quota_bytes: Some(1 << 20),
+                max_object_size: Some(0),
+                eligible_for_writes: true,
+            },
+            BackendStatus {
+                backend_id: "b2".into(),
+                kind: "s3".into(),
+                eligible_for_writes: false,
+                ..BackendStatus::default()
+            },
+        ],
+        cleanup_dead_letters: 2,
     }
 }

@@ -245,6 +245,14 @@ impl BackendConfig {
         }
     }
 
+    /// `local` or `s3`, as in the `type:` key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Local { .. } => "local",
+            BackendConfig::S3 { .. } => "s3",
+        }
+    }
+
     pub fn limits(&self) -> &BackendLimits {
         match self {
             BackendConfig::Local { limits, .. } | BackendConfig::S3 { limits, .. } => limits,

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    BucketInfo, CleanupItem, CpResult, Credential, ListPage, ListPartsPage, ListQuery, ListUploadsPage,
+    BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, ListPage, ListPartsPage, ListQuery, ListUploadsPage,
     ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
@@ -76,4 +76,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
     /// Drops an upload; returns the bytes of its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
+
+    /// Per-backend usage and limits of every configured backend, plus the
+    /// cleanup dead-letter count, for `GET /status` and the metrics.
+    async fn status(&self) -> CpResult<ClusterStatus>;
 }

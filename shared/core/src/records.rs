@@ -165,3 +165,34 @@ pub struct ListUploadsPage {
     pub uploads: Vec<UploadInfo>,
     pub is_truncated: bool,
 }
+
+/// One configured backend as the control plane sees it: what the catalog says
+/// it holds, and its configured limits. Sizes in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BackendStatus {
+    pub backend_id: String,
+    /// `local` or `s3`.
+    pub kind: String,
+    /// Bytes of current objects' segments and of uploaded multipart parts.
+    pub bytes_used: u64,
+    /// Bytes queued for deletion but still on the backend.
+    pub orphan_bytes: u64,
+    /// Size hints of pending writes.
+    pub reserved_bytes: u64,
+    /// Blobs (segments and parts) counted in `bytes_used`.
+    pub objects: u64,
+    pub quota_bytes: Option<u64>,
+    pub max_object_size: Option<u64>,
+    /// Whether the quota (if any) still leaves at least one free byte after
+    /// used, orphan and reserved bytes.
+    pub eligible_for_writes: bool,
+}
+
+/// The state of the cluster, for `GET /status` and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStatus {
+    /// Every configured backend, in configuration order.
+    pub backends: Vec<BackendStatus>,
+    /// Cleanup rows given up on after too many failed deletions (all backends).
+    pub cleanup_dead_letters: u64,
+}
