@@ -43,13 +43,14 @@ pub struct ReaperJob {
 }
 
 impl ReaperJob {
-    /// A job with the defaults: intents older than 10 min, 100 per cycle,
-    /// every 60 s, on the system clock.
+    /// A job with the defaults: intents older than 1 hour, 100 per cycle,
+    /// every 60 s, on the system clock. The hour leaves room for a 5 GiB
+    /// single PUT from a slow client.
     pub fn new(store: Arc<dyn MetaStore>, backends: Backends) -> ReaperJob {
         ReaperJob {
             store,
             backends,
-            min_age: Duration::from_secs(600),
+            min_age: Duration::from_secs(3600),
             batch: 100,
             period: Duration::from_secs(60),
             clock: system_clock(),
@@ -190,6 +191,7 @@ mod tests {
 
         let mut job = ReaperJob::new(k.store.clone(), k.backends.clone());
         job.clock = k.clock.clone();
+        job.min_age = Duration::from_secs(600);
         assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
         assert!(!k.exists(&old).await);
         assert!(k.exists(&young).await);
@@ -222,6 +224,7 @@ mod tests {
         }
         let mut job = ReaperJob::new(k.store.clone(), k.backends.clone());
         job.clock = k.clock.clone();
+        job.min_age = Duration::from_secs(600);
         job.batch = 2;
         // The unknown backend's intent fails and stays, one other is dropped.
         assert_eq!(job.run_once().await.unwrap(), Outcome::Busy);
