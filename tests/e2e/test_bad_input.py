@@ -412,3 +412,17 @@ def test_error_request_id_matches_header(server, bucket):
     r2 = request(server, "GET", key_path(unique_bucket("missing"), "k"))
     err2 = assert_s3_error(r2, 404, "NoSuchBucket")
     assert err2["RequestId"] != err["RequestId"]
+
+
+@pytest.mark.parametrize("sse", [{"ServerSideEncryption": "AES256"},
+                                 {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "some-key"}])
+def test_server_side_encryption_is_refused_not_ignored(s3, bucket, sse):
+    # Encryption at rest is not implemented yet: a client asking for it must get an
+    # error, never a 200 that suggests its object is stored encrypted.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="secret", Body=b"plaintext", **sse)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert e.value.response["Error"]["Code"] == "NotImplemented"
+    with pytest.raises(ClientError):
+        s3.create_multipart_upload(Bucket=bucket, Key="secret-mp", **sse)
+    assert_absent(s3, bucket, "secret")

@@ -65,6 +65,9 @@ impl StrataS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let i = req.input;
         check_key(&i.key)?;
+        super::object::no_sse(
+            i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some(),
+        )?;
         let (sb, sk) = source_of(&i.copy_source)?;
         let src = self.locate(sb, sk).await?;
         Conditions {

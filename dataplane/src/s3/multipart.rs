@@ -6,6 +6,7 @@ use super::StrataS3;
 use super::copy::source_of;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
+use super::object::no_sse;
 use super::writer::{DeclaredChecksums, expectations};
 use crate::errors::from_cp;
 use crate::pipeline::Digests;
@@ -61,6 +62,7 @@ impl StrataS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
         check_key(&i.key)?;
+        no_sse(i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some())?;
         let meta = Headers {
             content_type: i.content_type,
             content_encoding: i.content_encoding,

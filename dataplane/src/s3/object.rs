@@ -59,6 +59,18 @@ macro_rules! overrides {
     }};
 }
 
+/// Server-side encryption is not implemented yet; a client that asks for it
+/// must not be told its object was stored encrypted.
+pub(super) fn no_sse(requested: bool) -> S3Result<()> {
+    if requested {
+        return Err(s3_error!(
+            NotImplemented,
+            "Server-side encryption is not supported yet."
+        ));
+    }
+    Ok(())
+}
+
 /// Versioning is not supported; `null` is the only version id that exists.
 fn no_versions(v: Option<&str>) -> S3Result<()> {
     match v {
@@ -81,6 +93,7 @@ impl StrataS3 {
     pub(super) async fn op_put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let i = req.input;
         check_key(&i.key)?;
+        no_sse(i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some())?;
         let declared = DeclaredChecksums {
             crc32: i.checksum_crc32.as_ref(),
             crc32c: i.checksum_crc32c.as_ref(),
