@@ -4,6 +4,7 @@
 //! The binary is not built by this crate (`CARGO_BIN_EXE_*` does not cross packages):
 //! run `cargo build -p strata` first, or point `STRATA_BIN` at one.
 
+mod client;
 mod proc;
 
 use std::fmt;

@@ -3,15 +3,10 @@
 //!
 //! Needs the binary: `cargo build -p strata` (or `STRATA_BIN=/path/to/strata`).
 
-use std::time::Duration;
-
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use strata_tests::{ACCESS_KEY, REGION, SECRET_KEY, Strata};
+use strata_tests::Strata;
 
 /// Generates `mod NAME { fn all(); fn split(); }`, each a `#[tokio::test]` that starts a
 /// deployment in that mode and runs `async fn NAME(&Strata)` against it.
@@ -48,23 +43,7 @@ mod objects;
 /// A path-style client signed with the test credential, over plain http, with no retries
 /// (so a server error is seen as it is) and a generous per-operation timeout.
 pub fn client(s: &Strata) -> Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "strata-tests"))
-        .region(Region::new(REGION))
-        .endpoint_url(s.endpoint())
-        .force_path_style(true)
-        .http_client(http)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(120))
-                .build(),
-        )
-        .build();
-    Client::from_conf(conf)
+    s.client()
 }
 
 /// A client with one bucket already created.

@@ -3,37 +3,17 @@
 //!
 //! Needs the binary: `cargo build -p strata` (or `STRATA_BIN=/path/to/strata`).
 
-use std::time::Duration;
-
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
-use strata_tests::{ACCESS_KEY, REGION, SECRET_KEY, Strata};
+use strata_tests::Strata;
 
 const OBJECT: usize = 10_000;
 const QUOTA_1: u64 = 1_000_000;
 const QUOTA_2: u64 = 2_000_000;
 
 fn client(s: &Strata) -> Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "strata-tests"))
-        .region(Region::new(REGION))
-        .endpoint_url(s.endpoint())
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
-        .build();
-    Client::from_conf(conf)
+    s.client()
 }
 
 fn status(s: &Strata) -> Value {
