@@ -63,13 +63,20 @@ impl Placement {
 
     /// Chooses the backend for a new object of `bucket` given the current
     /// `usage`, or explains in `NoCapacity` why every candidate was skipped.
-    pub fn choose(&self, bucket: &str, size_hint: Option<u64>, usage: &[BackendUsage]) -> CpResult<&str> {
+    pub fn choose(
+        &self,
+        bucket: &str,
+        size_hint: Option<u64>,
+        usage: &[BackendUsage],
+        exclude: &[String],
+    ) -> CpResult<&str> {
         let pins = self.config.bucket_backends.get(bucket);
         let candidates: Vec<&PlacementBackend> = self
             .backends
             .iter()
             .filter(|b| pins.is_none_or(|p| p.contains(&b.id)))
             .collect();
+
         if candidates.is_empty() {
             return Err(CpError::NoCapacity(match pins {
                 Some(p) => format!(
@@ -83,6 +90,13 @@ impl Placement {
         let mut eligible = Vec::with_capacity(candidates.len());
         let mut skipped = Vec::new();
         for (order, b) in candidates.into_iter().enumerate() {
+            if exclude.contains(&b.id) {
+                skipped.push(format!(
+                    "{}: unavailable (circuit breaker open or a write just failed)",
+                    b.id
+                ));
+                continue;
+            }
             let filled = by_id.get(b.id.as_str()).map_or(0, |u| {
                 u.bytes_used
                     .saturating_add(u.orphan_bytes)
@@ -196,7 +210,7 @@ mod tests {
         let mut usage: Vec<BackendUsage> = Vec::new();
         (0..n)
             .map(|_| {
-                let id = p.choose(bucket, Some(size), &usage).unwrap().to_owned();
+                let id = p.choose(bucket, Some(size), &usage, &[]).unwrap().to_owned();
                 match usage.iter_mut().find(|u| u.backend_id == id) {
                     Some(u) => u.bytes_used += size,
                     None => usage.push(used(&id, size)),
@@ -222,13 +236,13 @@ mod tests {
         let mut u = used("a", 100);
         u.orphan_bytes = 100;
         u.reserved_bytes = 50;
-        assert_eq!(p.choose("x", Some(50), std::slice::from_ref(&u)).unwrap(), "a");
-        assert_eq!(p.choose("x", Some(51), std::slice::from_ref(&u)).unwrap(), "b");
+        assert_eq!(p.choose("x", Some(50), std::slice::from_ref(&u), &[]).unwrap(), "a");
+        assert_eq!(p.choose("x", Some(51), std::slice::from_ref(&u), &[]).unwrap(), "b");
         // Unknown size: one free byte is enough.
         u.reserved_bytes = 99;
-        assert_eq!(p.choose("x", None, std::slice::from_ref(&u)).unwrap(), "a");
+        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[]).unwrap(), "a");
         u.reserved_bytes = 100;
-        assert_eq!(p.choose("x", None, std::slice::from_ref(&u)).unwrap(), "b");
+        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[]).unwrap(), "b");
     }
 
     #[test]
@@ -241,11 +255,11 @@ mod tests {
         let backends = [backend("small", Some(100), None), backend("big", Some(1000), None)];
         let p = placement(RoutingStrategy::Spread, &backends, &[]);
         let usage = [used("small", 50), used("big", 250)];
-        assert_eq!(p.choose("x", Some(1), &usage).unwrap(), "big");
+        assert_eq!(p.choose("x", Some(1), &usage, &[]).unwrap(), "big");
         // Without quotas, the fewest bytes wins; ties go to config order.
         let p = placement(RoutingStrategy::Spread, &three(None), &[]);
-        assert_eq!(p.choose("x", Some(1), &[used("a", 5), used("b", 3)]).unwrap(), "c");
-        assert_eq!(p.choose("x", Some(1), &[]).unwrap(), "a");
+        assert_eq!(p.choose("x", Some(1), &[used("a", 5), used("b", 3)], &[]).unwrap(), "c");
+        assert_eq!(p.choose("x", Some(1), &[], &[]).unwrap(), "a");
         assert_eq!(simulate(&p, "x", 10, 6), ["a", "b", "c", "a", "b", "c"]);
     }
 
@@ -256,22 +270,24 @@ mod tests {
         assert_eq!(simulate(&p, "photos", 100, 6), ["b", "b", "b", "c", "c", "c"]);
         assert_eq!(simulate(&p, "other", 100, 1), ["a"]);
         let full = [used("b", 300), used("c", 300)];
-        let e = p.choose("photos", Some(1), &full).unwrap_err();
+        let e = p.choose("photos", Some(1), &full, &[]).unwrap_err();
         let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
         assert!(msg.contains("bucket `photos` (pinned to c, b)"), "{msg}");
         assert!(!msg.contains("a:"), "{msg}");
         let p = placement(RoutingStrategy::Pack, &three(None), &[("photos", &["gone"])]);
-        assert!(matches!(p.choose("photos", None, &[]), Err(CpError::NoCapacity(m)) if m.contains("none of which")));
+        assert!(
+            matches!(p.choose("photos", None, &[], &[]), Err(CpError::NoCapacity(m)) if m.contains("none of which"))
+        );
     }
 
     #[test]
     fn too_large_objects_skip_small_backends() {
         let backends = [backend("tiny", None, Some(10)), backend("roomy", None, None)];
         let p = placement(RoutingStrategy::Pack, &backends, &[]);
-        assert_eq!(p.choose("x", Some(10), &[]).unwrap(), "tiny");
-        assert_eq!(p.choose("x", Some(11), &[]).unwrap(), "roomy");
+        assert_eq!(p.choose("x", Some(10), &[], &[]).unwrap(), "tiny");
+        assert_eq!(p.choose("x", Some(11), &[], &[]).unwrap(), "roomy");
         // Unknown size cannot be checked against max_object_size.
-        assert_eq!(p.choose("x", None, &[]).unwrap(), "tiny");
+        assert_eq!(p.choose("x", None, &[], &[]).unwrap(), "tiny");
     }
 
     #[test]
@@ -285,7 +301,7 @@ mod tests {
         let mut c = used("c", 200);
         c.orphan_bytes = 50;
         c.reserved_bytes = 10;
-        let e = p.choose("x", Some(100), &[used("a", 300), c]).unwrap_err();
+        let e = p.choose("x", Some(100), &[used("a", 300), c], &[]).unwrap_err();
         let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
         assert!(
             msg.starts_with("no backend has room for an object of 100 bytes"),
@@ -302,7 +318,7 @@ mod tests {
         );
         let p = placement(RoutingStrategy::Pack, &[], &[]);
         assert_eq!(
-            p.choose("x", None, &[]),
+            p.choose("x", None, &[], &[]),
             Err(CpError::NoCapacity("no backend is configured".into()))
         );
     }

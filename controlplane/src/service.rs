@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
     BackendStatus, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage,
-    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment,
-    UploadInfo, WritePlan,
+    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId, ObjectMeta, ObjectRecord,
+    PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
 use strata_store::{BackendUsage, MetaStore};
 
@@ -47,17 +47,23 @@ impl ControlPlaneService {
 
     /// Chooses the backend for a new object of `bucket`, from the usage
     /// counters as they are now (one small query per plan).
-    async fn place(&self, bucket: &str, size_hint: Option<u64>) -> CpResult<String> {
+    async fn place(&self, bucket: &str, size_hint: Option<u64>, exclude: &[String]) -> CpResult<String> {
         let usage = self.store.backend_usage().await?;
-        let chosen = self.placement.choose(bucket, size_hint, &usage);
+        let chosen = self.placement.choose(bucket, size_hint, &usage, exclude);
         if let Err(CpError::NoCapacity(why)) = &chosen {
             tracing::warn!(bucket, ?size_hint, reason = %why, "no backend has capacity");
         }
         chosen.map(str::to_owned)
     }
 
-    async fn new_plan(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
-        let backend_id = self.place(bucket, size_hint).await?;
+    async fn new_plan(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        exclude: &[String],
+    ) -> CpResult<WritePlan> {
+        let backend_id = self.place(bucket, size_hint, exclude).await?;
         let object_id = ObjectId::random().to_string();
         let plan = WritePlan {
             intent_id: ObjectId::random().to_string(),
@@ -100,9 +106,15 @@ impl ControlPlane for ControlPlaneService {
         self.store.list_buckets().await
     }
 
-    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
+    async fn plan_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        exclude: &[String],
+    ) -> CpResult<WritePlan> {
         self.store.get_bucket(bucket).await?;
-        self.new_plan(bucket, key, size_hint).await
+        self.new_plan(bucket, key, size_hint, exclude).await
     }
 
     async fn commit_write(
@@ -120,6 +132,7 @@ impl ControlPlane for ControlPlaneService {
             object_id: plan.object_id.clone(),
             meta,
             segments,
+            copies: Vec::new(),
         };
         self.store.commit_object(&plan.intent_id, &record).await
     }
@@ -168,6 +181,7 @@ impl ControlPlane for ControlPlaneService {
         upload_id: &str,
         part_number: u32,
         size_hint: Option<u64>,
+        exclude: &[String],
     ) -> CpResult<WritePlan> {
         if !(1..=10_000).contains(&part_number) {
             return Err(CpError::InvalidArgument(
@@ -175,7 +189,7 @@ impl ControlPlane for ControlPlaneService {
             ));
         }
         let upload = self.store.get_upload(bucket, upload_id).await?;
-        self.new_plan(bucket, &upload.key, size_hint).await
+        self.new_plan(bucket, &upload.key, size_hint, exclude).await
     }
 
     async fn commit_part(
@@ -243,6 +257,14 @@ impl ControlPlane for ControlPlaneService {
                     quota_bytes: b.limits.quota_bytes,
                     max_object_size: b.limits.max_object_size,
                     eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q),
+                    usage: MonthlyUsage {
+                        backend_id: b.id.clone(),
+                        ..MonthlyUsage::default()
+                    },
+                    api_request_limit: b.limits.api_request_limit,
+                    egress_byte_limit: b.limits.egress_byte_limit,
+                    ingress_byte_limit: b.limits.ingress_byte_limit,
+                    breaker: "unknown".into(),
                 }
             })
             .collect();
@@ -250,6 +272,10 @@ impl ControlPlane for ControlPlaneService {
             backends,
             cleanup_dead_letters: self.store.dead_letter_count().await?,
         })
+    }
+
+    async fn report_usage(&self, _report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        Ok(Vec::new())
     }
 }
 
@@ -291,7 +317,7 @@ mod tests {
         );
 
         cp.create_bucket("b", "owner").await.unwrap();
-        let plan = cp.plan_write("b", "k", Some(100)).await.unwrap();
+        let plan = cp.plan_write("b", "k", Some(100), &[]).await.unwrap();
         assert_eq!(plan.backend_id, "disk-1");
         let reserved = cp.status().await.unwrap();
         assert_eq!(reserved.backends[0].reserved_bytes, 100);
@@ -320,6 +346,12 @@ mod tests {
                 quota_bytes: Some(100),
                 max_object_size: Some(1000),
                 eligible_for_writes: false,
+                usage: MonthlyUsage {
+                    backend_id: "disk-1".into(),
+                    ..MonthlyUsage::default()
+                },
+                breaker: "unknown".into(),
+                ..BackendStatus::default()
             }
         );
         let d2 = &status.backends[1];

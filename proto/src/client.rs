@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use strata_core::{
     BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage,
-    ListQuery, ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment,
+    UploadInfo, UsageReport, WritePlan,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -107,11 +108,18 @@ impl ControlPlane for GrpcControlPlane {
         Ok(r.buckets.into_iter().map(cv::bucket_from_pb).collect())
     }
 
-    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
+    async fn plan_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        exclude: &[String],
+    ) -> CpResult<WritePlan> {
         let req = pb::PlanWriteRequest {
             bucket: bucket.to_string(),
             key: key.to_string(),
             size_hint: cv::size_hint_to_pb(size_hint),
+            exclude: exclude.to_vec(),
         };
         let r = call!(self.plan_write(req))?;
         cv::plan_from_pb(Some(r)).map_err(malformed)
@@ -188,12 +196,14 @@ impl ControlPlane for GrpcControlPlane {
         upload_id: &str,
         part_number: u32,
         size_hint: Option<u64>,
+        exclude: &[String],
     ) -> CpResult<WritePlan> {
         let req = pb::PlanPartRequest {
             bucket: bucket.to_string(),
             upload_id: upload_id.to_string(),
             part_number,
             size_hint: cv::size_hint_to_pb(size_hint),
+            exclude: exclude.to_vec(),
         };
         let r = call!(self.plan_part(req))?;
         cv::plan_from_pb(Some(r)).map_err(malformed)
@@ -281,5 +291,10 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn status(&self) -> CpResult<ClusterStatus> {
         call!(self.get_status(pb::Empty {})).map(cv::status_from_pb)
+    }
+
+    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        let r = call!(self.report_usage(cv::report_to_pb(report)))?;
+        Ok(r.backends.into_iter().map(cv::monthly_from_pb).collect())
     }
 }

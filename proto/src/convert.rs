@@ -123,6 +123,11 @@ pub(crate) fn record_to_pb(r: core::ObjectRecord) -> pb::ObjectRecord {
         object_id: r.object_id,
         meta: Some(meta_to_pb(r.meta)),
         segments: r.segments.into_iter().map(segment_to_pb).collect(),
+        copies: (r.copies.into_iter())
+            .map(|c| pb::Copy {
+                segments: c.into_iter().map(segment_to_pb).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -134,6 +139,9 @@ pub(crate) fn record_from_pb(r: Option<pb::ObjectRecord>) -> Result<core::Object
         object_id: r.object_id,
         meta: meta_from_pb(r.meta)?,
         segments: segments_from_pb(r.segments)?,
+        copies: (r.copies.into_iter())
+            .map(|c| segments_from_pb(c.segments))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -304,6 +312,11 @@ pub(crate) fn status_to_pb(s: core::ClusterStatus) -> pb::ClusterStatus {
                 quota_bytes: b.quota_bytes,
                 max_object_size: b.max_object_size,
                 eligible_for_writes: b.eligible_for_writes,
+                usage: Some(monthly_to_pb(b.usage)),
+                api_request_limit: b.api_request_limit,
+                egress_byte_limit: b.egress_byte_limit,
+                ingress_byte_limit: b.ingress_byte_limit,
+                breaker: b.breaker,
             })
             .collect(),
         cleanup_dead_letters: s.cleanup_dead_letters,
@@ -325,8 +338,85 @@ pub(crate) fn status_from_pb(s: pb::ClusterStatus) -> core::ClusterStatus {
                 quota_bytes: b.quota_bytes,
                 max_object_size: b.max_object_size,
                 eligible_for_writes: b.eligible_for_writes,
+                usage: b.usage.map(monthly_from_pb).unwrap_or_default(),
+                api_request_limit: b.api_request_limit,
+                egress_byte_limit: b.egress_byte_limit,
+                ingress_byte_limit: b.ingress_byte_limit,
+                breaker: b.breaker,
             })
             .collect(),
         cleanup_dead_letters: s.cleanup_dead_letters,
+    }
+}
+
+pub(crate) fn monthly_to_pb(u: core::MonthlyUsage) -> pb::MonthlyUsage {
+    pb::MonthlyUsage {
+        backend_id: u.backend_id,
+        month: u.month,
+        requests: u.requests,
+        egress_bytes: u.egress_bytes,
+        ingress_bytes: u.ingress_bytes,
+        requests_exhausted: u.requests_exhausted,
+        egress_exhausted: u.egress_exhausted,
+        ingress_exhausted: u.ingress_exhausted,
+    }
+}
+
+pub(crate) fn monthly_from_pb(u: pb::MonthlyUsage) -> core::MonthlyUsage {
+    core::MonthlyUsage {
+        backend_id: u.backend_id,
+        month: u.month,
+        requests: u.requests,
+        egress_bytes: u.egress_bytes,
+        ingress_bytes: u.ingress_bytes,
+        requests_exhausted: u.requests_exhausted,
+        egress_exhausted: u.egress_exhausted,
+        ingress_exhausted: u.ingress_exhausted,
+    }
+}
+
+fn breaker_to_pb(b: core::BreakerState) -> pb::BreakerState {
+    match b {
+        core::BreakerState::Closed => pb::BreakerState::Closed,
+        core::BreakerState::Open => pb::BreakerState::Open,
+        core::BreakerState::HalfOpen => pb::BreakerState::HalfOpen,
+    }
+}
+
+fn breaker_from_pb(b: pb::BreakerState) -> core::BreakerState {
+    match b {
+        pb::BreakerState::Closed => core::BreakerState::Closed,
+        pb::BreakerState::Open => core::BreakerState::Open,
+        pb::BreakerState::HalfOpen => core::BreakerState::HalfOpen,
+    }
+}
+
+pub(crate) fn report_to_pb(r: core::UsageReport) -> pb::UsageReport {
+    pb::UsageReport {
+        reporter: r.reporter,
+        backends: (r.backends.into_iter())
+            .map(|t| pb::BackendTraffic {
+                backend_id: t.backend_id,
+                requests: t.requests,
+                egress_bytes: t.egress_bytes,
+                ingress_bytes: t.ingress_bytes,
+                breaker: breaker_to_pb(t.breaker) as i32,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn report_from_pb(r: pb::UsageReport) -> core::UsageReport {
+    core::UsageReport {
+        reporter: r.reporter,
+        backends: (r.backends.into_iter())
+            .map(|t| core::BackendTraffic {
+                breaker: breaker_from_pb(t.breaker()),
+                backend_id: t.backend_id,
+                requests: t.requests,
+                egress_bytes: t.egress_bytes,
+                ingress_bytes: t.ingress_bytes,
+            })
+            .collect(),
     }
 }

@@ -64,7 +64,10 @@ impl svc::ControlPlane for GrpcServer {
         let bucket = v(required("bucket", r.bucket))?;
         let key = v(required("key", r.key))?;
         let hint = v(cv::size_hint_from_pb(r.size_hint))?;
-        reply(self.cp.plan_write(&bucket, &key, hint).await, cv::plan_to_pb)
+        reply(
+            self.cp.plan_write(&bucket, &key, hint, &r.exclude).await,
+            cv::plan_to_pb,
+        )
     }
 
     async fn commit_write(&self, req: Request<pb::CommitWriteRequest>) -> Reply<pb::Obsolete> {
@@ -137,7 +140,9 @@ impl svc::ControlPlane for GrpcServer {
             return Err(invalid("part_number must be at least 1".into()));
         }
         let hint = v(cv::size_hint_from_pb(r.size_hint))?;
-        let res = self.cp.plan_part(&bucket, &upload_id, r.part_number, hint).await;
+        let res = (self.cp)
+            .plan_part(&bucket, &upload_id, r.part_number, hint, &r.exclude)
+            .await;
         reply(res, cv::plan_to_pb)
     }
 
@@ -205,5 +210,12 @@ impl svc::ControlPlane for GrpcServer {
 
     async fn get_status(&self, _req: Request<pb::Empty>) -> Reply<pb::ClusterStatus> {
         reply(self.cp.status().await, cv::status_to_pb)
+    }
+
+    async fn report_usage(&self, req: Request<pb::UsageReport>) -> Reply<pb::MonthlyUsageList> {
+        let report = cv::report_from_pb(req.into_inner());
+        reply(self.cp.report_usage(report).await, |b| pb::MonthlyUsageList {
+            backends: b.into_iter().map(cv::monthly_to_pb).collect(),
+        })
     }
 }

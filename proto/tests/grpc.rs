@@ -70,7 +70,7 @@ async fn round_trips_calls_and_errors() {
     assert_eq!(cred.scope, Scope::Buckets(vec!["alpha".into()]));
     assert_eq!(cp.get_credential("nope").await, Ok(None));
 
-    let plan = cp.plan_write("alpha", "dir/a.txt", None).await.unwrap();
+    let plan = cp.plan_write("alpha", "dir/a.txt", None, &[]).await.unwrap();
     assert_eq!(plan.backend_key, "k1");
     let segments = vec![
         Segment {
@@ -102,6 +102,11 @@ async fn round_trips_calls_and_errors() {
             object_id: "o1".into(),
             meta: meta(),
             segments,
+            copies: vec![vec![Segment {
+                backend_id: "b2".into(),
+                backend_key: "copy".into(),
+                length: 11,
+            }]],
         }
     );
     assert_eq!(cp.locate("alpha", "missing").await, Err(CpError::NoSuchKey));
@@ -121,9 +126,9 @@ async fn round_trips_calls_and_errors() {
     );
 
     // Size hints: None and large values survive; errors keep their detail.
-    assert!(cp.plan_write("alpha", "k", Some(42)).await.is_ok());
+    assert!(cp.plan_write("alpha", "k", Some(42), &[]).await.is_ok());
     assert_eq!(
-        cp.plan_write("alpha", "k", Some(u64::MAX)).await,
+        cp.plan_write("alpha", "k", Some(u64::MAX), &[]).await,
         Err(CpError::NoCapacity("alpha: too big".into()))
     );
     assert_eq!(
@@ -135,7 +140,7 @@ async fn round_trips_calls_and_errors() {
     let up = cp.create_upload("alpha", "big", meta()).await.unwrap();
     assert_eq!(up.meta, meta());
     assert_eq!(cp.get_upload("alpha", "u1").await, Err(CpError::NoSuchUpload));
-    let pplan = cp.plan_part("alpha", "u1", 3, Some(5)).await.unwrap();
+    let pplan = cp.plan_part("alpha", "u1", 3, Some(5), &[]).await.unwrap();
     assert_eq!(pplan.backend_key, "k1.3");
     let (upl, parts) = cp.list_parts("alpha", "u1", 0, 1000).await.unwrap();
     assert_eq!(upl.key, "big");
@@ -168,12 +173,38 @@ async fn round_trips_calls_and_errors() {
     assert_eq!(cp.delete_object("alpha", "dir/a.txt").await, Ok(vec![]));
     // Optional quotas survive the wire both set (even to 0) and unset.
     assert_eq!(cp.status().await, Ok(sample_status()));
+    // Exclusions and usage reports cross the wire whole.
+    assert!(
+        matches!(cp.plan_write("alpha", "k", None, &["b1".into(), "b2".into()]).await,
+            Err(CpError::NoCapacity(m)) if m.contains("b1,b2"))
+    );
+    let report = UsageReport {
+        reporter: "dp-1".into(),
+        backends: vec![BackendTraffic {
+            backend_id: "b1".into(),
+            requests: 3,
+            egress_bytes: 1 << 40,
+            ingress_bytes: 5,
+            breaker: BreakerState::HalfOpen,
+        }],
+    };
+    let usage = cp.report_usage(report).await.unwrap();
+    assert_eq!(
+        (
+            usage[0].month.as_str(),
+            usage[0].requests,
+            usage[0].egress_bytes,
+            usage[0].ingress_bytes
+        ),
+        ("dp-1:half_open", 3, 1 << 40, 5)
+    );
+    assert!(usage[0].requests_exhausted && !usage[0].egress_exhausted && usage[0].ingress_exhausted);
 
     // The server validates before calling the core.
     let before = srv.fake.calls.load(Ordering::SeqCst);
     assert!(matches!(cp.locate("", "k").await, Err(CpError::InvalidArgument(m)) if m.contains("bucket")));
     assert!(matches!(
-        cp.plan_part("alpha", "u1", 0, None).await,
+        cp.plan_part("alpha", "u1", 0, None, &[]).await,
         Err(CpError::InvalidArgument(_))
     ));
     assert_eq!(srv.fake.calls.load(Ordering::SeqCst), before);

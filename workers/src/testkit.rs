@@ -35,7 +35,12 @@ impl Kit {
     pub async fn put_bytes(&self, data: &'static [u8]) -> String {
         let key = ObjectId::random().to_string();
         let body = Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]));
-        self.backends.get("disk-1").unwrap().put(&key, body).await.unwrap();
+        self.backends
+            .get("disk-1")
+            .unwrap()
+            .put(&key, &Default::default(), body)
+            .await
+            .unwrap();
         key
     }
 
@@ -71,6 +76,7 @@ impl Kit {
                 backend_key: backend_key.into(),
                 length,
             }],
+            copies: Vec::new(),
         };
         s.commit_object(&plan.intent_id, &record).await.unwrap();
         assert_eq!(s.delete_object("b", &tag).await.unwrap().len(), 1);

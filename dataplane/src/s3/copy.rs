@@ -2,6 +2,7 @@ use futures::TryStreamExt;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::ObjectRecord;
+use strata_core::blobtags::{self, BlobFacts, BlobRole, Tags};
 
 use super::StrataS3;
 use super::meta::{Conditions, Headers, check_key, etag, timestamp};
@@ -35,6 +36,7 @@ impl StrataS3 {
         src: &ObjectRecord,
         start: u64,
         end: u64,
+        tags: &Tags,
     ) -> S3Result<(Digests, strata_core::Segment)> {
         let body = match self.read_range(src, start, end) {
             Ok(b) => b,
@@ -56,7 +58,7 @@ impl StrataS3 {
             length: Some(end - start),
             ..Expect::default()
         };
-        self.write_body(plan, body, expect).await
+        self.write_body(plan, tags, body, expect).await
     }
 
     pub(super) async fn op_copy_object(
@@ -105,10 +107,21 @@ impl StrataS3 {
         };
         let plan = self
             .cp
-            .plan_write(&i.bucket, &i.key, Some(src.meta.size))
+            .plan_write(&i.bucket, &i.key, Some(src.meta.size), &[])
             .await
             .map_err(from_cp)?;
-        let (digests, segment) = self.copy_bytes(&plan, &src, 0, src.meta.size).await?;
+        let mut tag_meta = meta.clone();
+        tag_meta.size = src.meta.size;
+        tag_meta.etag = src.meta.etag.clone();
+        let tags = blobtags::encode(&BlobFacts {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            object_id: plan.object_id.clone(),
+            role: BlobRole::Object,
+            meta: tag_meta,
+            codec: "none".into(),
+        });
+        let (digests, segment) = self.copy_bytes(&plan, &src, 0, src.meta.size, &tags).await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         meta.checksums.clear();

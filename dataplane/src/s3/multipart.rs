@@ -1,6 +1,7 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::{ListUploadsQuery, PartInfo, UploadInfo, WritePlan};
+use strata_core::blobtags::{self, BlobFacts, BlobRole};
+use strata_core::{ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};
 
 use super::StrataS3;
 use super::copy::source_of;
@@ -101,13 +102,18 @@ impl StrataS3 {
         let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
         let plan = self
             .cp
-            .plan_part(&i.bucket, &i.upload_id, part_number, hint)
+            .plan_part(&i.bucket, &i.upload_id, part_number, hint, &[])
             .await
             .map_err(from_cp)?;
+        let role = BlobRole::Part {
+            upload_id: i.upload_id.clone(),
+            part_number,
+        };
+        let tags = super::writer::tags(&plan, &i.bucket, &i.key, role, &ObjectMeta::default(), &expect);
         let body = i
             .body
             .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
-        let (digests, segment) = self.write_body(&plan, body, expect).await?;
+        let (digests, segment) = self.write_body(&plan, &tags, body, expect).await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
         let mut out = UploadPartOutput {
@@ -149,10 +155,25 @@ impl StrataS3 {
         };
         let plan = self
             .cp
-            .plan_part(&i.bucket, &i.upload_id, part_number, Some(end - start))
+            .plan_part(&i.bucket, &i.upload_id, part_number, Some(end - start), &[])
             .await
             .map_err(from_cp)?;
-        let (digests, segment) = self.copy_bytes(&plan, &src, start, end).await?;
+        let role = BlobRole::Part {
+            upload_id: i.upload_id.clone(),
+            part_number,
+        };
+        let tags = blobtags::encode(&BlobFacts {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            object_id: plan.object_id.clone(),
+            role,
+            meta: ObjectMeta {
+                size: end - start,
+                ..ObjectMeta::default()
+            },
+            codec: "none".into(),
+        });
+        let (digests, segment) = self.copy_bytes(&plan, &src, start, end, &tags).await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
         let result = CopyPartResult {

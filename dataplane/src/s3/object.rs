@@ -1,5 +1,6 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use strata_core::blobtags::BlobRole;
 use strata_core::{ObjectMeta, ObjectRecord};
 
 use super::StrataS3;
@@ -125,14 +126,12 @@ impl StrataS3 {
         let size_hint = i.content_length.and_then(|l| u64::try_from(l).ok());
         let plan = self
             .cp
-            .plan_write(&i.bucket, &i.key, size_hint)
+            .plan_write(&i.bucket, &i.key, size_hint, &[])
             .await
             .map_err(from_cp)?;
         let body = i
             .body
             .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
-        let (digests, segment) = self.write_body(&plan, body, expect).await?;
-
         let mut meta = Headers {
             content_type: i.content_type,
             content_encoding: i.content_encoding,
@@ -143,6 +142,8 @@ impl StrataS3 {
             metadata: i.metadata,
         }
         .into_meta();
+        let tags = super::writer::tags(&plan, &i.bucket, &i.key, BlobRole::Object, &meta, &expect);
+        let (digests, segment) = self.write_body(&plan, &tags, body, expect).await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         if let Some((algo, v)) = &digests.checksum {

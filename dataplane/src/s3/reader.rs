@@ -85,6 +85,7 @@ mod tests {
                     length: *l,
                 })
                 .collect(),
+            copies: Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@ use futures::Stream;
 use http::HeaderMap;
 use s3s::TrailingHeaders;
 use s3s::{S3Result, StdError, s3_error};
-use strata_core::{CleanupItem, Segment, WritePlan};
+use strata_core::blobtags::{self, BlobFacts, BlobRole, Tags};
+use strata_core::{CleanupItem, ObjectMeta, Segment, WritePlan};
 
 use super::StrataS3;
 use crate::checksum::{Algo, decode_content_md5};
@@ -74,11 +75,35 @@ pub fn expectations(
     })
 }
 
+/// The catalog facts stored with a blob. `size` and `etag` are recorded when
+/// they are known before the bytes are sent (a declared length, a Content-MD5).
+pub fn tags(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta: &ObjectMeta, expect: &Expect) -> Tags {
+    let mut meta = meta.clone();
+    meta.size = expect.length.unwrap_or(meta.size);
+    if let Some(md5) = expect.md5 {
+        meta.etag = hex::encode(md5);
+    }
+    blobtags::encode(&BlobFacts {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        object_id: plan.object_id.clone(),
+        role,
+        meta,
+        codec: "none".into(),
+    })
+}
+
 impl StrataS3 {
     /// Streams a body to the backend a plan names and returns its verified
     /// digests and segment. On any failure the intent is aborted and nothing
     /// becomes visible.
-    pub(super) async fn write_body<S>(&self, plan: &WritePlan, body: S, expect: Expect) -> S3Result<(Digests, Segment)>
+    pub(super) async fn write_body<S>(
+        &self,
+        plan: &WritePlan,
+        tags: &Tags,
+        body: S,
+        expect: Expect,
+    ) -> S3Result<(Digests, Segment)>
     where
         S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
     {
@@ -88,7 +113,7 @@ impl StrataS3 {
             return Err(s3_error!(InternalError));
         };
         let (stream, slot) = verify(body, expect);
-        if let Err(e) = backend.put(&plan.backend_key, Box::pin(stream)).await {
+        if let Err(e) = backend.put(&plan.backend_key, tags, Box::pin(stream)).await {
             self.abort(plan).await;
             return Err(from_upload(e));
         }

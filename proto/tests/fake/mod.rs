@@ -71,11 +71,14 @@ impl ControlPlane for Fake {
         self.called();
         Ok(self.buckets.lock().unwrap().values().cloned().collect())
     }
-    async fn plan_write(&self, bucket: &str, _key: &str, hint: Option<u64>) -> CpResult<WritePlan> {
+    async fn plan_write(&self, bucket: &str, _key: &str, hint: Option<u64>, exclude: &[String]) -> CpResult<WritePlan> {
         self.called();
         self.hints.lock().unwrap().push(hint);
         if hint > Some(1 << 40) {
             return Err(CpError::NoCapacity(format!("{bucket}: too big")));
+        }
+        if !exclude.is_empty() {
+            return Err(CpError::NoCapacity(format!("excluded {}", exclude.join(","))));
         }
         Ok(WritePlan {
             intent_id: "i1".into(),
@@ -100,6 +103,11 @@ impl ControlPlane for Fake {
             object_id: plan.object_id.clone(),
             meta,
             segments,
+            copies: vec![vec![Segment {
+                backend_id: "b2".into(),
+                backend_key: "copy".into(),
+                length: 11,
+            }]],
         };
         let old = self.objects.lock().unwrap().insert((bucket.into(), key.into()), rec);
         Ok(old
@@ -162,8 +170,8 @@ impl ControlPlane for Fake {
         self.called();
         Err(CpError::NoSuchUpload)
     }
-    async fn plan_part(&self, b: &str, u: &str, n: u32, h: Option<u64>) -> CpResult<WritePlan> {
-        let mut plan = self.plan_write(b, u, h).await?;
+    async fn plan_part(&self, b: &str, u: &str, n: u32, h: Option<u64>, ex: &[String]) -> CpResult<WritePlan> {
+        let mut plan = self.plan_write(b, u, h, ex).await?;
         plan.backend_key = format!("k1.{n}");
         Ok(plan)
     }
@@ -223,6 +231,21 @@ impl ControlPlane for Fake {
         self.called();
         Ok(sample_status())
     }
+    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        self.called();
+        Ok((report.backends.into_iter())
+            .map(|t| MonthlyUsage {
+                month: format!("{}:{}", report.reporter, t.breaker.as_str()),
+                backend_id: t.backend_id,
+                requests: t.requests,
+                egress_bytes: t.egress_bytes,
+                ingress_bytes: t.ingress_bytes,
+                requests_exhausted: true,
+                egress_exhausted: false,
+                ingress_exhausted: true,
+            })
+            .collect())
+    }
 }
 
 /// Metadata exercising every optional field and both maps.
@@ -257,6 +280,20 @@ pub fn sample_status() -> ClusterStatus {
                 quota_bytes: Some(1 << 20),
                 max_object_size: Some(0),
                 eligible_for_writes: true,
+                usage: MonthlyUsage {
+                    backend_id: "b1".into(),
+                    month: "2026-11".into(),
+                    requests: 9,
+                    egress_bytes: 8,
+                    ingress_bytes: 7,
+                    requests_exhausted: false,
+                    egress_exhausted: true,
+                    ingress_exhausted: false,
+                },
+                api_request_limit: Some(10),
+                egress_byte_limit: Some(8),
+                ingress_byte_limit: None,
+                breaker: "half_open".into(),
             },
             BackendStatus {
                 backend_id: "b2".into(),

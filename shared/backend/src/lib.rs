@@ -2,6 +2,7 @@
 //! chosen by the control plane, never user keys.
 
 mod local;
+pub mod meta;
 mod s3;
 
 use std::io;
@@ -15,6 +16,18 @@ use futures::Stream;
 pub use local::LocalDisk;
 pub use s3::{DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS};
 use strata_core::config::BackendConfig;
+
+/// Catalog facts stored with a blob on its backend (S3 user metadata, or a
+/// sidecar file on local disk), so that the catalog can be rebuilt from the
+/// backends alone. Keys are lower-case `[a-z0-9-]`; values are any UTF-8.
+pub type BlobMeta = std::collections::BTreeMap<String, String>;
+
+/// What a HEAD on a blob tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobHead {
+    pub size: u64,
+    pub meta: BlobMeta,
+}
 
 /// A stream of body bytes. An `Err` item aborts the transfer.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
@@ -43,14 +56,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stores the whole stream under `key`. The object becomes visible only once
     /// the stream has ended without error and the bytes are durable; a failed
-    /// stream leaves nothing behind. Returns the number of bytes stored.
-    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, BackendError>;
+    /// stream leaves nothing behind. `meta` is stored with the blob and comes
+    /// back from [`Backend::head`]. Returns the number of bytes stored.
+    async fn put(&self, key: &str, meta: &BlobMeta, body: ByteStream) -> Result<u64, BackendError>;
 
     /// Streams `len` bytes starting at `offset`.
     async fn get(&self, key: &str, offset: u64, len: u64) -> Result<ByteStream, BackendError>;
 
-    /// The stored size, or `NotFound`.
-    async fn head(&self, key: &str) -> Result<u64, BackendError>;
+    /// The stored size and metadata, or `NotFound`.
+    async fn head(&self, key: &str) -> Result<BlobHead, BackendError>;
 
     /// Removes the object; removing a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), BackendError>;

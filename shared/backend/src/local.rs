@@ -8,7 +8,7 @@ use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use crate::{Backend, BackendError, ByteStream};
+use crate::{Backend, BackendError, BlobHead, BlobMeta, ByteStream};
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -41,6 +41,44 @@ impl LocalDisk {
     }
 }
 
+/// `<object>.meta`: the blob's catalog facts, one `key=value` per line with
+/// percent-encoded values. Written (durably) before the object is renamed into
+/// place, so a visible object always has its facts.
+fn sidecar(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".meta");
+    p.into()
+}
+
+fn decode_sidecar(raw: &[u8]) -> BlobMeta {
+    String::from_utf8_lossy(raw)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), crate::meta::decode(v)))
+        .collect()
+}
+
+impl LocalDisk {
+    async fn write_sidecar(&self, dest: &Path, meta: &BlobMeta) -> io::Result<()> {
+        if meta.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for (k, v) in meta {
+            text.push_str(k);
+            text.push('=');
+            text.push_str(&crate::meta::encode(v));
+            text.push('\n');
+        }
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
+        let mut file = fs::File::create(&tmp).await?;
+        file.write_all(text.as_bytes()).await?;
+        file.sync_all().await?;
+        drop(file);
+        fs::rename(&tmp, sidecar(dest)).await
+    }
+}
+
 async fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir).await?.sync_all().await
 }
@@ -51,7 +89,7 @@ impl Backend for LocalDisk {
         &self.id
     }
 
-    async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64, BackendError> {
+    async fn put(&self, key: &str, meta: &BlobMeta, mut body: ByteStream) -> Result<u64, BackendError> {
         let dest = self.path_of(key)?;
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
         let mut file = fs::File::create(&tmp).await.map_err(BackendError::Io)?;
@@ -73,6 +111,10 @@ impl Backend for LocalDisk {
         }
         let parent = dest.parent().expect("object path has a parent");
         fs::create_dir_all(parent).await.map_err(BackendError::Io)?;
+        if let Err(e) = self.write_sidecar(&dest, meta).await {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(BackendError::Io(e));
+        }
         fs::rename(&tmp, &dest).await.map_err(BackendError::Io)?;
         sync_dir(parent).await.map_err(BackendError::Io)?;
         Ok(written)
@@ -88,15 +130,25 @@ impl Backend for LocalDisk {
         Ok(Box::pin(stream))
     }
 
-    async fn head(&self, key: &str) -> Result<u64, BackendError> {
+    async fn head(&self, key: &str) -> Result<BlobHead, BackendError> {
         let path = self.path_of(key)?;
-        let meta = fs::metadata(&path).await.map_err(not_found_or_io)?;
-        Ok(meta.len())
+        let size = fs::metadata(&path).await.map_err(not_found_or_io)?.len();
+        let meta = match fs::read(sidecar(&path)).await {
+            Ok(raw) => decode_sidecar(&raw),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => BlobMeta::new(),
+            Err(e) => return Err(BackendError::Io(e)),
+        };
+        Ok(BlobHead { size, meta })
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
         match fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackendError::Io(e)),
+        }
+        match fs::remove_file(sidecar(&path)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(BackendError::Io(e)),
@@ -137,9 +189,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strata-local-{}", uuid::Uuid::new_v4()));
         let disk = LocalDisk::open("d".into(), dir.clone()).await.unwrap();
         let key = ObjectId::random().to_string();
+        let tags = BlobMeta::from([("key".to_owned(), "a=b\nc ü".to_owned())]);
         let n = disk
             .put(
                 &key,
+                &tags,
                 body(vec![
                     Ok(Bytes::from_static(b"hello ")),
                     Ok(Bytes::from_static(b"world")),
@@ -148,11 +202,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 11);
-        assert_eq!(disk.head(&key).await.unwrap(), 11);
+        assert_eq!(disk.head(&key).await.unwrap(), BlobHead { size: 11, meta: tags });
         assert_eq!(read_all(disk.get(&key, 0, 11).await.unwrap()).await, b"hello world");
         assert_eq!(read_all(disk.get(&key, 6, 3).await.unwrap()).await, b"wor");
         disk.delete(&key).await.unwrap();
         assert!(matches!(disk.head(&key).await, Err(BackendError::NotFound)));
+        assert!(
+            !sidecar(&disk.path_of(&key).unwrap()).exists(),
+            "the sidecar goes with the blob"
+        );
         disk.delete(&key).await.unwrap();
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -165,6 +223,7 @@ mod tests {
         let err = disk
             .put(
                 &key,
+                &BlobMeta::from([("v".to_owned(), "1".to_owned())]),
                 body(vec![Ok(Bytes::from_static(b"x")), Err(io::Error::other("cut"))]),
             )
             .await;
@@ -173,7 +232,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
         for bad in ["../../etc/passwd", "/abs", "a/b", ""] {
             assert!(matches!(
-                disk.put(bad, body(vec![])).await,
+                disk.put(bad, &BlobMeta::new(), body(vec![])).await,
                 Err(BackendError::InvalidKey)
             ));
         }

@@ -19,7 +19,7 @@ use tokio_util::io::ReaderStream;
 pub use client::SDK_ONLY_HEADERS;
 use errors::{remote, status, transport};
 
-use crate::{Backend, BackendError, ByteStream};
+use crate::{Backend, BackendError, BlobHead, BlobMeta, ByteStream};
 
 /// Size of each part of a multipart upload, and the most a `put` buffers.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -28,6 +28,8 @@ const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
 /// The longest key S3 accepts.
 const MAX_KEY_LEN: usize = 1024;
+/// User-metadata keys Strata writes on backend objects (`x-amz-meta-strata-*`).
+const META_PREFIX: &str = "strata-";
 
 /// One bucket (and optional key prefix) on an S3-compatible service.
 pub struct S3Backend {
@@ -139,8 +141,8 @@ impl Backend for S3Backend {
         &self.id
     }
 
-    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, BackendError> {
-        self.put_stream(key, body).await
+    async fn put(&self, key: &str, meta: &BlobMeta, body: ByteStream) -> Result<u64, BackendError> {
+        self.put_stream(key, meta, body).await
     }
 
     async fn get(&self, key: &str, offset: u64, len: u64) -> Result<ByteStream, BackendError> {
@@ -175,7 +177,7 @@ impl Backend for S3Backend {
         Ok(Box::pin(ReaderStream::with_capacity(reader, READ_CHUNK)))
     }
 
-    async fn head(&self, key: &str) -> Result<u64, BackendError> {
+    async fn head(&self, key: &str) -> Result<BlobHead, BackendError> {
         let object = self.object_key(key)?;
         let out = self
             .client
@@ -190,7 +192,15 @@ impl Backend for S3Backend {
                 _ => remote("HeadObject", &e, &self.endpoint, &self.field),
             })?;
         let len = out.content_length.unwrap_or_default();
-        u64::try_from(len).map_err(|_| BackendError::Remote(format!("HeadObject returned size {len}")))
+        let size = u64::try_from(len).map_err(|_| BackendError::Remote(format!("HeadObject returned size {len}")))?;
+        let meta = (out.metadata.unwrap_or_default().into_iter())
+            .filter_map(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                k.strip_prefix(META_PREFIX)
+                    .map(|k| (k.to_owned(), crate::meta::decode(&v)))
+            })
+            .collect();
+        Ok(BlobHead { size, meta })
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {

@@ -14,7 +14,9 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use bytes::Bytes;
 use futures::{StreamExt, stream};
-use strata_backend::{Backend, BackendError, Backends, ByteStream, DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS};
+use strata_backend::{
+    Backend, BackendError, Backends, BlobMeta, ByteStream, DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS,
+};
 use strata_core::config::{Config, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -175,8 +177,17 @@ async fn get(b: &S3Backend, key: &str, offset: u64, len: u64) -> Vec<u8> {
 /// multipart object; checks where they land in the bucket.
 async fn round_trip(admin: &Client, b: &S3Backend, prefix: &str, big_len: usize) {
     let small = pattern(1024, 1);
-    assert_eq!(b.put("small", body(&small, 100)).await.expect("put small"), 1024);
-    assert_eq!(b.head("small").await.expect("head small"), 1024);
+    let tags = BlobMeta::from([
+        ("key".to_owned(), "dir/ünï cödé=1%".to_owned()),
+        ("v".to_owned(), "1".to_owned()),
+    ]);
+    assert_eq!(b.put("small", &tags, body(&small, 100)).await.expect("put small"), 1024);
+    let head = b.head("small").await.expect("head small");
+    assert_eq!(
+        (head.size, &head.meta),
+        (1024, &tags),
+        "size and tags come back from HEAD"
+    );
     assert_eq!(get(b, "small", 0, 1024).await, small);
     assert_eq!(get(b, "small", 10, 20).await, &small[10..30]);
     assert_eq!(get(b, "small", 1000, 24).await, &small[1000..]);
@@ -185,10 +196,15 @@ async fn round_trip(admin: &Client, b: &S3Backend, prefix: &str, big_len: usize)
     let big = pattern(big_len, 2);
     // Odd chunk size, so parts never line up with chunks.
     assert_eq!(
-        b.put("big", body(&big, 100_003)).await.expect("put big"),
+        b.put("big", &tags, body(&big, 100_003)).await.expect("put big"),
         big_len as u64
     );
-    assert_eq!(b.head("big").await.expect("head big"), big_len as u64);
+    let head = b.head("big").await.expect("head big");
+    assert_eq!(
+        (head.size, &head.meta),
+        (big_len as u64, &tags),
+        "multipart blobs keep their tags"
+    );
     let parts = big_len.div_ceil(DEFAULT_PART_SIZE);
     let seen = admin
         .head_object()
@@ -252,7 +268,7 @@ async fn a_failing_body_leaves_nothing_behind() {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .chain([Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))]);
         let s: ByteStream = Box::pin(stream::iter(pieces.collect::<Vec<_>>()));
-        match b.put("doomed", s).await {
+        match b.put("doomed", &BlobMeta::new(), s).await {
             Err(BackendError::Body(e)) => {
                 assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
                 assert_eq!(e.to_string(), "client went away");
@@ -266,7 +282,8 @@ async fn a_failing_body_leaves_nothing_behind() {
     // A put dropped midway (the client went away) aborts its upload in the background.
     let first = pattern(9 * 1024 * 1024, 4);
     let pieces = stream::iter(vec![Ok(Bytes::from(first))]).chain(stream::pending());
-    let mut put = Box::pin(b.put("dropped", Box::pin(pieces)));
+    let no_tags = BlobMeta::new();
+    let mut put = Box::pin(b.put("dropped", &no_tags, Box::pin(pieces)));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         tokio::select! {
@@ -436,7 +453,7 @@ async fn strip_sdk_headers_removes_sdk_only_headers() {
              secret_access_key: {SK}\n  strip_sdk_headers: {strip}\n  unsigned_payload: {strip}\n  max_attempts: 1\n"
         );
         let b = backend(&yaml).await;
-        b.put("k", body(b"hello", 5)).await.expect("put");
+        b.put("k", &BlobMeta::new(), body(b"hello", 5)).await.expect("put");
         b.check().await.expect("check");
         let seen = seen.lock().expect("lock").clone();
         assert_eq!(seen.len(), 2, "{seen:?}");

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 
 use crate::{
     BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, ListPage, ListPartsPage, ListQuery, ListUploadsPage,
-    ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
 
 /// Everything the data plane asks of the control plane. There are two
@@ -20,7 +20,15 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
 
     /// Chooses where a new object's bytes go and records a pending intent.
-    async fn plan_write(&self, bucket: &str, key: &str, size_hint: Option<u64>) -> CpResult<WritePlan>;
+    /// Backends in `exclude` are not chosen (the caller's breaker is open for
+    /// them, or a write to them just failed).
+    async fn plan_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        exclude: &[String],
+    ) -> CpResult<WritePlan>;
     /// Makes the written object current, in one transaction with removing its
     /// intent. Returns the bytes of the version it replaced, now obsolete.
     async fn commit_write(
@@ -50,6 +58,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         upload_id: &str,
         part_number: u32,
         size_hint: Option<u64>,
+        exclude: &[String],
     ) -> CpResult<WritePlan>;
     /// Records an uploaded part; returns the bytes of a part it replaced.
     async fn commit_part(
@@ -80,4 +89,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// Per-backend usage and limits of every configured backend, plus the
     /// cleanup dead-letter count, for `GET /status` and the metrics.
     async fn status(&self) -> CpResult<ClusterStatus>;
+
+    /// Adds a data plane's traffic to this month's usage counters and
+    /// returns every configured backend's monthly usage and exhausted limits.
+    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>>;
 }

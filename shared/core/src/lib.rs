@@ -1,6 +1,7 @@
 //! Domain types shared by every Strata role: names, records, errors, configuration
 //! and the [`ControlPlane`] trait through which the data plane reaches metadata.
 
+pub mod blobtags;
 pub mod config;
 mod controlplane;
 mod error;

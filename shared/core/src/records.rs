@@ -38,6 +38,9 @@ pub struct ObjectRecord {
     pub object_id: String,
     pub meta: ObjectMeta,
     pub segments: Vec<Segment>,
+    /// Further complete copies of the object, each covering all its bytes, in
+    /// addition to `segments`. Reads fail over between copies.
+    pub copies: Vec<Vec<Segment>>,
 }
 
 /// A placement decision: where the bytes of a write go, under a pending intent.
@@ -184,8 +187,70 @@ pub struct BackendStatus {
     pub quota_bytes: Option<u64>,
     pub max_object_size: Option<u64>,
     /// Whether the quota (if any) still leaves at least one free byte after
-    /// used, orphan and reserved bytes.
+    /// used, orphan and reserved bytes, and no monthly limit is exhausted.
     pub eligible_for_writes: bool,
+    /// This month's traffic against the monthly limits.
+    pub usage: MonthlyUsage,
+    pub api_request_limit: Option<u64>,
+    pub egress_byte_limit: Option<u64>,
+    pub ingress_byte_limit: Option<u64>,
+    /// The circuit breaker as the data planes last reported it: `closed`,
+    /// `open`, `half_open`, or `unknown` before any report.
+    pub breaker: String,
+}
+
+/// State of one backend's circuit breaker in a data plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Traffic one data plane sent to one backend since its previous report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTraffic {
+    pub backend_id: String,
+    pub requests: u64,
+    pub egress_bytes: u64,
+    pub ingress_bytes: u64,
+    /// The reporter's breaker for this backend, now.
+    pub breaker: BreakerState,
+}
+
+/// A data plane's periodic usage report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    /// Stable id of the reporting process (for the breaker view in status).
+    pub reporter: String,
+    pub backends: Vec<BackendTraffic>,
+}
+
+/// One backend's traffic in the current calendar month (UTC) and which of its
+/// monthly limits are used up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MonthlyUsage {
+    pub backend_id: String,
+    /// `YYYY-MM`, UTC.
+    pub month: String,
+    pub requests: u64,
+    pub egress_bytes: u64,
+    pub ingress_bytes: u64,
+    pub requests_exhausted: bool,
+    pub egress_exhausted: bool,
+    pub ingress_exhausted: bool,
 }
 
 /// The state of the cluster, for `GET /status` and the metrics.

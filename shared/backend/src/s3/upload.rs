@@ -10,9 +10,10 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
+use super::META_PREFIX;
 use super::S3Backend;
 use super::errors::remote;
-use crate::{BackendError, ByteStream};
+use crate::{BackendError, BlobMeta, ByteStream};
 
 /// The most parts S3 accepts in one multipart upload.
 const MAX_PARTS: i32 = 10_000;
@@ -139,17 +140,35 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     }
 }
 
+type Metadata = Option<std::collections::HashMap<String, String>>;
+
+/// `x-amz-meta-strata-<key>` headers for a blob's catalog facts.
+fn user_metadata(meta: &BlobMeta) -> Metadata {
+    if meta.is_empty() {
+        return None;
+    }
+    Some(
+        meta.iter()
+            .map(|(k, v)| (format!("{META_PREFIX}{k}"), crate::meta::encode(v)))
+            .collect(),
+    )
+}
+
 impl S3Backend {
-    pub(super) async fn put_stream(&self, key: &str, body: ByteStream) -> Result<u64, BackendError> {
+    pub(super) async fn put_stream(&self, key: &str, meta: &BlobMeta, body: ByteStream) -> Result<u64, BackendError> {
         let object = self.object_key(key)?;
+        let metadata = user_metadata(meta);
         let mut reader = PartReader::new(body);
         let (first, ended) = reader.next_part(self.part_size).await.map_err(BackendError::Body)?;
         if ended {
             let n = first.len() as u64;
-            self.put_single(&object, first).await?;
+            self.put_single(&object, metadata, first).await?;
             return Ok(n);
         }
-        let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(&object);
+        let mut create = (self.client.create_multipart_upload())
+            .bucket(&self.bucket)
+            .key(&object)
+            .set_metadata(metadata);
         if self.checksums {
             create = create.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
@@ -182,13 +201,14 @@ impl S3Backend {
         }
     }
 
-    async fn put_single(&self, object: &str, data: Bytes) -> Result<(), BackendError> {
+    async fn put_single(&self, object: &str, metadata: Metadata, data: Bytes) -> Result<(), BackendError> {
         let len = i64::try_from(data.len()).expect("part fits in i64");
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(object)
+            .set_metadata(metadata)
             .content_length(len)
             .body(SdkBody::from(data))
             .customize();

@@ -94,6 +94,7 @@ impl SqliteStore {
             object_id: object_id.to_owned(),
             meta,
             segments,
+            copies: Vec::new(),
         };
 
         let mut items = remove_object(&mut tx, bucket, &upload.key, &record.segments).await?;

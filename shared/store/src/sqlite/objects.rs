@@ -37,6 +37,7 @@ pub(super) async fn load_object(
         object_id: row.object_id,
         meta: row.meta.into_meta()?,
         segments,
+        copies: Vec::new(),
     }))
 }
 

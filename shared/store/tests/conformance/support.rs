@@ -42,6 +42,7 @@ pub fn record(bucket: &str, key: &str, tag: &str, size: u64) -> ObjectRecord {
             ..ObjectMeta::default()
         },
         segments: vec![segment(&format!("blob-{tag}"), size)],
+        copies: Vec::new(),
     }
 }
 
