@@ -20,6 +20,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the version.
     Version,
+    /// Load-generate against any S3 endpoint (`run`), or compare two endpoints (`compare`).
+    Bench(strata_bench::BenchArgs),
 }
 
 #[derive(Args)]

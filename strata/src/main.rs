@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         cli::Command::Validate(args) => cli::validate(&args),
+        cli::Command::Bench(args) => strata_bench::main(args),
         cli::Command::Serve(args) => {
             let (config, role) = match cli::load_for_serve(&args) {
                 Ok(c) => c,
