@@ -326,6 +326,7 @@ def render_config(
     credentials: tuple[tuple[Creds, list[str] | None], ...] = ((ADMIN, None), (SCOPED, [SCOPED_BUCKET])),
     log_level: str = "info",
     s3_backend: str | None = None,
+    extra_yaml: str = "",
 ) -> str:
     lines = [
         f"data_dir: {data_dir}",
@@ -357,7 +358,7 @@ def render_config(
                 f"  - {{access_key_id: {creds.access_key}, secret_access_key: {creds.secret_key}, buckets: [{bl}]}}"
             )
     lines.append(f"logging: {{format: json, level: {log_level}}}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra_yaml
 
 
 def child_env(extra: dict | None = None) -> dict:
@@ -372,7 +373,11 @@ class Strata:
     """A Strata deployment: mode 'all' (one process) or 'split' (controlplane + dataplane)."""
 
     def __init__(self, mode: str, root: Path, *, domain: str | None = None,
-                 dataplane_secret: str | None = None, name: str | None = None):
+                 dataplane_secret: str | None = None, name: str | None = None,
+                 backends_yaml: str | None = None, extra_yaml: str = ""):
+        """`backends_yaml`: the list items under `backends:` (e.g. from `multi.S3sFs.yaml`),
+        replacing the default local disk; `extra_yaml`: top-level sections appended to the
+        config (e.g. `placement:`, `resilience:`)."""
         assert mode in ("all", "split", "s3"), mode
         self.mode = mode
         self.root = Path(root)
@@ -403,9 +408,11 @@ class Strata:
             s3_backend = (f"  - {{type: s3, id: fs1, endpoint: '{self.backing_endpoint}', bucket: {BACKING_BUCKET}, "
                           f"prefix: 'strata/', access_key_id: {BACKING.access_key}, "
                           f"secret_access_key: {BACKING.secret_key}}}")
+        if backends_yaml is not None:
+            s3_backend = backends_yaml.rstrip("\n")
         self.config_path.write_text(
             render_config(data_dir=self.data_dir, s3_port=self.s3_port, grpc_port=self.grpc_port, domain=domain,
-                          s3_backend=s3_backend)
+                          s3_backend=s3_backend, extra_yaml=extra_yaml)
         )
         self.procs: list[StrataProc] = []
         if mode in ("all", "s3"):
@@ -422,7 +429,8 @@ class Strata:
                 dp_config = self.root / "strata-dataplane.yaml"
                 dp_config.write_text(
                     render_config(data_dir=self.data_dir, s3_port=self.s3_port, grpc_port=self.grpc_port,
-                                  domain=domain, secret=dataplane_secret)
+                                  domain=domain, secret=dataplane_secret, s3_backend=s3_backend,
+                                  extra_yaml=extra_yaml)
                 )
             self.main = StrataProc("strata-dataplane",
                                    ["serve", "--role", "dataplane", "--config", str(dp_config)],

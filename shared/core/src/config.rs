@@ -3,6 +3,7 @@
 
 mod env;
 mod lenient;
+mod resilience;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use env::expand_env;
+pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
 
 /// Which parts of Strata a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,12 @@ pub struct Config {
     pub credentials: Vec<CredentialConfig>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Circuit breakers, usage reporting and write failover (data plane).
+    #[serde(default)]
+    pub resilience: ResilienceConfig,
+    /// Background replication (workers).
+    #[serde(default)]
+    pub replication: ReplicationConfig,
 }
 
 impl Default for Config {
