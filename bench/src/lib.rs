@@ -145,6 +145,9 @@ pub struct CompareArgs {
     /// Print a markdown table instead of a plain one.
     #[arg(long)]
     pub markdown: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json_out: Option<std::path::PathBuf>,
 }
 
 /// The report of `strata bench run`.
@@ -361,6 +364,10 @@ fn cmd_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         ops: limits.ops,
         workloads: entries,
     };
+    if let Some(p) = &a.json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("--json-out {}: {e}", p.display()))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
