@@ -7,7 +7,7 @@ mod sqlite;
 use async_trait::async_trait;
 use strata_core::{
     BucketInfo, CleanupItem, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    ObjectRecord, PartInfo, UploadInfo, WritePlan,
+    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
 pub use sqlite::SqliteStore;
@@ -50,6 +50,10 @@ pub struct StaleIntent {
     pub backend_id: String,
     pub backend_key: String,
     pub created_ms: i64,
+    /// The object id the plan was made for.
+    pub object_id: String,
+    pub bucket: String,
+    pub key: String,
 }
 
 /// Persistence for buckets, objects, intents, multipart state, the cleanup
@@ -149,8 +153,38 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Removes the upload and queues all its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
 
+    /// In one transaction: redeems the intent (`Unavailable` when it is gone),
+    /// then appends `segments` as a further copy of the object at (bucket,
+    /// key) if that is still object `object_id`, and returns `true`. When the
+    /// object was replaced or deleted meanwhile, the segments are queued for
+    /// cleanup instead and `false` is returned.
+    async fn add_copy(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        segments: &[Segment],
+    ) -> CpResult<bool>;
+    /// Objects with fewer than `factor` copies (the primary included), with
+    /// object ids greater than `after`, in object-id order.
+    async fn under_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>>;
+    /// Resolves a stale intent whose bytes turned out complete on their
+    /// backend: in one transaction, unless the key's current object was
+    /// written at or after `written_after_ms` (then nothing changes and
+    /// `false` is returned), makes `record` current (queueing the replaced
+    /// object's bytes for cleanup) and removes the intent.
+    async fn promote_intent(&self, intent_id: &str, record: &ObjectRecord, written_after_ms: i64) -> CpResult<bool>;
+
     /// Usage of every backend the catalog has ever recorded bytes for, sorted
     /// by id. Kept exact in the same transactions that add or remove segments,
     /// parts, cleanup rows and intents (see `migrations/0002_usage.sql`).
     async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>>;
+
+    /// Adds data-plane traffic to the counters of `month` (`YYYY-MM`, UTC).
+    /// Each call is one transaction; concurrent calls land on different shards.
+    async fn add_monthly_usage(&self, month: &str, traffic: &[strata_core::BackendTraffic]) -> CpResult<()>;
+    /// Traffic totals of `month` for every backend that had any, sorted by id.
+    /// The `*_exhausted` flags are false: limits are the control plane's business.
+    async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>>;
 }

@@ -119,8 +119,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn stale_intents_impl(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT intent_id, backend_id, backend_key, created_ms FROM intents \
+        let rows: Vec<(String, String, String, i64, String, String, String)> = sqlx::query_as(
+            "SELECT intent_id, backend_id, backend_key, created_ms, object_id, bucket, key FROM intents \
              WHERE created_ms < ? ORDER BY created_ms, intent_id LIMIT ?",
         )
         .bind(older_than_ms)
@@ -130,12 +130,17 @@ impl SqliteStore {
         .map_err(db)?;
         Ok(rows
             .into_iter()
-            .map(|(intent_id, backend_id, backend_key, created_ms)| StaleIntent {
-                intent_id,
-                backend_id,
-                backend_key,
-                created_ms,
-            })
+            .map(
+                |(intent_id, backend_id, backend_key, created_ms, object_id, bucket, key)| StaleIntent {
+                    intent_id,
+                    backend_id,
+                    backend_key,
+                    created_ms,
+                    object_id,
+                    bucket,
+                    key,
+                },
+            )
             .collect())
     }
 }

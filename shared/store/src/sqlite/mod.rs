@@ -5,8 +5,10 @@
 
 mod buckets;
 mod complete;
+mod copies;
 mod jobs;
 mod list;
+mod monthly;
 mod multipart;
 mod objects;
 mod rows;
@@ -19,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 use strata_core::{
     BucketInfo, CleanupItem, CpError, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    ObjectRecord, PartInfo, UploadInfo, WritePlan,
+    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
 use crate::{BackendUsage, CleanupClaim, MetaStore, StaleIntent, StoredCredential};
@@ -243,6 +245,25 @@ impl MetaStore for SqliteStore {
         self.abort_upload_impl(bucket, upload_id).await
     }
 
+    async fn add_copy(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        segments: &[Segment],
+    ) -> CpResult<bool> {
+        self.add_copy_impl(intent_id, bucket, key, object_id, segments).await
+    }
+
+    async fn under_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.under_replicated_impl(factor, after, limit).await
+    }
+
+    async fn promote_intent(&self, intent_id: &str, record: &ObjectRecord, written_after_ms: i64) -> CpResult<bool> {
+        self.promote_intent_impl(intent_id, record, written_after_ms).await
+    }
+
     async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>> {
         let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT backend_id, SUM(bytes_used), SUM(orphan_bytes), SUM(reserved_bytes), SUM(objects) \
@@ -263,5 +284,13 @@ impl MetaStore for SqliteStore {
                 objects: u(objects),
             })
             .collect())
+    }
+
+    async fn add_monthly_usage(&self, month: &str, traffic: &[strata_core::BackendTraffic]) -> CpResult<()> {
+        monthly::add(self.write_tx().await?, month, traffic).await
+    }
+
+    async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>> {
+        monthly::get(&self.pool, month).await
     }
 }

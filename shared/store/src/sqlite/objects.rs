@@ -4,8 +4,8 @@ use sqlx::SqliteConnection;
 use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment, WritePlan};
 
 use super::rows::{
-    META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, insert_segments, load_segments,
-    require_bucket, to_i64,
+    META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, insert_copy, insert_segments,
+    load_segments, require_bucket, to_i64,
 };
 use super::{SqliteStore, db};
 
@@ -30,14 +30,14 @@ pub(super) async fn load_object(
         .await
         .map_err(db)?;
     let Some(row) = row else { return Ok(None) };
-    let segments = load_segments(conn, &row.object_id).await?;
+    let (segments, copies) = load_segments(conn, &row.object_id).await?;
     Ok(Some(ObjectRecord {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         object_id: row.object_id,
         meta: row.meta.into_meta()?,
         segments,
-        copies: Vec::new(),
+        copies,
     }))
 }
 
@@ -52,7 +52,11 @@ pub(super) async fn remove_object(
     let Some(old) = load_object(&mut *conn, bucket, key).await? else {
         return Ok(Vec::new());
     };
-    let items = enqueue_unreferenced(&mut *conn, &old.segments, keep).await?;
+    let all: Vec<Segment> = (old.segments.iter())
+        .chain(old.copies.iter().flatten())
+        .cloned()
+        .collect();
+    let items = enqueue_unreferenced(&mut *conn, &all, keep).await?;
     // Segments go with the row (ON DELETE CASCADE); delete them explicitly anyway.
     sqlx::query("DELETE FROM segments WHERE object_id = ?")
         .bind(&old.object_id)
@@ -79,7 +83,11 @@ pub(super) async fn insert_object(conn: &mut SqliteConnection, record: &ObjectRe
         .bind(&record.key)
         .bind(&record.object_id);
     bind_meta(q, &record.meta)?.execute(&mut *conn).await.map_err(db)?;
-    insert_segments(conn, &record.object_id, &record.segments).await
+    insert_segments(&mut *conn, &record.object_id, &record.segments).await?;
+    for copy in &record.copies {
+        insert_copy(&mut *conn, &record.object_id, copy).await?;
+    }
+    Ok(())
 }
 
 /// Deletes an intent; returns whether it existed.

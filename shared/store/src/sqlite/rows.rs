@@ -102,22 +102,58 @@ pub(super) async fn require_bucket(conn: &mut SqliteConnection, bucket: &str) ->
 }
 
 /// The segments of an object, in order.
-pub(super) async fn load_segments(conn: &mut SqliteConnection, object_id: &str) -> CpResult<Vec<Segment>> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT backend_id, backend_key, length FROM segments WHERE object_id = ? ORDER BY seq")
+/// Copies of an object share the `segments` table: segment `i` of copy `c`
+/// has `seq = c * COPY_STRIDE + i` (copy 0 is the primary). Parts are at most
+/// 10 000, so the ranges never overlap; usage triggers and removal treat every
+/// copy's bytes alike.
+pub(super) const COPY_STRIDE: i64 = 100_000;
+
+/// The primary copy's segments and every further copy, each in order.
+pub(super) async fn load_segments(
+    conn: &mut SqliteConnection,
+    object_id: &str,
+) -> CpResult<(Vec<Segment>, Vec<Vec<Segment>>)> {
+    let rows: Vec<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT seq, backend_id, backend_key, length FROM segments WHERE object_id = ? ORDER BY seq")
             .bind(object_id)
             .fetch_all(conn)
             .await
             .map_err(db)?;
-    rows.into_iter()
-        .map(|(backend_id, backend_key, length)| {
-            Ok(Segment {
-                backend_id,
-                backend_key,
-                length: to_u64(length)?,
-            })
-        })
-        .collect()
+    let mut copies: Vec<(i64, Vec<Segment>)> = Vec::new();
+    for (seq, backend_id, backend_key, length) in rows {
+        let copy = seq / COPY_STRIDE;
+        let seg = Segment {
+            backend_id,
+            backend_key,
+            length: to_u64(length)?,
+        };
+        match copies.last_mut() {
+            Some((c, segs)) if *c == copy => segs.push(seg),
+            _ => copies.push((copy, vec![seg])),
+        }
+    }
+    let mut it = copies.into_iter();
+    let primary = match it.next() {
+        Some((0, segs)) => segs,
+        Some((_, segs)) => {
+            // The primary copy is never removed alone; treat the lowest as primary.
+            segs
+        }
+        None => Vec::new(),
+    };
+    Ok((primary, it.map(|(_, s)| s).collect()))
+}
+
+/// Appends `segments` as a new copy of `object_id`; returns its copy number.
+pub(super) async fn insert_copy(conn: &mut SqliteConnection, object_id: &str, segments: &[Segment]) -> CpResult<i64> {
+    let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(seq) FROM segments WHERE object_id = ?")
+        .bind(object_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let copy = max.map_or(0, |m| m / COPY_STRIDE + 1);
+    insert_segments_at(conn, object_id, copy * COPY_STRIDE, segments).await?;
+    Ok(copy)
 }
 
 pub(super) async fn insert_segments(
@@ -125,13 +161,23 @@ pub(super) async fn insert_segments(
     object_id: &str,
     segments: &[Segment],
 ) -> CpResult<()> {
-    for (seq, seg) in segments.iter().enumerate() {
+    insert_segments_at(conn, object_id, 0, segments).await
+}
+
+async fn insert_segments_at(
+    conn: &mut SqliteConnection,
+    object_id: &str,
+    first_seq: i64,
+    segments: &[Segment],
+) -> CpResult<()> {
+    for (i, seg) in segments.iter().enumerate() {
+        let seq = first_seq + i as i64;
         sqlx::query(
             "INSERT INTO segments (object_id, seq, backend_id, backend_key, length) \
              VALUES (?, ?, ?, ?, ?)",
         )
         .bind(object_id)
-        .bind(seq as i64)
+        .bind(seq)
         .bind(&seg.backend_id)
         .bind(&seg.backend_key)
         .bind(to_i64(seg.length)?)

@@ -3,9 +3,11 @@
 //! including these modules and invoking `conformance!` with its own factory.
 
 mod buckets;
+mod copies;
 mod jobs;
 mod list;
 mod list_model;
+mod monthly;
 mod multipart;
 mod objects;
 mod sqlite;
@@ -64,4 +66,9 @@ conformance! {
     jobs::cleanup_failures_back_off_then_dead_letter,
     jobs::cleanup_ack_removes_claimed_rows,
     jobs::stale_intents_returns_only_old_ones,
+    copies::copies_are_added_listed_and_removed_with_the_object,
+    copies::a_copy_of_a_replaced_object_is_queued_not_attached,
+    copies::promotion_respects_newer_writes,
+    monthly::monthly_usage_adds_up_per_backend,
+    monthly::monthly_usage_starts_from_zero_each_month,
 }
