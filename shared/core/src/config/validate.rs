@@ -56,15 +56,6 @@ impl Config {
             );
         }
 
-        drop(err);
-        super::resilience::validate(
-            &self.resilience,
-            &self.replication,
-            self.effective_backends().len(),
-            &mut errs,
-        );
-        let mut err = |f: &str, m: String| errs.push(ConfigError::new(f, m));
-
         let needs_secret = role != Role::All || self.control_plane.listen.is_some();
         match &self.cluster.secret {
             Some(s) if s.len() < MIN_SECRET_LEN => err(
@@ -203,6 +194,12 @@ impl Config {
                 }
             }
         }
+        super::resilience::validate(
+            &self.resilience,
+            &self.replication,
+            self.effective_backends().len(),
+            &mut errs,
+        );
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
 }
