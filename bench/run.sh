@@ -95,8 +95,11 @@ start_s3s_fs() { # sets FS_PORT FS_PID
     FS_PID=$!
     PIDS+=("$FS_PID")
     wait_for "$FS_PORT" "s3s-fs" "$FS_PID"
+    # CreateBucket, signed by curl (empty body: its SHA-256 is the e3b0... constant).
     curl -sf -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
-        "http://127.0.0.1:$FS_PORT/$BACKING_BUCKET" >/dev/null
+        -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+        "http://127.0.0.1:$FS_PORT/$BACKING_BUCKET" >/dev/null \
+        || { echo "cannot create bucket $BACKING_BUCKET on s3s-fs; log: $WORK/s3s-fs.log" >&2; exit 1; }
 }
 
 write_config() { # name backend-yaml -> sets CFG S3_PORT GRPC_PORT
