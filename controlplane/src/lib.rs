@@ -4,6 +4,7 @@
 mod identity;
 mod placement;
 mod service;
+mod usage;
 
 pub use identity::{Bootstrap, Identity};
 pub use placement::{Placement, PlacementBackend};

@@ -17,6 +17,10 @@
 //!   preferred over limited ones. Ties (e.g. all unlimited, or equally full)
 //!   go to the fewest filled bytes, then to configuration order.
 //!
+//! A backend whose monthly `api_request_limit` or `ingress_byte_limit` is used
+//! up (by the data planes' usage reports) is skipped too, so writes overflow to
+//! the next backend until the month ends.
+//!
 //! Usage comes from the store's counters (see `MetaStore::backend_usage`).
 //! The check and the intent's reservation are separate statements, so two
 //! writers planning at the same moment may both take a backend's last free
@@ -26,7 +30,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use strata_core::config::{BackendConfig, BackendLimits, PlacementConfig, RoutingStrategy};
-use strata_core::{CpError, CpResult};
+use strata_core::{CpError, CpResult, MonthlyUsage};
 use strata_store::BackendUsage;
 
 /// One configured backend, as placement sees it.
@@ -62,12 +66,14 @@ impl Placement {
     }
 
     /// Chooses the backend for a new object of `bucket` given the current
-    /// `usage`, or explains in `NoCapacity` why every candidate was skipped.
+    /// `usage` and this month's traffic (`monthly`), or explains in
+    /// `NoCapacity` why every candidate was skipped.
     pub fn choose(
         &self,
         bucket: &str,
         size_hint: Option<u64>,
         usage: &[BackendUsage],
+        monthly: &[MonthlyUsage],
         exclude: &[String],
     ) -> CpResult<&str> {
         let pins = self.config.bucket_backends.get(bucket);
@@ -87,6 +93,7 @@ impl Placement {
             }));
         }
         let by_id: HashMap<&str, &BackendUsage> = usage.iter().map(|u| (u.backend_id.as_str(), u)).collect();
+        let month_by_id: HashMap<&str, &MonthlyUsage> = monthly.iter().map(|m| (m.backend_id.as_str(), m)).collect();
         let mut eligible = Vec::with_capacity(candidates.len());
         let mut skipped = Vec::new();
         for (order, b) in candidates.into_iter().enumerate() {
@@ -102,6 +109,13 @@ impl Placement {
                     .saturating_add(u.orphan_bytes)
                     .saturating_add(u.reserved_bytes)
             });
+            if let Some(why) = month_by_id
+                .get(b.id.as_str())
+                .and_then(|m| monthly_skip_reason(&b.limits, m))
+            {
+                skipped.push(format!("{}: {why}", b.id));
+                continue;
+            }
             match skip_reason(&b.limits, filled, size_hint) {
                 Some(why) => skipped.push(format!("{}: {why}", b.id)),
                 None => eligible.push((order, b, filled)),
@@ -144,6 +158,28 @@ fn skip_reason(limits: &BackendLimits, filled: u64, size_hint: Option<u64>) -> O
         let free = quota.saturating_sub(filled);
         return Some(format!(
             "quota_bytes {quota} with {filled} used, orphaned or reserved leaves {free} free"
+        ));
+    }
+    None
+}
+
+/// Why a backend cannot take writes this month, if a monthly limit that
+/// writes consume (API requests or ingress bytes) is used up.
+pub fn monthly_skip_reason(limits: &BackendLimits, m: &MonthlyUsage) -> Option<String> {
+    if let Some(limit) = limits.api_request_limit
+        && m.requests >= limit
+    {
+        return Some(format!(
+            "api_request_limit {limit} reached this month ({} requests in {})",
+            m.requests, m.month
+        ));
+    }
+    if let Some(limit) = limits.ingress_byte_limit
+        && m.ingress_bytes >= limit
+    {
+        return Some(format!(
+            "ingress_byte_limit {limit} reached this month ({} bytes in {})",
+            m.ingress_bytes, m.month
         ));
     }
     None
@@ -210,7 +246,7 @@ mod tests {
         let mut usage: Vec<BackendUsage> = Vec::new();
         (0..n)
             .map(|_| {
-                let id = p.choose(bucket, Some(size), &usage, &[]).unwrap().to_owned();
+                let id = p.choose(bucket, Some(size), &usage, &[], &[]).unwrap().to_owned();
                 match usage.iter_mut().find(|u| u.backend_id == id) {
                     Some(u) => u.bytes_used += size,
                     None => usage.push(used(&id, size)),
@@ -236,13 +272,19 @@ mod tests {
         let mut u = used("a", 100);
         u.orphan_bytes = 100;
         u.reserved_bytes = 50;
-        assert_eq!(p.choose("x", Some(50), std::slice::from_ref(&u), &[]).unwrap(), "a");
-        assert_eq!(p.choose("x", Some(51), std::slice::from_ref(&u), &[]).unwrap(), "b");
+        assert_eq!(
+            p.choose("x", Some(50), std::slice::from_ref(&u), &[], &[]).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            p.choose("x", Some(51), std::slice::from_ref(&u), &[], &[]).unwrap(),
+            "b"
+        );
         // Unknown size: one free byte is enough.
         u.reserved_bytes = 99;
-        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[]).unwrap(), "a");
+        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[], &[]).unwrap(), "a");
         u.reserved_bytes = 100;
-        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[]).unwrap(), "b");
+        assert_eq!(p.choose("x", None, std::slice::from_ref(&u), &[], &[]).unwrap(), "b");
     }
 
     #[test]
@@ -255,11 +297,14 @@ mod tests {
         let backends = [backend("small", Some(100), None), backend("big", Some(1000), None)];
         let p = placement(RoutingStrategy::Spread, &backends, &[]);
         let usage = [used("small", 50), used("big", 250)];
-        assert_eq!(p.choose("x", Some(1), &usage, &[]).unwrap(), "big");
+        assert_eq!(p.choose("x", Some(1), &usage, &[], &[]).unwrap(), "big");
         // Without quotas, the fewest bytes wins; ties go to config order.
         let p = placement(RoutingStrategy::Spread, &three(None), &[]);
-        assert_eq!(p.choose("x", Some(1), &[used("a", 5), used("b", 3)], &[]).unwrap(), "c");
-        assert_eq!(p.choose("x", Some(1), &[], &[]).unwrap(), "a");
+        assert_eq!(
+            p.choose("x", Some(1), &[used("a", 5), used("b", 3)], &[], &[]).unwrap(),
+            "c"
+        );
+        assert_eq!(p.choose("x", Some(1), &[], &[], &[]).unwrap(), "a");
         assert_eq!(simulate(&p, "x", 10, 6), ["a", "b", "c", "a", "b", "c"]);
     }
 
@@ -270,13 +315,13 @@ mod tests {
         assert_eq!(simulate(&p, "photos", 100, 6), ["b", "b", "b", "c", "c", "c"]);
         assert_eq!(simulate(&p, "other", 100, 1), ["a"]);
         let full = [used("b", 300), used("c", 300)];
-        let e = p.choose("photos", Some(1), &full, &[]).unwrap_err();
+        let e = p.choose("photos", Some(1), &full, &[], &[]).unwrap_err();
         let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
         assert!(msg.contains("bucket `photos` (pinned to c, b)"), "{msg}");
         assert!(!msg.contains("a:"), "{msg}");
         let p = placement(RoutingStrategy::Pack, &three(None), &[("photos", &["gone"])]);
         assert!(
-            matches!(p.choose("photos", None, &[], &[]), Err(CpError::NoCapacity(m)) if m.contains("none of which"))
+            matches!(p.choose("photos", None, &[], &[], &[]), Err(CpError::NoCapacity(m)) if m.contains("none of which"))
         );
     }
 
@@ -284,10 +329,10 @@ mod tests {
     fn too_large_objects_skip_small_backends() {
         let backends = [backend("tiny", None, Some(10)), backend("roomy", None, None)];
         let p = placement(RoutingStrategy::Pack, &backends, &[]);
-        assert_eq!(p.choose("x", Some(10), &[], &[]).unwrap(), "tiny");
-        assert_eq!(p.choose("x", Some(11), &[], &[]).unwrap(), "roomy");
+        assert_eq!(p.choose("x", Some(10), &[], &[], &[]).unwrap(), "tiny");
+        assert_eq!(p.choose("x", Some(11), &[], &[], &[]).unwrap(), "roomy");
         // Unknown size cannot be checked against max_object_size.
-        assert_eq!(p.choose("x", None, &[], &[]).unwrap(), "tiny");
+        assert_eq!(p.choose("x", None, &[], &[], &[]).unwrap(), "tiny");
     }
 
     #[test]
@@ -301,7 +346,7 @@ mod tests {
         let mut c = used("c", 200);
         c.orphan_bytes = 50;
         c.reserved_bytes = 10;
-        let e = p.choose("x", Some(100), &[used("a", 300), c], &[]).unwrap_err();
+        let e = p.choose("x", Some(100), &[used("a", 300), c], &[], &[]).unwrap_err();
         let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
         assert!(
             msg.starts_with("no backend has room for an object of 100 bytes"),
@@ -318,8 +363,65 @@ mod tests {
         );
         let p = placement(RoutingStrategy::Pack, &[], &[]);
         assert_eq!(
-            p.choose("x", None, &[], &[]),
+            p.choose("x", None, &[], &[], &[]),
             Err(CpError::NoCapacity("no backend is configured".into()))
         );
+    }
+
+    fn month(id: &str, requests: u64, ingress: u64) -> MonthlyUsage {
+        MonthlyUsage {
+            backend_id: id.into(),
+            month: "2026-11".into(),
+            requests,
+            ingress_bytes: ingress,
+            ..MonthlyUsage::default()
+        }
+    }
+
+    fn limited(id: &str, requests: Option<u64>, ingress: Option<u64>) -> BackendConfig {
+        BackendConfig::Local {
+            id: id.into(),
+            path: format!("/tmp/{id}").into(),
+            limits: BackendLimits {
+                api_request_limit: requests,
+                ingress_byte_limit: ingress,
+                egress_byte_limit: Some(1),
+                ..BackendLimits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn monthly_limits_overflow_to_the_next_backend() {
+        let backends = [
+            limited("a", Some(10), None),
+            limited("b", None, Some(100)),
+            backend("c", None, None),
+        ];
+        let p = placement(RoutingStrategy::Pack, &backends, &[]);
+        assert_eq!(p.choose("x", Some(1), &[], &[month("a", 9, 0)], &[]).unwrap(), "a");
+        assert_eq!(p.choose("x", Some(1), &[], &[month("a", 10, 0)], &[]).unwrap(), "b");
+        let both = [month("a", 10, 0), month("b", 0, 100)];
+        assert_eq!(p.choose("x", Some(1), &[], &both, &[]).unwrap(), "c");
+        // An exhausted egress limit does not stop writes.
+        let egress = MonthlyUsage {
+            egress_bytes: 5,
+            ..month("a", 0, 0)
+        };
+        assert_eq!(p.choose("x", Some(1), &[], &[egress], &[]).unwrap(), "a");
+        let p = placement(RoutingStrategy::Pack, &backends[..2], &[]);
+        let e = p.choose("x", Some(1), &[], &both, &[]).unwrap_err();
+        let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
+        assert!(
+            msg.contains("a: api_request_limit 10 reached this month (10 requests in 2026-11)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("b: ingress_byte_limit 100 reached this month (100 bytes in 2026-11)"),
+            "{msg}"
+        );
+        // Spread skips exhausted backends too.
+        let p = placement(RoutingStrategy::Spread, &backends, &[]);
+        assert_eq!(p.choose("x", Some(1), &[], &[month("a", 10, 0)], &[]).unwrap(), "b");
     }
 }

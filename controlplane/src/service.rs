@@ -13,6 +13,7 @@ use strata_store::{BackendUsage, MetaStore};
 
 use crate::Identity;
 use crate::placement::Placement;
+use crate::usage::{BreakerView, DEFAULT_BREAKER_WINDOW, current_month, with_limits};
 
 /// The control plane's answers, backed by a [`MetaStore`]. The data plane
 /// calls it directly under `--role all`, and through gRPC otherwise.
@@ -23,6 +24,8 @@ pub struct ControlPlaneService {
     placement: Placement,
     /// `BackendConfig::kind` of each backend, in the order of `placement.backends()`.
     kinds: Vec<&'static str>,
+    /// The data planes' last breaker states, for `status`.
+    breakers: BreakerView,
 }
 
 impl ControlPlaneService {
@@ -38,7 +41,22 @@ impl ControlPlaneService {
             identity,
             placement: Placement::new(backends, placement),
             kinds: backends.iter().map(BackendConfig::kind).collect(),
+            breakers: BreakerView::new(DEFAULT_BREAKER_WINDOW),
         }
+    }
+
+    /// Data planes report every `flush_secs`; a breaker state counts for three
+    /// report periods, then the backend's breaker shows as `unknown`.
+    pub fn with_usage_flush_secs(mut self, flush_secs: u64) -> Self {
+        self.breakers = BreakerView::new(std::time::Duration::from_secs(flush_secs.max(1) * 3));
+        self
+    }
+
+    /// This month's traffic of every configured backend, with exhaustion flags.
+    async fn month_usage(&self) -> CpResult<Vec<MonthlyUsage>> {
+        let month = current_month();
+        let totals = self.store.monthly_usage(&month).await?;
+        Ok(with_limits(&month, &totals, self.placement.backends()))
     }
 
     pub fn store(&self) -> &Arc<dyn MetaStore> {
@@ -49,7 +67,8 @@ impl ControlPlaneService {
     /// counters as they are now (one small query per plan).
     async fn place(&self, bucket: &str, size_hint: Option<u64>, exclude: &[String]) -> CpResult<String> {
         let usage = self.store.backend_usage().await?;
-        let chosen = self.placement.choose(bucket, size_hint, &usage, exclude);
+        let monthly = self.store.monthly_usage(&current_month()).await?;
+        let chosen = self.placement.choose(bucket, size_hint, &usage, &monthly, exclude);
         if let Err(CpError::NoCapacity(why)) = &chosen {
             tracing::warn!(bucket, ?size_hint, reason = %why, "no backend has capacity");
         }
@@ -239,9 +258,12 @@ impl ControlPlane for ControlPlaneService {
     async fn status(&self) -> CpResult<ClusterStatus> {
         let usage = self.store.backend_usage().await?;
         let by_id: HashMap<&str, &BackendUsage> = usage.iter().map(|u| (u.backend_id.as_str(), u)).collect();
+        let monthly = self.month_usage().await?;
+        let now = std::time::Instant::now();
         let backends = (self.placement.backends().iter())
             .zip(&self.kinds)
-            .map(|(b, kind)| {
+            .zip(monthly)
+            .map(|((b, kind), month)| {
                 let u = by_id.get(b.id.as_str()).copied().cloned().unwrap_or_default();
                 let filled = u
                     .bytes_used
@@ -256,15 +278,14 @@ impl ControlPlane for ControlPlaneService {
                     objects: u.objects,
                     quota_bytes: b.limits.quota_bytes,
                     max_object_size: b.limits.max_object_size,
-                    eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q),
-                    usage: MonthlyUsage {
-                        backend_id: b.id.clone(),
-                        ..MonthlyUsage::default()
-                    },
+                    eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q)
+                        && !month.requests_exhausted
+                        && !month.ingress_exhausted,
+                    usage: month,
                     api_request_limit: b.limits.api_request_limit,
                     egress_byte_limit: b.limits.egress_byte_limit,
                     ingress_byte_limit: b.limits.ingress_byte_limit,
-                    breaker: "unknown".into(),
+                    breaker: self.breakers.state(&b.id, now).into(),
                 }
             })
             .collect();
@@ -274,8 +295,26 @@ impl ControlPlane for ControlPlaneService {
         })
     }
 
-    async fn report_usage(&self, _report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
-        Ok(Vec::new())
+    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        self.breakers.record(&report, std::time::Instant::now());
+        let month = current_month();
+        self.store.add_monthly_usage(&month, &report.backends).await?;
+        let totals = self.store.monthly_usage(&month).await?;
+        let view = with_limits(&month, &totals, self.placement.backends());
+        for m in view
+            .iter()
+            .filter(|m| m.requests_exhausted || m.egress_exhausted || m.ingress_exhausted)
+        {
+            tracing::debug!(
+                backend = %m.backend_id,
+                month = %m.month,
+                requests = m.requests,
+                egress = m.egress_bytes,
+                ingress = m.ingress_bytes,
+                "a monthly limit is used up"
+            );
+        }
+        Ok(view)
     }
 }
 
@@ -348,6 +387,7 @@ mod tests {
                 eligible_for_writes: false,
                 usage: MonthlyUsage {
                     backend_id: "disk-1".into(),
+                    month: current_month(),
                     ..MonthlyUsage::default()
                 },
                 breaker: "unknown".into(),
@@ -367,6 +407,60 @@ mod tests {
         assert!(
             !status.backends[0].eligible_for_writes,
             "orphan bytes still fill the quota"
+        );
+    }
+
+    #[tokio::test]
+    async fn usage_reports_fill_status_and_overflow_writes() {
+        use strata_core::{BackendTraffic, BreakerState};
+        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
+        let identity = Identity::new(&[], store.clone());
+        let limited = BackendConfig::Local {
+            id: "disk-1".into(),
+            path: "/nonexistent/disk-1".into(),
+            limits: BackendLimits {
+                api_request_limit: Some(3),
+                ..BackendLimits::default()
+            },
+        };
+        let backends = [limited, local("disk-2", None)];
+        let cp =
+            ControlPlaneService::new(store, identity, &backends, PlacementConfig::default()).with_usage_flush_secs(1);
+        cp.create_bucket("b", "owner").await.unwrap();
+        assert_eq!(
+            cp.plan_write("b", "k", Some(1), &[]).await.unwrap().backend_id,
+            "disk-1"
+        );
+
+        let traffic = |requests, breaker| UsageReport {
+            reporter: "dp-1".into(),
+            backends: vec![BackendTraffic {
+                backend_id: "disk-1".into(),
+                requests,
+                egress_bytes: 10,
+                ingress_bytes: 20,
+                breaker,
+            }],
+        };
+        let view = cp.report_usage(traffic(2, BreakerState::Open)).await.unwrap();
+        assert_eq!(view.len(), 2);
+        assert_eq!((view[0].requests, view[0].requests_exhausted), (2, false));
+        let status = cp.status().await.unwrap();
+        assert_eq!(status.backends[0].breaker, "open");
+        assert_eq!(status.backends[1].breaker, "unknown");
+        assert_eq!(status.backends[0].api_request_limit, Some(3));
+
+        let view = cp.report_usage(traffic(1, BreakerState::Closed)).await.unwrap();
+        assert!(view[0].requests_exhausted);
+        assert_eq!((view[0].egress_bytes, view[0].ingress_bytes), (20, 40));
+        let status = cp.status().await.unwrap();
+        assert_eq!(status.backends[0].breaker, "closed");
+        assert!(!status.backends[0].eligible_for_writes, "requests are used up");
+        assert_eq!(status.backends[0].usage.requests, 3);
+        assert_eq!(
+            cp.plan_write("b", "k", Some(1), &[]).await.unwrap().backend_id,
+            "disk-2",
+            "writes overflow once the limit is reached"
         );
     }
 }
