@@ -33,14 +33,15 @@ impl Kit {
 
     /// Stores `data` on `disk-1` under a fresh key and returns the key.
     pub async fn put_bytes(&self, data: &'static [u8]) -> String {
+        self.put_tagged(data, &Default::default()).await
+    }
+
+    /// Stores `data` with blob tags on `disk-1` under a fresh key.
+    pub async fn put_tagged(&self, data: &'static [u8], tags: &strata_backend::BlobMeta) -> String {
         let key = ObjectId::random().to_string();
         let body = Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]));
-        self.backends
-            .get("disk-1")
-            .unwrap()
-            .put(&key, &Default::default(), body)
-            .await
-            .unwrap();
+        let disk = self.backends.get("disk-1").unwrap();
+        disk.put(&key, tags, body).await.unwrap();
         key
     }
 
