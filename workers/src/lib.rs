@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod reaper;
+mod replication;
 #[cfg(test)]
 mod testkit;
 
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 
 pub use cleanup::CleanupJob;
 pub use reaper::ReaperJob;
+pub use replication::ReplicationJob;
 
 /// The current time in Unix milliseconds. Jobs take one so that tests can move
 /// time forward instead of sleeping.

@@ -2,6 +2,7 @@
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
 mod env;
+mod jobs;
 mod lenient;
 mod resilience;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use env::expand_env;
+pub use jobs::JobsConfig;
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
 
 /// Which parts of Strata a process runs.
@@ -88,6 +90,9 @@ pub struct Config {
     /// Background replication (workers).
     #[serde(default)]
     pub replication: ReplicationConfig,
+    /// Schedules of the cleanup and reaper jobs.
+    #[serde(default)]
+    pub jobs: JobsConfig,
 }
 
 impl Default for Config {

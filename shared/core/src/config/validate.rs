@@ -200,6 +200,7 @@ impl Config {
             self.effective_backends().len(),
             &mut errs,
         );
+        super::jobs::validate(&self.jobs, &mut errs);
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
 }
