@@ -20,6 +20,8 @@
 #   BENCH_SPLIT=...               workloads of the split section
 #   BENCH_OUT=FILE                report path (default bench/results/<date>-<shortcommit>.md)
 #   BENCH_WORKDIR=DIR             scratch directory (default: a new one under ${TMPDIR:-/tmp}, removed after)
+#   BENCH_BIN=PATH                use this strata binary instead of building one (BENCH_PROFILE is then ignored)
+#   BENCH_BIN_NOTE=TEXT           what BENCH_BIN was built from, for the report
 #
 # Needs: s3s-fs on PATH (scripts/install-deps.sh installs it), curl, python3, cargo.
 set -euo pipefail
@@ -45,7 +47,12 @@ CLUSTER_SECRET="bench-cluster-secret-0123456789abcdef0123456789"
 command -v s3s-fs >/dev/null || { echo "s3s-fs not found: bash scripts/install-deps.sh" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl not found" >&2; exit 1; }
 
-if [[ "$PROFILE" == "release" ]]; then
+BUILD_NOTE=""
+if [[ -n "${BENCH_BIN:-}" ]]; then
+    BIN="$BENCH_BIN"
+    PROFILE="given"
+    BUILD_NOTE="binary \`$BIN\`${BENCH_BIN_NOTE:+ ($BENCH_BIN_NOTE)}"
+elif [[ "$PROFILE" == "release" ]]; then
     cargo build --release -p strata
     BIN="$REPO/target/release/strata"
 else
@@ -227,7 +234,9 @@ fi
 
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 DIRTY=""
-git diff --quiet HEAD 2>/dev/null || DIRTY=" (with uncommitted changes in the tree)"
+if [[ -z "$BUILD_NOTE" ]]; then
+    git diff --quiet HEAD 2>/dev/null || DIRTY=" (built from a tree with uncommitted changes)"
+fi
 DATE="$(date -u +%Y-%m-%d)"
 OUT="${BENCH_OUT:-$REPO/bench/results/$DATE-$COMMIT.md}"
 mkdir -p "$(dirname "$OUT")"
@@ -291,7 +300,7 @@ PY
     echo "- commit: \`$(git rev-parse HEAD 2>/dev/null || echo unknown)\`$DIRTY"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: $(nproc) CPU(s), $MODEL, $MEM RAM, $(uname -sr)"
-    echo "- strata build: $PROFILE; s3s-fs $(s3s-fs --version 2>/dev/null | head -1 || echo '?')"
+    echo "- strata build: $PROFILE${BUILD_NOTE:+, $BUILD_NOTE}; s3s-fs $(s3s-fs --version 2>/dev/null | head -1 || echo '?')"
     echo "- client: \`strata bench\` on the same machine (aws-sdk-s3, SigV4-signed headers, UNSIGNED-PAYLOAD, no client CRC), path style, plain http on loopback"
     echo "- settings: BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS BENCH_CONCURRENCY=$CONC BENCH_LARGE_CONCURRENCY=$LARGE_CONC"
     echo "- command: \`bash bench/run.sh\`"
