@@ -11,6 +11,7 @@ mod http;
 mod metrics;
 mod pipeline;
 mod s3;
+mod spool;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use strata_core::config::ServerConfig;
 pub use crate::http::{Front, Readiness, serve};
 pub use crate::metrics::Metrics;
 pub use crate::s3::StrataS3;
+pub use crate::spool::Failover;
 
 /// Builds the S3 front for one data plane.
 pub fn build_front(
@@ -31,9 +33,12 @@ pub fn build_front(
     backends: Backends,
     readiness: Arc<dyn Readiness>,
     registry: prometheus::Registry,
+    failover: Option<Failover>,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
-    let mut b = S3ServiceBuilder::new(StrataS3::new(cp.clone(), backends, cfg.region.clone()));
+    let mut b = S3ServiceBuilder::new(
+        StrataS3::new(cp.clone(), backends, cfg.region.clone()).with_failover(failover.map(Arc::new)),
+    );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });
     if let Some(domain) = &cfg.domain {

@@ -68,6 +68,48 @@ impl Metrics {
     }
 }
 
+// --- write failover metrics (owned by the failover/spool code) ---
+
+/// Counters of the write-failover path, registered in the front's registry.
+#[derive(Clone)]
+pub struct FailoverMetrics {
+    /// `strata_write_failovers_total{from_backend}`: writes moved off a backend.
+    pub failovers: IntCounterVec,
+    /// `strata_spool_bytes`: bytes held in spool files right now.
+    pub spool_bytes: IntGauge,
+}
+
+impl FailoverMetrics {
+    /// Creates and registers the failover metrics; a registry that already
+    /// has them (a second front in one process) keeps its own copies.
+    pub fn new(registry: &Registry) -> FailoverMetrics {
+        let failovers = IntCounterVec::new(
+            Opts::new(
+                "strata_write_failovers_total",
+                "Writes moved to another backend after the chosen one failed",
+            ),
+            &["from_backend"],
+        )
+        .expect("valid metric");
+        let spool_bytes = IntGauge::new(
+            "strata_spool_bytes",
+            "Bytes of request bodies spooled for failover, in flight",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(failovers.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(spool_bytes.clone()),
+        ] {
+            if let Err(e) = registry.register(c) {
+                tracing::warn!(error = %e, "failover metric not registered");
+            }
+        }
+        FailoverMetrics { failovers, spool_bytes }
+    }
+}
+
+// --- end of write failover metrics ---
+
 /// The per-backend gauges and the dead-letter count of one status, built
 /// afresh for each scrape (in a registry of their own, so concurrent scrapes
 /// never see each other's values and a removed backend leaves no series).

@@ -143,7 +143,9 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             local: local_store.clone(),
             backends: backends.clone(),
         });
-        let front = strata_dataplane::build_front(&config.server, cp, backends, readiness, registry.clone())?;
+        let failover =
+            strata_dataplane::Failover::open(&config.resilience.failover, &config.data_dir, &registry).await?;
+        let front = strata_dataplane::build_front(&config.server, cp, backends, readiness, registry.clone(), failover)?;
         let listener = bind(config.server.listen, "S3", "server.listen").await?;
         tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -1,14 +1,10 @@
-use futures::TryStreamExt;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::ObjectRecord;
-use strata_core::blobtags::{self, BlobFacts, BlobRole, Tags};
 
 use super::StrataS3;
+use super::failover::Target;
 use super::meta::{Conditions, Headers, check_key, etag, timestamp};
-use crate::checksum::Algo;
 use crate::errors::from_cp;
-use crate::pipeline::{Digests, Expect};
 
 /// The source of a copy: bucket and key, never a version (no versioning yet).
 pub(super) fn source_of(src: &CopySource) -> S3Result<(&str, &str)> {
@@ -27,40 +23,6 @@ pub(super) fn source_of(src: &CopySource) -> S3Result<(&str, &str)> {
 }
 
 impl StrataS3 {
-    /// Streams `[start, end)` of `src` into a new write under `plan`,
-    /// re-verifying the source's stored checksum on the way when the whole
-    /// object is copied.
-    pub(super) async fn copy_bytes(
-        &self,
-        plan: &strata_core::WritePlan,
-        src: &ObjectRecord,
-        start: u64,
-        end: u64,
-        tags: &Tags,
-    ) -> S3Result<(Digests, strata_core::Segment)> {
-        let body = match self.read_range(src, start, end) {
-            Ok(b) => b,
-            Err(e) => {
-                self.abort(plan).await;
-                return Err(e);
-            }
-        };
-        let body = body.map_err(|e| Box::new(e) as s3s::StdError);
-        let whole = start == 0 && end == src.meta.size;
-        let checksum = src
-            .meta
-            .checksums
-            .iter()
-            .find_map(|(name, v)| Algo::parse(name).map(|a| (a, v.clone())))
-            .filter(|_| whole);
-        let expect = Expect {
-            checksum,
-            length: Some(end - start),
-            ..Expect::default()
-        };
-        self.write_body(plan, tags, body, expect).await
-    }
-
     pub(super) async fn op_copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
@@ -105,23 +67,16 @@ impl StrataS3 {
             m.parts_count = 0;
             m
         };
-        let plan = self
-            .cp
-            .plan_write(&i.bucket, &i.key, Some(src.meta.size), &[])
-            .await
-            .map_err(from_cp)?;
         let mut tag_meta = meta.clone();
         tag_meta.size = src.meta.size;
         tag_meta.etag = src.meta.etag.clone();
-        let tags = blobtags::encode(&BlobFacts {
-            bucket: i.bucket.clone(),
-            key: i.key.clone(),
-            object_id: plan.object_id.clone(),
-            role: BlobRole::Object,
-            meta: tag_meta,
-            codec: "none".into(),
-        });
-        let (digests, segment) = self.copy_bytes(&plan, &src, 0, src.meta.size, &tags).await?;
+        let target = Target::Object {
+            bucket: &i.bucket,
+            key: &i.key,
+        };
+        let (plan, digests, segment) = self
+            .copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta)
+            .await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         meta.checksums.clear();

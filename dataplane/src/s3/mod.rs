@@ -3,6 +3,7 @@
 
 mod bucket;
 mod copy;
+mod failover;
 mod list;
 mod meta;
 mod multipart;
@@ -24,12 +25,25 @@ use strata_core::ControlPlane;
 pub struct StrataS3 {
     pub(crate) cp: Arc<dyn ControlPlane>,
     pub(crate) backends: Backends,
+    /// Write failover (spooling and re-planning); `None` when disabled.
+    pub(crate) failover: Option<Arc<crate::spool::Failover>>,
     pub(crate) region: String,
 }
 
 impl StrataS3 {
     pub fn new(cp: Arc<dyn ControlPlane>, backends: Backends, region: String) -> StrataS3 {
-        StrataS3 { cp, backends, region }
+        StrataS3 {
+            cp,
+            backends,
+            failover: None,
+            region,
+        }
+    }
+
+    /// Turns write failover on (`Some`) or off (`None`, the default of `new`).
+    pub fn with_failover(mut self, failover: Option<Arc<crate::spool::Failover>>) -> StrataS3 {
+        self.failover = failover;
+        self
     }
 }
 

@@ -1,10 +1,10 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::blobtags::{self, BlobFacts, BlobRole};
 use strata_core::{ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};
 
 use super::StrataS3;
 use super::copy::source_of;
+use super::failover::Target;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
 use super::object::no_sse;
@@ -100,20 +100,18 @@ impl StrataS3 {
         let part_number = part_number(i.part_number)?;
         self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
-        let plan = self
-            .cp
-            .plan_part(&i.bucket, &i.upload_id, part_number, hint, &[])
-            .await
-            .map_err(from_cp)?;
-        let role = BlobRole::Part {
-            upload_id: i.upload_id.clone(),
-            part_number,
-        };
-        let tags = super::writer::tags(&plan, &i.bucket, &i.key, role, &ObjectMeta::default(), &expect);
         let body = i
             .body
             .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
-        let (digests, segment) = self.write_body(&plan, &tags, body, expect).await?;
+        let target = Target::Part {
+            bucket: &i.bucket,
+            key: &i.key,
+            upload_id: &i.upload_id,
+            part_number,
+        };
+        let (plan, digests, segment) = self
+            .write_with_failover(&target, hint, &ObjectMeta::default(), body, expect)
+            .await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
         let mut out = UploadPartOutput {
@@ -153,27 +151,17 @@ impl StrataS3 {
             None => (0, src.meta.size),
             Some(r) => copy_range(r, src.meta.size)?,
         };
-        let plan = self
-            .cp
-            .plan_part(&i.bucket, &i.upload_id, part_number, Some(end - start), &[])
-            .await
-            .map_err(from_cp)?;
-        let role = BlobRole::Part {
-            upload_id: i.upload_id.clone(),
+        let target = Target::Part {
+            bucket: &i.bucket,
+            key: &i.key,
+            upload_id: &i.upload_id,
             part_number,
         };
-        let tags = blobtags::encode(&BlobFacts {
-            bucket: i.bucket.clone(),
-            key: i.key.clone(),
-            object_id: plan.object_id.clone(),
-            role,
-            meta: ObjectMeta {
-                size: end - start,
-                ..ObjectMeta::default()
-            },
-            codec: "none".into(),
-        });
-        let (digests, segment) = self.copy_bytes(&plan, &src, start, end, &tags).await?;
+        let tag_meta = ObjectMeta {
+            size: end - start,
+            ..ObjectMeta::default()
+        };
+        let (plan, digests, segment) = self.copy_with_failover(&target, &src, start, end, &tag_meta).await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
         let result = CopyPartResult {

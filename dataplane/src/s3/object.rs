@@ -1,9 +1,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::blobtags::BlobRole;
 use strata_core::{ObjectMeta, ObjectRecord};
 
 use super::StrataS3;
+use super::failover::Target;
 use super::meta::{Conditions, Headers, check_key, etag, parse_http_date, timestamp, user_metadata};
 use super::writer::{DeclaredChecksums, expectations};
 use crate::checksum::Algo;
@@ -124,11 +124,6 @@ impl StrataS3 {
             }
         }
         let size_hint = i.content_length.and_then(|l| u64::try_from(l).ok());
-        let plan = self
-            .cp
-            .plan_write(&i.bucket, &i.key, size_hint, &[])
-            .await
-            .map_err(from_cp)?;
         let body = i
             .body
             .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
@@ -142,8 +137,13 @@ impl StrataS3 {
             metadata: i.metadata,
         }
         .into_meta();
-        let tags = super::writer::tags(&plan, &i.bucket, &i.key, BlobRole::Object, &meta, &expect);
-        let (digests, segment) = self.write_body(&plan, &tags, body, expect).await?;
+        let target = Target::Object {
+            bucket: &i.bucket,
+            key: &i.key,
+        };
+        let (plan, digests, segment) = self
+            .write_with_failover(&target, size_hint, &meta, body, expect)
+            .await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         if let Some((algo, v)) = &digests.checksum {

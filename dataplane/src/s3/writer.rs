@@ -83,12 +83,18 @@ pub fn tags(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta: &Ob
     if let Some(md5) = expect.md5 {
         meta.etag = hex::encode(md5);
     }
+    tags_with(plan, bucket, key, role, &meta)
+}
+
+/// The catalog facts stored with a blob whose `meta` already carries the
+/// size and ETag that are known (e.g. from a spooled, verified body).
+pub fn tags_with(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta: &ObjectMeta) -> Tags {
     blobtags::encode(&BlobFacts {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         object_id: plan.object_id.clone(),
         role,
-        meta,
+        meta: meta.clone(),
         codec: "none".into(),
     })
 }
