@@ -109,3 +109,13 @@ impl WithStatus for S3Error {
         self
     }
 }
+
+/// Every copy of an object is on a backend whose monthly egress limit is used up.
+pub fn egress_exhausted(backends: &[String]) -> S3Error {
+    tracing::warn!(backends = %backends.join(","), "read refused: monthly egress_byte_limit used up");
+    S3Error::with_message(
+        S3ErrorCode::SlowDown,
+        "The monthly egress limit (egress_byte_limit) of every backend holding this object is used up.",
+    )
+    .with_status(http::StatusCode::SERVICE_UNAVAILABLE)
+}

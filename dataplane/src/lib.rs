@@ -6,6 +6,7 @@
 mod auth;
 mod checksum;
 mod errors;
+mod guard;
 mod host;
 mod http;
 mod metrics;
@@ -21,6 +22,7 @@ use strata_backend::Backends;
 use strata_core::ControlPlane;
 use strata_core::config::ServerConfig;
 
+pub use crate::guard::Guard;
 pub use crate::http::{Front, Readiness, serve};
 pub use crate::metrics::Metrics;
 pub use crate::s3::StrataS3;
@@ -34,10 +36,13 @@ pub fn build_front(
     readiness: Arc<dyn Readiness>,
     registry: prometheus::Registry,
     failover: Option<Failover>,
+    guard: Option<Arc<Guard>>,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(
-        StrataS3::new(cp.clone(), backends, cfg.region.clone()).with_failover(failover.map(Arc::new)),
+        StrataS3::new(cp.clone(), backends, cfg.region.clone())
+            .with_failover(failover.map(Arc::new))
+            .with_guard(guard),
     );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });

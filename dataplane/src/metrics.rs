@@ -140,6 +140,19 @@ fn status_families(s: &ClusterStatus) -> Vec<prometheus::proto::MetricFamily> {
         "strata_backend_quota_bytes",
         "Configured quota of a backend (only when set)",
     );
+    // Monthly usage (as reported by the data planes), from the status.
+    let month_requests = gauge(
+        "strata_backend_month_requests",
+        "API requests to a backend this calendar month (UTC), all data planes",
+    );
+    let month_egress = gauge(
+        "strata_backend_month_egress_bytes",
+        "Bytes read from a backend this calendar month (UTC), all data planes",
+    );
+    let month_ingress = gauge(
+        "strata_backend_month_ingress_bytes",
+        "Bytes written to a backend this calendar month (UTC), all data planes",
+    );
     let dead = IntGauge::new(
         "strata_cleanup_dead_letters",
         "Cleanup rows given up on after too many failed deletions",
@@ -158,6 +171,9 @@ fn status_families(s: &ClusterStatus) -> Vec<prometheus::proto::MetricFamily> {
         if let Some(q) = b.quota_bytes {
             quota.with_label_values(&l).set(int(q));
         }
+        month_requests.with_label_values(&l).set(int(b.usage.requests));
+        month_egress.with_label_values(&l).set(int(b.usage.egress_bytes));
+        month_ingress.with_label_values(&l).set(int(b.usage.ingress_bytes));
     }
     dead.set(int(s.cleanup_dead_letters));
     registry.gather()

@@ -103,8 +103,10 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             print_bootstrap(&b.access_key_id, &b.secret_access_key);
         }
         let (backends, placement) = (config.effective_backends(), config.placement.clone());
-        let cp: Arc<dyn ControlPlane> =
-            Arc::new(ControlPlaneService::new(store.clone(), identity, &backends, placement));
+        let cp: Arc<dyn ControlPlane> = Arc::new(
+            ControlPlaneService::new(store.clone(), identity, &backends, placement)
+                .with_usage_flush_secs(config.resilience.usage.flush_secs),
+        );
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
             let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;
@@ -145,7 +147,27 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         });
         let failover =
             strata_dataplane::Failover::open(&config.resilience.failover, &config.data_dir, &registry).await?;
-        let front = strata_dataplane::build_front(&config.server, cp, backends, readiness, registry.clone(), failover)?;
+        let guard = Arc::new(strata_dataplane::Guard::new(
+            &backends,
+            &config.effective_backends(),
+            &config.resilience.breaker,
+            &registry,
+        ));
+        let (g, cp2, stop) = (guard.clone(), cp.clone(), shutdown.clone());
+        let flush = Duration::from_secs(config.resilience.usage.flush_secs);
+        tasks.spawn(async move {
+            g.run_reporter(cp2, flush, wait(stop)).await;
+            Ok(())
+        });
+        let front = strata_dataplane::build_front(
+            &config.server,
+            cp,
+            backends,
+            readiness,
+            registry.clone(),
+            failover,
+            Some(guard),
+        )?;
         let listener = bind(config.server.listen, "S3", "server.listen").await?;
         tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -28,6 +28,8 @@ pub struct StrataS3 {
     /// Write failover (spooling and re-planning); `None` when disabled.
     pub(crate) failover: Option<Arc<crate::spool::Failover>>,
     pub(crate) region: String,
+    /// Breakers and usage counters; `None` reads without health ordering.
+    pub(crate) guard: Option<Arc<crate::guard::Guard>>,
 }
 
 impl StrataS3 {
@@ -37,7 +39,17 @@ impl StrataS3 {
             backends,
             failover: None,
             region,
+            guard: None,
         }
+    }
+
+    /// Routes every backend call through `guard` (breakers and usage counting).
+    pub fn with_guard(mut self, guard: Option<Arc<crate::guard::Guard>>) -> StrataS3 {
+        if let Some(g) = &guard {
+            self.backends = g.backends();
+        }
+        self.guard = guard;
+        self
     }
 
     /// Turns write failover on (`Some`) or off (`None`, the default of `new`).

@@ -1,101 +1,218 @@
-use futures::{StreamExt, TryStreamExt, stream};
+//! Reads: an object's copies (`segments`, then each of `copies`) are tried in
+//! health order — closed breaker first, then half-open, then open — skipping
+//! copies on backends whose monthly egress limit is used up. A failed read
+//! (on open or mid-stream) moves to the next copy at the byte offset already
+//! sent, so the client sees one uninterrupted body; with no copy left the
+//! stream fails and the response is aborted, never silently truncated.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
 use s3s::{S3Result, s3_error};
-use strata_backend::ByteStream;
-use strata_core::ObjectRecord;
+use strata_backend::{Backend, Backends, ByteStream};
+use strata_core::{BreakerState, ObjectRecord, Segment};
 
 use super::StrataS3;
+use crate::guard::Guard;
 
-/// One backend read that serves part of a requested range.
-struct Piece {
-    backend_id: String,
-    backend_key: String,
-    offset: u64,
-    len: u64,
+/// One full copy of the object, with a handle for each segment's backend.
+struct Source {
+    parts: Vec<(Segment, Arc<dyn Backend>)>,
 }
 
-/// Splits the byte range `[start, end)` of an object over its segments.
-fn pieces(rec: &ObjectRecord, start: u64, end: u64) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut seg_start = 0u64;
-    for seg in &rec.segments {
-        let seg_end = seg_start + seg.length;
-        let from = start.max(seg_start);
-        let to = end.min(seg_end);
-        if from < to {
-            out.push(Piece {
-                backend_id: seg.backend_id.clone(),
-                backend_key: seg.backend_key.clone(),
-                offset: from - seg_start,
-                len: to - from,
-            });
+impl Source {
+    fn backend_ids(&self) -> String {
+        let ids: Vec<&str> = self.parts.iter().map(|(s, _)| s.backend_id.as_str()).collect();
+        ids.join(",")
+    }
+
+    /// The segment holding byte `pos` (< object size): its index, the offset
+    /// within it and how many bytes of `[pos, end)` it serves.
+    fn piece_at(&self, pos: u64, end: u64) -> Option<(usize, u64, u64)> {
+        let mut seg_start = 0u64;
+        for (i, (seg, _)) in self.parts.iter().enumerate() {
+            let seg_end = seg_start + seg.length;
+            if pos >= seg_start && pos < seg_end {
+                return Some((i, pos - seg_start, end.min(seg_end) - pos));
+            }
+            seg_start = seg_end;
         }
-        seg_start = seg_end;
-        if seg_start >= end {
-            break;
+        None
+    }
+}
+
+/// Why no copy can be read at all.
+#[derive(Debug, PartialEq, Eq)]
+enum NoSource {
+    /// Every copy is on a backend whose monthly egress limit is used up.
+    Egress(Vec<String>),
+    /// The record names a backend this data plane does not have.
+    UnknownBackend(String),
+}
+
+fn rank(s: BreakerState) -> u8 {
+    match s {
+        BreakerState::Closed => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open => 2,
+    }
+}
+
+/// The readable copies of `rec`, best first.
+fn sources(rec: &ObjectRecord, backends: &Backends, guard: Option<&Guard>) -> Result<Vec<Source>, NoSource> {
+    let mut ranked: Vec<(u8, &Vec<Segment>)> = Vec::new();
+    let mut exhausted = Vec::new();
+    for copy in std::iter::once(&rec.segments).chain(&rec.copies) {
+        let egress_out = copy
+            .iter()
+            .find(|s| guard.is_some_and(|g| g.egress_exhausted(&s.backend_id)));
+        if let Some(seg) = egress_out {
+            exhausted.push(seg.backend_id.clone());
+            continue;
+        }
+        let worst = copy
+            .iter()
+            .map(|s| guard.map_or(0, |g| rank(g.state(&s.backend_id))))
+            .max()
+            .unwrap_or(0);
+        ranked.push((worst, copy));
+    }
+    if ranked.is_empty() && !exhausted.is_empty() {
+        exhausted.dedup();
+        return Err(NoSource::Egress(exhausted));
+    }
+    ranked.sort_by_key(|(r, _)| *r);
+    let count = ranked.len();
+    let mut out = Vec::with_capacity(count);
+    let mut unknown = None;
+    for (i, (r, copy)) in ranked.into_iter().enumerate() {
+        // Open breakers, and the last copy there is, are tried even so.
+        let last_resort = r == rank(BreakerState::Open) || i + 1 == count;
+        let parts: Option<Vec<_>> = copy
+            .iter()
+            .map(|s| {
+                let b = match guard {
+                    Some(g) if last_resort => g.last_resort(&s.backend_id),
+                    _ => backends.get(&s.backend_id).cloned(),
+                };
+                if b.is_none() {
+                    unknown = Some(s.backend_id.clone());
+                }
+                b.map(|b| (s.clone(), b))
+            })
+            .collect();
+        match parts {
+            Some(parts) => out.push(Source { parts }),
+            None => tracing::error!(backend = ?unknown, "object copy refers to an unknown backend"),
         }
     }
-    out
+    match (out.is_empty(), unknown) {
+        (true, Some(id)) => Err(NoSource::UnknownBackend(id)),
+        _ => Ok(out),
+    }
+}
+
+/// The read in progress.
+struct Read {
+    sources: Vec<Source>,
+    at: usize,
+    pos: u64,
+    end: u64,
+    /// The open piece and the object offset where it ends.
+    current: Option<(ByteStream, u64)>,
+    guard: Option<Arc<Guard>>,
+    done: bool,
+}
+
+impl Read {
+    /// Moves to the next copy after a failure of the current one.
+    fn fail_over(&mut self, error: &dyn std::fmt::Display) {
+        let from = self.sources.get(self.at).map(Source::backend_ids).unwrap_or_default();
+        self.at += 1;
+        self.current = None;
+        if let Some(g) = &self.guard {
+            g.read_failover();
+        }
+        tracing::warn!(
+            backends = %from,
+            offset = self.pos,
+            error = %error,
+            copies_left = self.sources.len().saturating_sub(self.at),
+            "object read failed; trying the next copy"
+        );
+    }
+
+    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+        while !self.done && self.pos < self.end {
+            let Some(source) = self.sources.get(self.at) else {
+                self.done = true;
+                return Some(Err(std::io::Error::other("no copy of the object could be read")));
+            };
+            let Some((stream, piece_end)) = &mut self.current else {
+                let Some((i, offset, len)) = source.piece_at(self.pos, self.end) else {
+                    self.done = true;
+                    return Some(Err(std::io::Error::other("object segments do not cover its size")));
+                };
+                let (seg, backend) = &source.parts[i];
+                match backend.get(&seg.backend_key, offset, len).await {
+                    Ok(s) => self.current = Some((s, self.pos + len)),
+                    Err(e) => self.fail_over(&e),
+                }
+                continue;
+            };
+            match stream.next().await {
+                Some(Ok(mut b)) => {
+                    let room = *piece_end - self.pos;
+                    if b.len() as u64 > room {
+                        b.truncate(room as usize);
+                    }
+                    self.pos += b.len() as u64;
+                    if self.pos >= *piece_end {
+                        self.current = None;
+                    }
+                    if !b.is_empty() {
+                        return Some(Ok(b));
+                    }
+                }
+                Some(Err(e)) => self.fail_over(&e),
+                None => self.fail_over(&"the backend ended the stream early"),
+            }
+        }
+        None
+    }
+}
+
+/// Streams `[start, end)` from the first source that serves it, failing over.
+fn stream_sources(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> ByteStream {
+    let read = Read {
+        sources,
+        at: 0,
+        pos: start,
+        end,
+        current: None,
+        guard,
+        done: false,
+    };
+    let s = futures::stream::unfold(read, |mut r| async move { r.next_chunk().await.map(|item| (item, r)) });
+    Box::pin(sync_wrapper::SyncStream::new(s))
 }
 
 impl StrataS3 {
     /// Streams bytes `[start, end)` of an object. Each segment is opened only
     /// when the previous one is exhausted, so memory stays bounded.
     pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
-        let list = pieces(rec, start, end);
-        let mut opened = Vec::with_capacity(list.len());
-        for p in list {
-            let backend = self.backends.get(&p.backend_id).cloned().ok_or_else(|| {
-                tracing::error!(backend = %p.backend_id, "object refers to an unknown backend");
-                s3_error!(InternalError)
-            })?;
-            opened.push((backend, p));
+        match sources(rec, &self.backends, self.guard.as_deref()) {
+            Ok(list) => Ok(stream_sources(list, start, end, self.guard.clone())),
+            Err(NoSource::Egress(ids)) => Err(crate::errors::egress_exhausted(&ids)),
+            Err(NoSource::UnknownBackend(id)) => {
+                tracing::error!(backend = %id, "object refers to an unknown backend");
+                Err(s3_error!(InternalError))
+            }
         }
-        let s = stream::iter(opened)
-            .then(|(backend, p)| async move {
-                backend.get(&p.backend_key, p.offset, p.len).await.map_err(|e| {
-                    tracing::error!(backend = %p.backend_id, error = %e, "backend read failed");
-                    std::io::Error::other(e)
-                })
-            })
-            .try_flatten();
-        Ok(Box::pin(sync_wrapper::SyncStream::new(s)))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use strata_core::{ObjectMeta, Segment};
-
-    fn rec(lens: &[u64]) -> ObjectRecord {
-        ObjectRecord {
-            bucket: "b".into(),
-            key: "k".into(),
-            object_id: "o".into(),
-            meta: ObjectMeta {
-                size: lens.iter().sum(),
-                ..Default::default()
-            },
-            segments: lens
-                .iter()
-                .enumerate()
-                .map(|(i, l)| Segment {
-                    backend_id: "d".into(),
-                    backend_key: format!("s{i}"),
-                    length: *l,
-                })
-                .collect(),
-            copies: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn ranges_map_onto_segments() {
-        let r = rec(&[10, 10, 5]);
-        let p = pieces(&r, 5, 22);
-        let got: Vec<_> = p.iter().map(|p| (p.backend_key.as_str(), p.offset, p.len)).collect();
-        assert_eq!(got, vec![("s0", 5, 5), ("s1", 0, 10), ("s2", 0, 2)]);
-        assert_eq!(pieces(&r, 10, 20).len(), 1);
-        assert!(pieces(&r, 25, 25).is_empty());
-    }
-}
+#[path = "reader_tests.rs"]
+mod tests;

@@ -117,3 +117,13 @@ impl Backends {
         &self.list
     }
 }
+
+/// Builds the set from already opened backends (e.g. wrappers that add
+/// accounting or a circuit breaker around [`Backends::open`]'s).
+impl FromIterator<Arc<dyn Backend>> for Backends {
+    fn from_iter<I: IntoIterator<Item = Arc<dyn Backend>>>(iter: I) -> Backends {
+        Backends {
+            list: iter.into_iter().collect(),
+        }
+    }
+}

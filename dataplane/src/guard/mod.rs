@@ -1,0 +1,240 @@
+//! The data plane's guard around every backend call: a circuit breaker per
+//! backend and monthly usage counters (requests, ingress, egress), reported
+//! to the control plane by [`Guard::run_reporter`].
+//!
+//! [`Guard::backends`] hands out the guarded backends; the S3 code uses them
+//! like any other, so every write, read, HEAD and delete is counted and
+//! drives the breaker.
+
+mod backend;
+mod breaker;
+mod report;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use strata_backend::{Backend, Backends};
+use strata_core::config::{BackendConfig, BackendLimits, BreakerConfig};
+use strata_core::{BreakerState, MonthlyUsage};
+use tokio::sync::Notify;
+
+pub use backend::GuardedBackend;
+use backend::{Cell, CellMetrics};
+
+/// One backend: its raw handle, limits and guard state.
+struct Slot {
+    raw: Arc<dyn Backend>,
+    cell: Arc<Cell>,
+    limits: BackendLimits,
+}
+
+/// Breakers and usage counters of every backend of one data plane.
+pub struct Guard {
+    slots: Vec<Slot>,
+    guarded: Backends,
+    /// This month's usage as the control plane last answered a report.
+    month: RwLock<HashMap<String, MonthlyUsage>>,
+    /// Woken by breaker transitions, for an early report.
+    changed: Arc<Notify>,
+    reporter: String,
+    read_failovers: IntCounter,
+}
+
+impl Guard {
+    /// Wraps `backends`; `configs` gives their limits (a backend without a
+    /// config entry has none). Metrics go to `registry`.
+    pub fn new(backends: &Backends, configs: &[BackendConfig], breaker: &BreakerConfig, registry: &Registry) -> Guard {
+        let m = GuardMetrics::new(registry);
+        let changed = Arc::new(Notify::new());
+        let open_for = Duration::from_secs(breaker.open_secs);
+        let slots: Vec<Slot> = backends
+            .all()
+            .iter()
+            .map(|raw| {
+                let id = raw.id().to_owned();
+                let l = [id.as_str()];
+                let metrics = CellMetrics {
+                    requests: m.requests.with_label_values(&l),
+                    egress: m.egress.with_label_values(&l),
+                    ingress: m.ingress.with_label_values(&l),
+                    state: m.state.with_label_values(&l),
+                };
+                metrics.state.set(0);
+                let cell = Cell::new(
+                    id.clone(),
+                    breaker.failure_threshold,
+                    open_for,
+                    metrics,
+                    changed.clone(),
+                );
+                let limits = configs
+                    .iter()
+                    .find(|c| c.id() == id)
+                    .map(|c| c.limits().clone())
+                    .unwrap_or_default();
+                Slot {
+                    raw: raw.clone(),
+                    cell: Arc::new(cell),
+                    limits,
+                }
+            })
+            .collect();
+        let guarded = slots
+            .iter()
+            .map(|s| Arc::new(GuardedBackend::new(s.raw.clone(), s.cell.clone(), true)) as Arc<dyn Backend>)
+            .collect();
+        Guard {
+            slots,
+            guarded,
+            month: RwLock::new(HashMap::new()),
+            changed,
+            reporter: reporter_id(),
+            read_failovers: m.read_failovers,
+        }
+    }
+
+    /// Counts a read that moved to another copy.
+    pub fn read_failover(&self) {
+        self.read_failovers.inc();
+    }
+
+    /// The guarded backends: an open breaker fails calls fast.
+    pub fn backends(&self) -> Backends {
+        self.guarded.clone()
+    }
+
+    /// A guarded handle that calls the backend even when its breaker is open
+    /// (a read's last resort); the outcome still drives the breaker.
+    pub fn last_resort(&self, id: &str) -> Option<Arc<dyn Backend>> {
+        let s = self.slot(id)?;
+        Some(Arc::new(GuardedBackend::new(s.raw.clone(), s.cell.clone(), false)))
+    }
+
+    fn slot(&self, id: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.cell.id == id)
+    }
+
+    /// The breaker state of backend `id` (closed for an unknown id).
+    pub fn state(&self, id: &str) -> BreakerState {
+        self.slot(id).map_or(BreakerState::Closed, |s| s.cell.state())
+    }
+
+    /// Backends whose breaker is open now (to exclude from write plans).
+    pub fn open_backends(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| s.cell.state() == BreakerState::Open)
+            .map(|s| s.cell.id.clone())
+            .collect()
+    }
+
+    /// Whether backend `id` has used up its monthly egress limit, counting
+    /// the traffic not yet reported.
+    pub fn egress_exhausted(&self, id: &str) -> bool {
+        let Some(s) = self.slot(id) else { return false };
+        let month = self.month.read().unwrap_or_else(|p| p.into_inner());
+        let reported = month.get(id);
+        if reported.is_some_and(|m| m.egress_exhausted) {
+            return true;
+        }
+        let Some(limit) = s.limits.egress_byte_limit else {
+            return false;
+        };
+        let used = reported.map_or(0, |m| m.egress_bytes);
+        used.saturating_add(s.cell.egress.load(Ordering::Relaxed)) >= limit
+    }
+
+    /// Whether any backend is above 80 % of one of its monthly limits
+    /// (reported plus unreported traffic): reports then come every second.
+    fn near_a_limit(&self) -> bool {
+        let month = self.month.read().unwrap_or_else(|p| p.into_inner());
+        self.slots.iter().any(|s| {
+            let m = month.get(&s.cell.id);
+            let near = |reported: u64, pending: u64, limit: Option<u64>| {
+                limit.is_some_and(|l| (reported.saturating_add(pending) as f64) >= 0.8 * l as f64)
+            };
+            let c = &s.cell;
+            near(
+                m.map_or(0, |m| m.requests),
+                c.requests.load(Ordering::Relaxed),
+                s.limits.api_request_limit,
+            ) || near(
+                m.map_or(0, |m| m.egress_bytes),
+                c.egress.load(Ordering::Relaxed),
+                s.limits.egress_byte_limit,
+            ) || near(
+                m.map_or(0, |m| m.ingress_bytes),
+                c.ingress.load(Ordering::Relaxed),
+                s.limits.ingress_byte_limit,
+            )
+        })
+    }
+}
+
+/// `hostname-pid-random`: distinct per process, stable for its lifetime.
+fn reporter_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let n: u32 = rand::random();
+    format!("{host}-{}-{n:08x}", std::process::id())
+}
+
+/// The guard's Prometheus series, labelled by backend.
+struct GuardMetrics {
+    requests: IntCounterVec,
+    egress: IntCounterVec,
+    ingress: IntCounterVec,
+    state: IntGaugeVec,
+    read_failovers: IntCounter,
+}
+
+impl GuardMetrics {
+    fn new(registry: &Registry) -> GuardMetrics {
+        let counter = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["backend"]).expect("valid metric");
+            if let Err(e) = registry.register(Box::new(c.clone())) {
+                tracing::warn!(metric = name, error = %e, "metric not registered");
+            }
+            c
+        };
+        let requests = counter(
+            "strata_backend_requests_total",
+            "Calls from this data plane to a backend",
+        );
+        let egress = counter("strata_backend_egress_bytes_total", "Bytes read from a backend");
+        let ingress = counter("strata_backend_ingress_bytes_total", "Bytes written to a backend");
+        let state = IntGaugeVec::new(
+            Opts::new(
+                "strata_backend_breaker_state",
+                "Circuit breaker of a backend in this data plane: 0 closed, 1 half-open, 2 open",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
+        if let Err(e) = registry.register(Box::new(state.clone())) {
+            tracing::warn!(error = %e, "breaker metric not registered");
+        }
+        let read_failovers = IntCounter::new(
+            "strata_read_failovers_total",
+            "Object reads that moved to another copy after a backend failed",
+        )
+        .expect("valid metric");
+        if let Err(e) = registry.register(Box::new(read_failovers.clone())) {
+            tracing::warn!(error = %e, "read failover metric not registered");
+        }
+        GuardMetrics {
+            read_failovers,
+            requests,
+            egress,
+            ingress,
+            state,
+        }
+    }
+}
