@@ -22,9 +22,10 @@
 //! the next backend until the month ends.
 //!
 //! Usage comes from the store's counters (see `MetaStore::backend_usage`).
-//! The check and the intent's reservation are separate statements, so two
-//! writers planning at the same moment may both take a backend's last free
-//! bytes: a quota can be overshot by at most the concurrently planned objects.
+//! The choice here reads the counters without a lock; the control plane then
+//! records the intent with `MetaStore::reserve_intent`, which re-checks the
+//! quota in the same write transaction, and chooses again without that backend
+//! if it filled up meanwhile. Concurrent planners never overshoot a quota.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -63,6 +64,13 @@ impl Placement {
 
     pub fn backends(&self) -> &[PlacementBackend] {
         &self.backends
+    }
+
+    /// The configured quota of backend `id`, if any.
+    pub fn quota_of(&self, id: &str) -> Option<u64> {
+        (self.backends.iter())
+            .find(|b| b.id == id)
+            .and_then(|b| b.limits.quota_bytes)
     }
 
     /// Chooses the backend for a new object of `bucket` given the current

@@ -82,18 +82,30 @@ impl ControlPlaneService {
         size_hint: Option<u64>,
         exclude: &[String],
     ) -> CpResult<WritePlan> {
-        let backend_id = self.place(bucket, size_hint, exclude).await?;
-        let object_id = ObjectId::random().to_string();
-        let plan = WritePlan {
-            intent_id: ObjectId::random().to_string(),
-            backend_key: object_id.clone(),
-            object_id,
-            backend_id,
-        };
-        self.store
-            .insert_intent(&plan, bucket, key, size_hint, now_ms())
-            .await?;
-        Ok(plan)
+        // The choice reads the counters without a lock; the reservation
+        // re-checks the quota in the same transaction that records the
+        // intent. A backend that filled up in between is excluded and the
+        // choice made again.
+        let mut exclude = exclude.to_vec();
+        loop {
+            let backend_id = self.place(bucket, size_hint, &exclude).await?;
+            let quota = self.placement.quota_of(&backend_id);
+            let object_id = ObjectId::random().to_string();
+            let plan = WritePlan {
+                intent_id: ObjectId::random().to_string(),
+                backend_key: object_id.clone(),
+                object_id,
+                backend_id,
+            };
+            if (self.store)
+                .reserve_intent(&plan, bucket, key, size_hint, now_ms(), quota)
+                .await?
+            {
+                return Ok(plan);
+            }
+            tracing::debug!(backend = %plan.backend_id, "backend filled up while planning; choosing again");
+            exclude.push(plan.backend_id);
+        }
     }
 }
 

@@ -83,6 +83,20 @@ pub trait MetaStore: Send + Sync + 'static {
         size_hint: Option<u64>,
         now_ms: i64,
     ) -> CpResult<()>;
+    /// Like [`MetaStore::insert_intent`], but in one write transaction with
+    /// checking that the plan's backend still has room: with `quota` set, the
+    /// intent is recorded only if `bytes_used + orphan_bytes + reserved_bytes +
+    /// size_hint` (at least 1 byte) stays within it, and `false` is returned
+    /// otherwise. Concurrent planners therefore never overshoot a quota.
+    async fn reserve_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+        quota: Option<u64>,
+    ) -> CpResult<bool>;
     async fn delete_intent(&self, intent_id: &str) -> CpResult<()>;
 
     /// In one transaction: fails with `NoSuchBucket` if the bucket is gone,

@@ -150,6 +150,19 @@ impl MetaStore for SqliteStore {
         self.insert_intent_impl(plan, bucket, key, size_hint, now_ms).await
     }
 
+    async fn reserve_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+        quota: Option<u64>,
+    ) -> CpResult<bool> {
+        self.reserve_intent_impl(plan, bucket, key, size_hint, now_ms, quota)
+            .await
+    }
+
     async fn delete_intent(&self, intent_id: &str) -> CpResult<()> {
         self.delete_intent_impl(intent_id).await
     }

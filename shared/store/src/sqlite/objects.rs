@@ -139,6 +139,48 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn reserve_intent_impl(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+        quota: Option<u64>,
+    ) -> CpResult<bool> {
+        let mut tx = self.write_tx().await?;
+        if let Some(quota) = quota {
+            let (filled,): (Option<i64>,) = sqlx::query_as(
+                "SELECT SUM(bytes_used + orphan_bytes + reserved_bytes) FROM backend_usage WHERE backend_id = ?",
+            )
+            .bind(&plan.backend_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let filled = u64::try_from(filled.unwrap_or(0)).unwrap_or(0);
+            if filled.saturating_add(size_hint.unwrap_or(1)) > quota {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO intents (intent_id, object_id, backend_id, backend_key, bucket, key, \
+             created_ms, size_hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&plan.intent_id)
+        .bind(&plan.object_id)
+        .bind(&plan.backend_id)
+        .bind(&plan.backend_key)
+        .bind(bucket)
+        .bind(key)
+        .bind(now_ms)
+        .bind(to_i64(size_hint.unwrap_or(0))?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         delete_intent_row(&mut conn, intent_id).await.map(|_| ())

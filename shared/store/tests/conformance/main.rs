@@ -10,6 +10,7 @@ mod list_model;
 mod monthly;
 mod multipart;
 mod objects;
+mod reserve;
 mod sqlite;
 mod support;
 mod usage;
@@ -69,6 +70,7 @@ conformance! {
     copies::copies_are_added_listed_and_removed_with_the_object,
     copies::a_copy_of_a_replaced_object_is_queued_not_attached,
     copies::promotion_respects_newer_writes,
+    reserve::reserve_refuses_beyond_the_quota,
     monthly::monthly_usage_adds_up_per_backend,
     monthly::monthly_usage_starts_from_zero_each_month,
 }

@@ -131,3 +131,11 @@ fn list_all(bucket: &str) -> strata_core::ListQuery {
 fn assert_store_is_object_safe(s: SqliteStore) -> Box<dyn MetaStore> {
     Box::new(s)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_on_a_file_never_overshoot() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("meta.db").display());
+    let s = SqliteStore::connect(&url).await.unwrap();
+    crate::reserve::concurrent_reservations_never_overshoot(std::sync::Arc::new(s)).await;
+}
