@@ -146,6 +146,7 @@ stop_pid() {
 
 # --- measuring ---------------------------------------------------------------------------------
 
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 REPORT_BODY="$WORK/body.md"
 : >"$REPORT_BODY"
 JSONS=()
@@ -302,6 +303,7 @@ PY
     echo "- machine: $(nproc) CPU(s), $MODEL, $MEM RAM, $(uname -sr)"
     echo "- strata build: $PROFILE${BUILD_NOTE:+, $BUILD_NOTE}; s3s-fs $(s3s-fs --version 2>/dev/null | head -1 || echo '?')"
     echo "- client: \`strata bench\` on the same machine (aws-sdk-s3, SigV4-signed headers, UNSIGNED-PAYLOAD, no client CRC), path style, plain http on loopback"
+    echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- settings: BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS BENCH_CONCURRENCY=$CONC BENCH_LARGE_CONCURRENCY=$LARGE_CONC"
     echo "- command: \`bash bench/run.sh\`"
     echo

@@ -52,7 +52,7 @@ pub struct LoadArgs {
     /// Region to sign for.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
-    /// Keep the objects written (by default objects of runs writing 64 MiB or more are deleted).
+    /// Keep the objects written (by default each run deletes them after it is measured).
     #[arg(long)]
     pub keep: bool,
 }

@@ -362,12 +362,15 @@ async fn one(s: &Shared, op: Op, i: u64) -> Result<u64, String> {
 struct TaskOut {
     per_op: [OpStats; 5],
     first_error: Option<String>,
+    /// Indexes of the PUTs to `{prefix}/obj/{i}` attempted.
+    puts: Vec<u64>,
 }
 
 async fn worker(s: Arc<Shared>, fixed: Option<Op>) -> TaskOut {
     let mut out = TaskOut {
         per_op: Default::default(),
         first_error: None,
+        puts: Vec::new(),
     };
     loop {
         if s.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -378,6 +381,9 @@ async fn worker(s: Arc<Shared>, fixed: Option<Op>) -> TaskOut {
             break;
         }
         let op = fixed.unwrap_or_else(|| if rand::random::<f64>() < 0.7 { Op::Get } else { Op::Put });
+        if op == Op::Put {
+            out.puts.push(i);
+        }
         let t0 = Instant::now();
         let r = one(&s, op, i).await;
         let us = t0.elapsed().as_micros() as u64;
@@ -397,27 +403,32 @@ async fn worker(s: Arc<Shared>, fixed: Option<Op>) -> TaskOut {
     out
 }
 
-/// Runs `concurrency` workers until the deadline or `max_ops`.
-async fn phase(s: Arc<Shared>, concurrency: usize, fixed: Option<Op>) -> (RunStats, u64) {
+/// Runs `concurrency` workers until the deadline or `max_ops`. Returns the stats, how many
+/// indexes were handed out, and the indexes of the PUTs to `{prefix}/obj/{i}`.
+async fn phase(s: Arc<Shared>, concurrency: usize, fixed: Option<Op>) -> (RunStats, u64, Vec<u64>) {
     let t0 = Instant::now();
     let tasks: Vec<_> = (0..concurrency.max(1))
         .map(|_| tokio::spawn(worker(s.clone(), fixed)))
         .collect();
     let mut stats = RunStats::default();
+    let mut puts = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(o) => stats.merge(RunStats {
-                per_op: o.per_op,
-                elapsed: Duration::ZERO,
-                usage: None,
-                first_error: o.first_error,
-            }),
+            Ok(o) => {
+                puts.extend(o.puts);
+                stats.merge(RunStats {
+                    per_op: o.per_op,
+                    elapsed: Duration::ZERO,
+                    usage: None,
+                    first_error: o.first_error,
+                });
+            }
             Err(e) => stats.first_error = Some(format!("worker panicked: {e}")),
         }
     }
     stats.elapsed = t0.elapsed();
     let issued = s.next.load(Ordering::Relaxed).min(s.max_ops);
-    (stats, issued)
+    (stats, issued, puts)
 }
 
 /// Writes `n` objects `{prefix}/pre/{i}` with `concurrency` workers.
@@ -440,7 +451,7 @@ async fn populate(
         max_ops: n,
         deadline: None,
     });
-    let (st, _) = phase(s, concurrency, Some(Op::Put)).await;
+    let (st, _, _) = phase(s, concurrency, Some(Op::Put)).await;
     let put = &st.per_op[Op::Put as usize];
     if put.errors > 0 {
         anyhow::bail!(
@@ -452,12 +463,8 @@ async fn populate(
     Ok(())
 }
 
-/// Deletes `{prefix}/obj/0..n` and `{prefix}/pre/0..pre`; errors are ignored.
-async fn cleanup(c: &Client, bucket: &str, prefix: &str, n: u64, pre: u64, concurrency: usize) {
-    let keys: Vec<String> = (0..n)
-        .map(|i| format!("{prefix}/obj/{i}"))
-        .chain((0..pre).map(|i| format!("{prefix}/pre/{i}")))
-        .collect();
+/// Deletes `keys` with `concurrency` workers; errors are ignored.
+async fn cleanup(c: &Client, bucket: &str, keys: Vec<String>, concurrency: usize) {
     let keys = Arc::new(keys);
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..concurrency.max(1))
@@ -525,7 +532,7 @@ pub async fn run(target: &Target, spec: Spec, limits: &Limits) -> anyhow::Result
     let mut written = 0;
     if spec.workload == Workload::Delete {
         let s = mk(max_ops, deadline());
-        let (st, issued) = phase(s, conc, Some(Op::Put)).await;
+        let (st, issued, _) = phase(s, conc, Some(Op::Put)).await;
         let put = &st.per_op[Op::Put as usize];
         if put.errors > 0 {
             anyhow::bail!(
@@ -554,50 +561,23 @@ pub async fn run(target: &Target, spec: Spec, limits: &Limits) -> anyhow::Result
     } else {
         Some(Monitor::start(&target.pids)?)
     };
-    let (mut stats, issued) = phase(mk(cap, deadline()), conc, fixed).await;
+    let (mut stats, issued, puts) = phase(mk(cap, deadline()), conc, fixed).await;
     stats.usage = monitor.map(Monitor::finish);
-    let wrote_bytes = stats.per_op[Op::Put as usize].bytes;
+    // Leave the bucket as it was, so that one run does not slow the next (a LIST that walks
+    // the bucket, a directory with thousands of entries): delete everything written.
     if !limits.keep {
-        if spec.workload == Workload::Delete {
-            // Whatever the deadline left undeleted.
-            cleanup_range(&c, &limits.bucket, &prefix, issued, written, conc).await;
-        } else if wrote_bytes + pre * spec.size >= 64 << 20 {
-            // Large objects would fill the disk over many runs; small ones are left (unique prefix).
-            let n = if matches!(spec.workload, Workload::Put | Workload::Mixed) {
-                issued
-            } else {
-                0
-            };
-            cleanup(&c, &limits.bucket, &prefix, n, pre, conc).await;
-        }
+        let obj = |i: u64| format!("{prefix}/obj/{i}");
+        let keys: Vec<String> = if spec.workload == Workload::Delete {
+            (issued..written).map(obj).collect()
+        } else {
+            puts.into_iter()
+                .map(obj)
+                .chain((0..pre).map(|i| format!("{prefix}/pre/{i}")))
+                .collect()
+        };
+        cleanup(&c, &limits.bucket, keys, conc).await;
     }
     Ok(stats)
-}
-
-async fn cleanup_range(c: &Client, bucket: &str, prefix: &str, from: u64, to: u64, concurrency: usize) {
-    let next = Arc::new(AtomicU64::new(from));
-    let tasks: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let (c, next, bucket, prefix) = (c.clone(), next.clone(), bucket.to_string(), prefix.to_string());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= to {
-                        break;
-                    }
-                    let _ = c
-                        .delete_object()
-                        .bucket(&bucket)
-                        .key(format!("{prefix}/obj/{i}"))
-                        .send()
-                        .await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        let _ = t.await;
-    }
 }
 
 #[cfg(test)]
