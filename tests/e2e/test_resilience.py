@@ -14,10 +14,12 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import Strata, boto3_client, client_error, http_get, unique_bucket, wait_until
+from harness import MODES, Strata, boto3_client, client_error, http_get, unique_bucket, wait_until
 from multi import S3sFs
 
 KIB = 1024
+# One process, or a data plane that reports to a separate control plane over gRPC.
+DEPLOYMENTS = [m for m in MODES if m in ("all", "split")] or ["all"]
 
 
 @pytest.fixture
@@ -28,11 +30,12 @@ def fs3(tmp_path):
         b.stop()
 
 
-def start(tmp_path, backends: list[S3sFs], *, limits: dict[int, dict] | None = None, extra: str = "") -> Strata:
-    """Strata (`--role all`) over `backends` with pack routing; `limits` per backend index."""
+def start(tmp_path, backends: list[S3sFs], *, limits: dict[int, dict] | None = None, extra: str = "",
+          mode: str = "all") -> Strata:
+    """Strata over `backends` with pack routing; `limits` per backend index."""
     yaml = "\n".join(b.yaml(f"fs{i}", **((limits or {}).get(i, {}))) for i, b in enumerate(backends))
     extra = "placement: {routing_strategy: pack}\n" + extra
-    return Strata("all", tmp_path / "strata", backends_yaml=yaml, extra_yaml=extra).start()
+    return Strata(mode, tmp_path / "strata", backends_yaml=yaml, extra_yaml=extra).start()
 
 
 def status_of(strata: Strata, backend_id: str) -> dict:
@@ -60,9 +63,10 @@ def counts(backends: list[S3sFs]) -> list[int]:
     return [len(b.objects()) for b in backends]
 
 
-def test_breaker_trips_on_a_dead_backend_and_recovers(tmp_path, fs3):
-    strata = start(tmp_path, fs3, extra="resilience: {breaker: {failure_threshold: 2, open_secs: 2}, "
-                                        "usage: {flush_secs: 1}}\n")
+@pytest.mark.parametrize("mode", DEPLOYMENTS)
+def test_breaker_trips_on_a_dead_backend_and_recovers(tmp_path, fs3, mode):
+    strata = start(tmp_path, fs3, mode=mode, extra="resilience: {breaker: {failure_threshold: 2, open_secs: 2}, "
+                                                   "usage: {flush_secs: 1}}\n")
     try:
         s3 = boto3_client(strata.endpoint)
         bucket = unique_bucket("brk")
@@ -99,9 +103,10 @@ def test_breaker_trips_on_a_dead_backend_and_recovers(tmp_path, fs3):
         strata.stop_and_check()
 
 
-def test_request_limit_overflows_writes_to_the_next_backend(tmp_path, fs3):
+@pytest.mark.parametrize("mode", DEPLOYMENTS)
+def test_request_limit_overflows_writes_to_the_next_backend(tmp_path, fs3, mode):
     limit = 6
-    strata = start(tmp_path, fs3, limits={0: {"api_request_limit": limit}},
+    strata = start(tmp_path, fs3, mode=mode, limits={0: {"api_request_limit": limit}},
                    extra="resilience: {usage: {flush_secs: 1}}\n")
     try:
         s3 = boto3_client(strata.endpoint)
