@@ -14,6 +14,7 @@ mod objects;
 mod rows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,6 +34,33 @@ const FILE_POOL_SIZE: u32 = 8;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Serialises this process's write transactions (see `write_tx`).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction and this process's writer slot, released together.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -77,12 +105,20 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| CpError::Internal(format!("metadata migration failed: {e}")))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
-    /// Starts a write transaction holding the database write lock.
-    async fn write_tx(&self) -> CpResult<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// Starts a write transaction holding the database write lock. Writers of
+    /// this process queue on an async mutex first: SQLite's own busy handler
+    /// sleeps in steps of up to 100 ms, which under contention costs far more
+    /// than the transactions themselves.
+    async fn write_tx(&self) -> CpResult<WriteTx> {
+        let guard = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(WriteTx { tx, _guard: guard })
     }
 
     /// Starts a read transaction (one snapshot for several statements).

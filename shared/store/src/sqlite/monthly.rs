@@ -1,6 +1,6 @@
 //! Monthly traffic counters per backend (see `migrations/0004_monthly_usage.sql`).
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::SqlitePool;
 use strata_core::{BackendTraffic, CpResult, MonthlyUsage};
 
 use super::db;
@@ -10,7 +10,7 @@ fn int(v: u64) -> i64 {
 }
 
 /// Adds each backend's traffic to `month` in one transaction.
-pub(super) async fn add(mut tx: Transaction<'static, Sqlite>, month: &str, traffic: &[BackendTraffic]) -> CpResult<()> {
+pub(super) async fn add(mut tx: super::WriteTx, month: &str, traffic: &[BackendTraffic]) -> CpResult<()> {
     for t in traffic {
         if t.requests == 0 && t.egress_bytes == 0 && t.ingress_bytes == 0 {
             continue;
