@@ -22,6 +22,7 @@
 #   BENCH_WORKDIR=DIR             scratch directory (default: a new one under ${TMPDIR:-/tmp}, removed after)
 #   BENCH_BIN=PATH                use this strata binary instead of building one (BENCH_PROFILE is then ignored)
 #   BENCH_BIN_NOTE=TEXT           what BENCH_BIN was built from, for the report
+#   BENCH_COMMIT=SHA              the commit BENCH_BIN was built from (title, file name); default HEAD
 #
 # Needs: s3s-fs on PATH (scripts/install-deps.sh installs it), curl, python3, cargo.
 set -euo pipefail
@@ -233,7 +234,7 @@ fi
 
 # --- the report --------------------------------------------------------------------------------
 
-COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+COMMIT="$(git rev-parse --short "${BENCH_COMMIT:-HEAD}" 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")"
 DIRTY=""
 if [[ -z "$BUILD_NOTE" ]]; then
     git diff --quiet HEAD 2>/dev/null || DIRTY=" (built from a tree with uncommitted changes)"
@@ -298,7 +299,7 @@ PY
 {
     echo "# Strata benchmark, $DATE, commit $COMMIT"
     echo
-    echo "- commit: \`$(git rev-parse HEAD 2>/dev/null || echo unknown)\`$DIRTY"
+    echo "- commit: \`$(git rev-parse "${BENCH_COMMIT:-HEAD}" 2>/dev/null || echo "$COMMIT")\`$DIRTY"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: $(nproc) CPU(s), $MODEL, $MEM RAM, $(uname -sr)"
     echo "- strata build: $PROFILE${BUILD_NOTE:+, $BUILD_NOTE}; s3s-fs $(s3s-fs --version 2>/dev/null | head -1 || echo '?')"
