@@ -83,10 +83,14 @@ def test_put_fails_over_to_the_next_backend(deploy):
         for suffix in ("", "-chunked"):
             got = d.s3.get_object(Bucket=d.bucket, Key=name + suffix)["Body"].read()
             assert got == data, name + suffix
-    expected = sorted(len(b) for b in bodies.values() for _ in range(2))
+    # CopyObject fails over too, re-reading its source.
+    d.s3.copy_object(Bucket=d.bucket, Key="1m-copy", CopySource={"Bucket": d.bucket, "Key": "1m"})
+    assert d.s3.get_object(Bucket=d.bucket, Key="1m-copy")["Body"].read() == bodies["1m"]
+    expected = sorted([len(b) for b in bodies.values() for _ in range(2)] + [MiB])
     assert sizes_on(d.fs[1]) == expected
     assert d.fs[2].objects() == {}
-    assert d.metric("strata_write_failovers_total") >= 6
+    # Once fs0's breaker opens, placement may skip it without a failover.
+    assert d.metric("strata_write_failovers_total") > 0
     assert d.spool_files() == []
     d.fs[0].start()
     assert d.fs[0].objects() == {}

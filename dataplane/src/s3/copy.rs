@@ -2,8 +2,8 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::StrataS3;
-use super::failover::Target;
 use super::meta::{Conditions, Headers, check_key, etag, timestamp};
+use super::writer::Target;
 use crate::errors::from_cp;
 
 /// The source of a copy: bucket and key, never a version (no versioning yet).

@@ -9,54 +9,13 @@ use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use s3s::{S3Error, S3Result, StdError, s3_error};
 use strata_backend::{BackendError, ByteStream};
-use strata_core::blobtags::BlobRole;
 use strata_core::{CpError, CpResult, ObjectMeta, ObjectRecord, Segment, WritePlan};
 
 use super::StrataS3;
-use super::writer;
+use super::writer::{self, Target};
 use crate::errors::{from_backend, from_cp, from_upload};
 use crate::pipeline::{Digests, Expect, verify};
 use crate::spool::{SpoolError, SpoolFile};
-
-/// What a write creates: an object version or one part of an upload.
-pub(super) enum Target<'a> {
-    Object {
-        bucket: &'a str,
-        key: &'a str,
-    },
-    Part {
-        bucket: &'a str,
-        key: &'a str,
-        upload_id: &'a str,
-        part_number: u32,
-    },
-}
-
-impl Target<'_> {
-    fn bucket(&self) -> &str {
-        match self {
-            Target::Object { bucket, .. } | Target::Part { bucket, .. } => bucket,
-        }
-    }
-
-    fn key(&self) -> &str {
-        match self {
-            Target::Object { key, .. } | Target::Part { key, .. } => key,
-        }
-    }
-
-    fn role(&self) -> BlobRole {
-        match self {
-            Target::Object { .. } => BlobRole::Object,
-            Target::Part {
-                upload_id, part_number, ..
-            } => BlobRole::Part {
-                upload_id: (*upload_id).to_owned(),
-                part_number: *part_number,
-            },
-        }
-    }
-}
 
 /// Where the bytes of each attempt come from; both can be read again.
 enum Source<'a> {
@@ -307,6 +266,7 @@ fn spool_error(e: SpoolError) -> S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_core::blobtags::BlobRole;
 
     #[test]
     fn only_backend_failures_fail_over() {

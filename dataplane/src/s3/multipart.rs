@@ -4,10 +4,10 @@ use strata_core::{ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan}
 
 use super::StrataS3;
 use super::copy::source_of;
-use super::failover::Target;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
 use super::object::no_sse;
+use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
 use crate::errors::from_cp;
 use crate::pipeline::Digests;

@@ -3,8 +3,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::{ObjectMeta, ObjectRecord};
 
 use super::StrataS3;
-use super::failover::Target;
 use super::meta::{Conditions, Headers, check_key, etag, parse_http_date, timestamp, user_metadata};
+use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
 use crate::checksum::Algo;
 use crate::errors::from_cp;

@@ -20,6 +20,49 @@ pub struct DeclaredChecksums<'a> {
     pub sha256: Option<&'a String>,
 }
 
+/// What a write creates: an object version or one part of an upload.
+pub enum Target<'a> {
+    Object {
+        bucket: &'a str,
+        key: &'a str,
+    },
+    Part {
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        part_number: u32,
+    },
+}
+
+impl Target<'_> {
+    /// The bucket written to.
+    pub fn bucket(&self) -> &str {
+        match self {
+            Target::Object { bucket, .. } | Target::Part { bucket, .. } => bucket,
+        }
+    }
+
+    /// The object key (of the upload, for a part).
+    pub fn key(&self) -> &str {
+        match self {
+            Target::Object { key, .. } | Target::Part { key, .. } => key,
+        }
+    }
+
+    /// The blob role recorded in the blob's tags.
+    pub fn role(&self) -> BlobRole {
+        match self {
+            Target::Object { .. } => BlobRole::Object,
+            Target::Part {
+                upload_id, part_number, ..
+            } => BlobRole::Part {
+                upload_id: (*upload_id).to_owned(),
+                part_number: *part_number,
+            },
+        }
+    }
+}
+
 /// Builds what the body will be checked against from the request.
 pub fn expectations(
     content_md5: Option<&String>,
