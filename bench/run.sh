@@ -8,6 +8,8 @@
 #   s3     Strata (--role all, one s3s-fs backend) vs s3s-fs reached directly
 #   local  Strata (--role all, local-disk backend)  vs s3s-fs reached directly
 #   split  Strata split (controlplane + dataplane)  vs Strata --role all, local disk, 4 KiB ops
+#   three  Strata (--role all, three s3s-fs backends, spread) vs the first of them reached directly
+#          (PUT and GET at 4 KiB, 1 MiB and 64 MiB; not in the default set, BENCH_SECTIONS=three)
 #
 # Environment:
 #   BENCH_PROFILE=release|debug   which build of strata to use (default release; built here)
@@ -18,6 +20,7 @@
 #   BENCH_SMALL=...               4 KiB / 1 MiB workloads (OP:SIZE, comma-separated)
 #   BENCH_LARGE=...               64 MiB workloads
 #   BENCH_SPLIT=...               workloads of the split section
+#   BENCH_THREE=...               workloads of the three section
 #   BENCH_OUT=FILE                report path (default bench/results/<date>-<shortcommit>.md)
 #   BENCH_WORKDIR=DIR             scratch directory (default: a new one under ${TMPDIR:-/tmp}, removed after)
 #   BENCH_BIN=PATH                use this strata binary instead of building one (BENCH_PROFILE is then ignored)
@@ -38,6 +41,7 @@ LARGE_CONC="${BENCH_LARGE_CONCURRENCY:-16}"
 SMALL="${BENCH_SMALL:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4KiB,put:1MiB,get:1MiB,mixed:1MiB}"
 LARGE="${BENCH_LARGE:-put:64MiB,get:64MiB,mixed:64MiB}"
 SPLIT="${BENCH_SPLIT:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4KiB}"
+THREE="${BENCH_THREE:-put:4KiB,get:4KiB,put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
 SECTIONS="${BENCH_SECTIONS:-s3,local,split}"
 
 AK="AKBENCH01"
@@ -95,11 +99,12 @@ wait_for() { # URL-or-port what pid
 
 # --- processes ---------------------------------------------------------------------------------
 
-start_s3s_fs() { # sets FS_PORT FS_PID
+start_s3s_fs() { # [name] -> sets FS_PORT FS_PID
+    local name="${1:-s3s-fs}"
     FS_PORT="$(free_port)"
-    mkdir -p "$WORK/s3s-fs"
-    s3s-fs --host 127.0.0.1 --port "$FS_PORT" --access-key "$AK" --secret-key "$SK" "$WORK/s3s-fs" \
-        >"$WORK/s3s-fs.log" 2>&1 &
+    mkdir -p "$WORK/$name"
+    s3s-fs --host 127.0.0.1 --port "$FS_PORT" --access-key "$AK" --secret-key "$SK" "$WORK/$name" \
+        >"$WORK/$name.log" 2>&1 &
     FS_PID=$!
     PIDS+=("$FS_PID")
     wait_for "$FS_PORT" "s3s-fs" "$FS_PID"
@@ -230,6 +235,27 @@ if has split && [[ -n "$SPLIT" ]]; then
     } >>"$REPORT_BODY"
     compare split "4 KiB" split "$SPLIT_URL" "$DP,$CP" all "http://127.0.0.1:$S3_PORT" "$ALL" "$SPLIT" "$CONC"
     stop_pid "$DP"; stop_pid "$CP"; stop_pid "$ALL"
+fi
+
+if has three && [[ -n "$THREE" ]]; then
+    start_s3s_fs s3s-fs-2; FS2_URL="http://127.0.0.1:$FS_PORT"; FS2_PID=$FS_PID
+    start_s3s_fs s3s-fs-3; FS3_URL="http://127.0.0.1:$FS_PORT"; FS3_PID=$FS_PID
+    item() { echo "  - {type: s3, id: $1, endpoint: '$2', bucket: $BACKING_BUCKET, prefix: 'strata/', access_key_id: $AK, secret_access_key: $SK}"; }
+    write_config strata-three "$(item fs1 "$FS_URL")
+$(item fs2 "$FS2_URL")
+$(item fs3 "$FS3_URL")"
+    printf 'placement: {routing_strategy: spread}\n' >>"$CFG"
+    start_strata strata-three all
+    P=$LAST_PID
+    wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (three s3 backends)" "$P"
+    {
+        echo "## Strata (--role all, three s3s-fs backends, spread) vs the first backend reached directly"
+        echo
+        echo "All four servers share the machine's CPUs. Strata's RSS and CPU are its own process only."
+        echo
+    } >>"$REPORT_BODY"
+    compare three "PUT and GET" strata-3x "http://127.0.0.1:$S3_PORT" "$P" s3s-fs "$FS_URL" "$FS_PID" "$THREE" "$CONC"
+    stop_pid "$P"; stop_pid "$FS2_PID"; stop_pid "$FS3_PID"
 fi
 
 # --- the report --------------------------------------------------------------------------------
