@@ -9,7 +9,7 @@ use strata_core::ControlPlane;
 use strata_core::config::{Config, Role};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, SqliteStore};
-use strata_workers::{CleanupJob, ReaperJob, Runner};
+use strata_workers::{CleanupJob, ReaperJob, ReplicationJob, Runner};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -186,8 +186,22 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             None => Backends::open(&config.effective_backends()).await?,
         };
         let mut runner = Runner::new();
-        runner.add(Arc::new(CleanupJob::new(store.clone(), backends.clone())));
-        runner.add(Arc::new(ReaperJob::new(store, backends)));
+        let jobs = &config.jobs;
+        let mut cleanup = CleanupJob::new(store.clone(), backends.clone());
+        cleanup.period = Duration::from_secs(jobs.cleanup_period_secs);
+        cleanup.lease = Duration::from_secs(jobs.cleanup_lease_secs);
+        runner.add(Arc::new(cleanup));
+        if config.replication.factor > 1
+            && let Some(cp) = in_process.clone()
+        {
+            let period = Duration::from_secs(config.replication.interval_secs);
+            let (factor, b) = (config.replication.factor, backends.clone());
+            runner.add(Arc::new(ReplicationJob::new(store.clone(), cp, b, factor, period)));
+        }
+        let mut reaper = ReaperJob::new(store, backends);
+        reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);
+        reaper.period = Duration::from_secs(jobs.reaper_period_secs);
+        runner.add(Arc::new(reaper));
         let stop = shutdown.clone();
         tasks.spawn(async move {
             runner.run(stop).await;
