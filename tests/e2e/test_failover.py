@@ -99,17 +99,22 @@ def test_put_fails_over_to_the_next_backend(deploy):
 def test_upload_part_fails_over(deploy):
     d = deploy()
     up = d.s3.create_multipart_upload(Bucket=d.bucket, Key="mp")["UploadId"]
-    p1, p2 = os.urandom(5 * MiB), os.urandom(MiB + 7)
+    p1, p2, p3 = os.urandom(5 * MiB), os.urandom(5 * MiB + 7), os.urandom(3 * KiB)
     e1 = d.s3.upload_part(Bucket=d.bucket, Key="mp", UploadId=up, PartNumber=1, Body=p1)["ETag"]
     assert sizes_on(d.fs[0]) == [len(p1)]
     d.fs[0].kill()
     e2 = d.s3.upload_part(Bucket=d.bucket, Key="mp", UploadId=up, PartNumber=2, Body=p2)["ETag"]
     assert sizes_on(d.fs[1]) == [len(p2)]
+    # UploadPartCopy fails over as well (its source landed on fs1 too).
+    d.s3.put_object(Bucket=d.bucket, Key="src", Body=p3)
+    e3 = d.s3.upload_part_copy(Bucket=d.bucket, Key="mp", UploadId=up, PartNumber=3,
+                               CopySource={"Bucket": d.bucket, "Key": "src"})["CopyPartResult"]["ETag"]
+    assert sizes_on(d.fs[1]) == sorted([len(p2), len(p3), len(p3)])
     d.s3.complete_multipart_upload(Bucket=d.bucket, Key="mp", UploadId=up, MultipartUpload={
-        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}, {"PartNumber": 3, "ETag": e3}]})
     d.fs[0].start()
-    assert d.s3.get_object(Bucket=d.bucket, Key="mp")["Body"].read() == p1 + p2
-    assert d.metric("strata_write_failovers_total") == 1
+    assert d.s3.get_object(Bucket=d.bucket, Key="mp")["Body"].read() == p1 + p2 + p3
+    assert d.metric("strata_write_failovers_total") > 0
 
 
 def test_no_failover_when_disabled(deploy):
@@ -156,3 +161,21 @@ def test_body_above_the_spool_limit_does_not_fail_over(deploy):
     d.s3.put_object(Bucket=d.bucket, Key="small", Body=small)
     assert d.s3.get_object(Bucket=d.bucket, Key="small")["Body"].read() == small
     assert d.spool_files() == []
+
+
+def test_every_backend_down_is_a_server_error_not_507(deploy):
+    d = deploy("max_attempts: 5")
+    for f in d.fs:
+        f.kill()
+    with pytest.raises(ClientError) as e:
+        d.s3.put_object(Bucket=d.bucket, Key="k", Body=os.urandom(10 * KiB))
+    status, code = client_error(e)
+    assert 500 <= status < 507 and code != "InsufficientStorage", (status, code)
+    assert d.spool_files() == []
+    for f in d.fs:
+        f.start()
+    with pytest.raises(ClientError) as e:
+        d.s3.head_object(Bucket=d.bucket, Key="k")
+    assert client_error(e)[0] == 404
+    for f in d.fs:
+        assert f.objects() == {}
