@@ -153,6 +153,9 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             &config.resilience.breaker,
             &registry,
         ));
+        // Jobs in this process (cleanup, reaper, replication) go through the
+        // same breakers and usage counters as client traffic.
+        opened = Some(guard.backends());
         let (g, cp2, stop) = (guard.clone(), cp.clone(), shutdown.clone());
         let flush = Duration::from_secs(config.resilience.usage.flush_secs);
         tasks.spawn(async move {

@@ -86,7 +86,10 @@ def test_breaker_trips_on_a_dead_backend_and_recovers(tmp_path, fs3, mode):
 
         fs3[0].kill()
         for _ in range(3):
-            assert try_get(s3, bucket, "k") is None
+            # The only copy is unreadable: an error status, never a 200 with a cut body.
+            with pytest.raises(ClientError) as e:
+                s3.get_object(Bucket=bucket, Key="k")
+            assert client_error(e) == (503, "ServiceUnavailable"), client_error(e)
         wait_until(lambda: status_of(strata, "fs0")["breaker"] == "open", 10, what="fs0 breaker open in /status")
         assert metric(strata, "strata_backend_breaker_state", "fs0") == 2
         assert status_of(strata, "fs1")["breaker"] == "closed"

@@ -51,6 +51,20 @@ impl StrataS3 {
         }
     }
 
+    /// The first plan of a write: backends whose breaker is open are left
+    /// out, unless that leaves nothing, in which case they are tried anyway
+    /// (a half-open trial may succeed; failing fast is better than 507).
+    async fn first_plan(&self, t: &Target<'_>, hint: Option<u64>) -> CpResult<WritePlan> {
+        let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
+        if open.is_empty() {
+            return self.plan_for(t, hint, &[]).await;
+        }
+        match self.plan_for(t, hint, &open).await {
+            Err(CpError::NoCapacity(_)) => self.plan_for(t, hint, &[]).await,
+            other => other,
+        }
+    }
+
     /// Plans and writes a client body. `meta` feeds the blob tags. With
     /// failover on and a declared length within `max_spool_bytes`, the body
     /// is spooled and verified before any backend sees it; otherwise it
@@ -66,7 +80,7 @@ impl StrataS3 {
     where
         S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
     {
-        let plan = self.plan_for(target, hint, &[]).await.map_err(from_cp)?;
+        let plan = self.first_plan(target, hint).await.map_err(from_cp)?;
         let declared = expect.length.or(hint);
         let failover = match (&self.failover, declared) {
             (Some(f), Some(n)) if n <= f.max_spool_bytes => f.clone(),
@@ -114,7 +128,7 @@ impl StrataS3 {
         tag_meta: &ObjectMeta,
     ) -> S3Result<(WritePlan, Digests, Segment)> {
         let hint = Some(end - start);
-        let plan = self.plan_for(target, hint, &[]).await.map_err(from_cp)?;
+        let plan = self.first_plan(target, hint).await.map_err(from_cp)?;
         self.place(target, hint, tag_meta, plan, Source::Copy { src, start, end })
             .await
     }

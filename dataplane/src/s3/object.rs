@@ -190,7 +190,7 @@ impl StrataS3 {
         let size = rec.meta.size;
         let range = byte_range(i.range.as_ref(), size)?;
         let (start, end) = range.unwrap_or((0, size));
-        let body = self.read_range(&rec, start, end)?;
+        let body = self.open_range(&rec, start, end).await?;
         let mut out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some((end - start) as i64),

@@ -183,9 +183,8 @@ impl Read {
     }
 }
 
-/// Streams `[start, end)` from the first source that serves it, failing over.
-fn stream_sources(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> ByteStream {
-    let read = Read {
+fn new_read(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> Read {
+    Read {
         sources,
         at: 0,
         pos: start,
@@ -193,12 +192,48 @@ fn stream_sources(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<
         current: None,
         guard,
         done: false,
-    };
-    let s = futures::stream::unfold(read, |mut r| async move { r.next_chunk().await.map(|item| (item, r)) });
+    }
+}
+
+/// The rest of a read as a stream, after `first` (a chunk already read).
+fn stream_rest(read: Read, first: Option<Bytes>) -> ByteStream {
+    let rest = futures::stream::unfold(read, |mut r| async move { r.next_chunk().await.map(|item| (item, r)) });
+    let s = futures::stream::iter(first.map(Ok)).chain(rest);
     Box::pin(sync_wrapper::SyncStream::new(s))
 }
 
+/// Streams `[start, end)` from the first source that serves it, failing over.
+fn stream_sources(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> ByteStream {
+    stream_rest(new_read(sources, start, end, guard), None)
+}
+
 impl StrataS3 {
+    /// Like [`StrataS3::read_range`], but reads the first chunk before
+    /// returning, so that when no copy can be read at all the client gets an
+    /// error status (503 ServiceUnavailable) instead of a 200 and a cut body.
+    pub(super) async fn open_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
+        let list = match sources(rec, &self.backends, self.guard.as_deref()) {
+            Ok(list) => list,
+            Err(NoSource::Egress(ids)) => return Err(crate::errors::egress_exhausted(&ids)),
+            Err(NoSource::UnknownBackend(id)) => {
+                tracing::error!(backend = %id, "object refers to an unknown backend");
+                return Err(s3_error!(InternalError));
+            }
+        };
+        let mut read = new_read(list, start, end, self.guard.clone());
+        match read.next_chunk().await {
+            None => Ok(stream_rest(read, None)),
+            Some(Ok(first)) => Ok(stream_rest(read, Some(first))),
+            Some(Err(e)) => {
+                tracing::error!(bucket = %rec.bucket, key = %rec.key, error = %e, "no copy of the object could be read");
+                Err(s3_error!(
+                    ServiceUnavailable,
+                    "No copy of the object can be read right now; retry later."
+                ))
+            }
+        }
+    }
+
     /// Streams bytes `[start, end)` of an object. Each segment is opened only
     /// when the previous one is exhausted, so memory stays bounded.
     pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
