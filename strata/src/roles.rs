@@ -125,7 +125,6 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let mut opened: Option<Backends> = None;
     if role.runs_dataplane() {
         let backends = Backends::open(&config.effective_backends()).await?;
-        opened = Some(backends.clone());
         let (cp, remote): (Arc<dyn ControlPlane>, _) = match in_process.clone() {
             Some(cp) => (cp, None),
             None => {
