@@ -2,6 +2,7 @@
 //! control plane and the background jobs it runs (`strata-workers`) link this
 //! crate; data planes never open the database.
 
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use strata_core::{
     ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A stored access key.

@@ -10,67 +10,81 @@ mod list_model;
 mod monthly;
 mod multipart;
 mod objects;
+mod pg_cluster;
 mod reserve;
 mod sqlite;
 mod support;
 mod usage;
 
-use strata_store::{MetaStore, SqliteStore};
+use strata_store::SqliteStore;
 
-/// Expands to one `#[tokio::test]` per case, each on a fresh store from `$make`.
+/// Expands to one `#[tokio::test]` per case, each on a fresh store from
+/// `$make`, an async fn returning `Option<store>` (`None`: skip the case).
 macro_rules! conformance {
     ($make:path; $($module:ident :: $case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                let store = $make().await;
-                $module::$case(&store as &dyn MetaStore).await;
+                let Some(store) = $make().await else { return };
+                crate::$module::$case(&store as &dyn strata_store::MetaStore).await;
             }
         )*
     };
 }
 
-async fn memory_store() -> SqliteStore {
-    SqliteStore::connect("sqlite::memory:")
-        .await
-        .expect("open in-memory store")
+async fn memory_store() -> Option<SqliteStore> {
+    Some(
+        SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("open in-memory store"),
+    )
 }
 
-conformance! {
-    memory_store;
-    buckets::credentials_round_trip,
-    buckets::bucket_lifecycle,
-    buckets::delete_bucket_refuses_objects_and_uploads,
-    objects::commit_and_get_round_trip,
-    objects::overwrite_queues_old_segments,
-    objects::cleanup_queue_ack_and_limit,
-    objects::commit_without_intent_and_missing_bucket,
-    objects::get_and_delete_errors,
-    objects::odd_keys_round_trip,
-    list::prefix_is_literal_and_case_sensitive,
-    list::delimiter_groups_common_prefixes,
-    list::max_keys_zero_and_missing_bucket,
-    list_model::paging_matches_one_page_and_model,
-    list::after_a_common_prefix_skips_its_keys,
-    list::large_common_prefix_spans_batches,
-    multipart::complete_happy_path,
-    multipart::complete_rejects_bad_part_lists,
-    multipart::part_replacement_and_list_parts,
-    multipart::abort_queues_parts,
-    multipart::list_uploads_ordering_and_markers,
-    multipart::missing_upload_and_bucket_errors,
-    usage::usage_overwrite_moves_bytes_to_orphan,
-    usage::usage_intents_reserve_until_commit_or_abort,
-    usage::usage_follows_multipart_parts,
-    usage::usage_is_per_backend,
-    jobs::cleanup_claims_are_exclusive_and_expire,
-    jobs::cleanup_failures_back_off_then_dead_letter,
-    jobs::cleanup_ack_removes_claimed_rows,
-    jobs::stale_intents_returns_only_old_ones,
-    copies::copies_are_added_listed_and_removed_with_the_object,
-    copies::a_copy_of_a_replaced_object_is_queued_not_attached,
-    copies::promotion_respects_newer_writes,
-    reserve::reserve_refuses_beyond_the_quota,
-    monthly::monthly_usage_adds_up_per_backend,
-    monthly::monthly_usage_starts_from_zero_each_month,
+/// Every conformance case, on the stores of `$make`.
+macro_rules! all_cases {
+    ($make:path) => {
+        conformance! {
+            $make;
+            buckets::credentials_round_trip,
+            buckets::bucket_lifecycle,
+            buckets::delete_bucket_refuses_objects_and_uploads,
+            objects::commit_and_get_round_trip,
+            objects::overwrite_queues_old_segments,
+            objects::cleanup_queue_ack_and_limit,
+            objects::commit_without_intent_and_missing_bucket,
+            objects::get_and_delete_errors,
+            objects::odd_keys_round_trip,
+            list::prefix_is_literal_and_case_sensitive,
+            list::delimiter_groups_common_prefixes,
+            list::max_keys_zero_and_missing_bucket,
+            list_model::paging_matches_one_page_and_model,
+            list::after_a_common_prefix_skips_its_keys,
+            list::large_common_prefix_spans_batches,
+            multipart::complete_happy_path,
+            multipart::complete_rejects_bad_part_lists,
+            multipart::part_replacement_and_list_parts,
+            multipart::abort_queues_parts,
+            multipart::list_uploads_ordering_and_markers,
+            multipart::missing_upload_and_bucket_errors,
+            usage::usage_overwrite_moves_bytes_to_orphan,
+            usage::usage_intents_reserve_until_commit_or_abort,
+            usage::usage_follows_multipart_parts,
+            usage::usage_is_per_backend,
+            jobs::cleanup_claims_are_exclusive_and_expire,
+            jobs::cleanup_failures_back_off_then_dead_letter,
+            jobs::cleanup_ack_removes_claimed_rows,
+            jobs::stale_intents_returns_only_old_ones,
+            copies::copies_are_added_listed_and_removed_with_the_object,
+            copies::a_copy_of_a_replaced_object_is_queued_not_attached,
+            copies::promotion_respects_newer_writes,
+            reserve::reserve_refuses_beyond_the_quota,
+            monthly::monthly_usage_adds_up_per_backend,
+            monthly::monthly_usage_starts_from_zero_each_month,
+        }
+    };
 }
+
+all_cases!(memory_store);
+
+// After the macros: the module uses them.
+mod postgres;
