@@ -178,8 +178,7 @@ impl PgStore {
             })
             .collect::<CpResult<_>>()?;
         let items = enqueue_unreferenced(&mut tx, &old, std::slice::from_ref(&part.segment)).await?;
-        // An explicit DELETE rather than INSERT OR REPLACE: REPLACE's implicit
-        // delete does not fire the usage triggers.
+        // Delete and insert rather than an upsert: the usage triggers fire on both.
         sqlx::query("DELETE FROM parts WHERE upload_id = $1 AND part_number = $2")
             .bind(upload_id)
             .bind(i64::from(part.part_number))
