@@ -26,7 +26,15 @@ pub struct ControlPlaneService {
     kinds: Vec<&'static str>,
     /// The data planes' last breaker states, for `status`.
     breakers: BreakerView,
+    /// This month's totals as last read, for placement: they change only
+    /// when a report arrives (which refreshes them here), so a plan reads
+    /// them from the store at most once per `MONTHLY_TTL`.
+    monthly: std::sync::Mutex<Option<(std::time::Instant, String, Vec<MonthlyUsage>)>>,
 }
+
+/// How long placement trusts cached monthly totals (reports from other
+/// control-plane instances become visible within this time).
+const MONTHLY_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ControlPlaneService {
     /// `backends` in configuration order (`Config::effective_backends`).
@@ -42,6 +50,7 @@ impl ControlPlaneService {
             placement: Placement::new(backends, placement),
             kinds: backends.iter().map(BackendConfig::kind).collect(),
             breakers: BreakerView::new(DEFAULT_BREAKER_WINDOW),
+            monthly: std::sync::Mutex::new(None),
         }
     }
 
@@ -59,6 +68,20 @@ impl ControlPlaneService {
         Ok(with_limits(&month, &totals, self.placement.backends()))
     }
 
+    /// This month's totals, from the cache when fresh.
+    async fn monthly_totals(&self) -> CpResult<Vec<MonthlyUsage>> {
+        let month = current_month();
+        if let Some((at, m, totals)) = &*self.monthly.lock().expect("monthly cache")
+            && *m == month
+            && at.elapsed() < MONTHLY_TTL
+        {
+            return Ok(totals.clone());
+        }
+        let totals = self.store.monthly_usage(&month).await?;
+        *self.monthly.lock().expect("monthly cache") = Some((std::time::Instant::now(), month, totals.clone()));
+        Ok(totals)
+    }
+
     pub fn store(&self) -> &Arc<dyn MetaStore> {
         &self.store
     }
@@ -67,7 +90,7 @@ impl ControlPlaneService {
     /// counters as they are now (one small query per plan).
     async fn place(&self, bucket: &str, size_hint: Option<u64>, exclude: &[String]) -> CpResult<String> {
         let usage = self.store.backend_usage().await?;
-        let monthly = self.store.monthly_usage(&current_month()).await?;
+        let monthly = self.monthly_totals().await?;
         let chosen = self.placement.choose(bucket, size_hint, &usage, &monthly, exclude);
         if let Err(CpError::NoCapacity(why)) = &chosen {
             tracing::warn!(bucket, ?size_hint, reason = %why, "no backend has capacity");
@@ -144,8 +167,15 @@ impl ControlPlane for ControlPlaneService {
         size_hint: Option<u64>,
         exclude: &[String],
     ) -> CpResult<WritePlan> {
-        self.store.get_bucket(bucket).await?;
-        self.new_plan(bucket, key, size_hint, exclude).await
+        // The reservation checks the bucket in its transaction; a missing
+        // bucket wins over a full cluster.
+        match self.new_plan(bucket, key, size_hint, exclude).await {
+            Err(CpError::NoCapacity(why)) => {
+                self.store.get_bucket(bucket).await?;
+                Err(CpError::NoCapacity(why))
+            }
+            other => other,
+        }
     }
 
     async fn commit_write(
@@ -312,6 +342,7 @@ impl ControlPlane for ControlPlaneService {
         let month = current_month();
         self.store.add_monthly_usage(&month, &report.backends).await?;
         let totals = self.store.monthly_usage(&month).await?;
+        *self.monthly.lock().expect("monthly cache") = Some((std::time::Instant::now(), month.clone(), totals.clone()));
         let view = with_limits(&month, &totals, self.placement.backends());
         for m in view
             .iter()

@@ -2,6 +2,7 @@
 //! theme; this file only wires the [`S3`] trait to them.
 
 mod bucket;
+mod cleanup;
 mod copy;
 mod failover;
 mod list;
@@ -30,6 +31,8 @@ pub struct StrataS3 {
     pub(crate) region: String,
     /// Breakers and usage counters; `None` reads without health ordering.
     pub(crate) guard: Option<Arc<crate::guard::Guard>>,
+    /// Deletes obsolete bytes in the background (see `cleanup.rs`).
+    cleaner: cleanup::Cleaner,
 }
 
 impl StrataS3 {
@@ -40,6 +43,7 @@ impl StrataS3 {
             failover: None,
             region,
             guard: None,
+            cleaner: cleanup::Cleaner::default(),
         }
     }
 

@@ -4,11 +4,11 @@ use http::HeaderMap;
 use s3s::TrailingHeaders;
 use s3s::{S3Result, StdError, s3_error};
 use strata_core::blobtags::{self, BlobFacts, BlobRole, Tags};
-use strata_core::{CleanupItem, ObjectMeta, Segment, WritePlan};
+use strata_core::{ObjectMeta, Segment, WritePlan};
 
 use super::StrataS3;
 use crate::checksum::{Algo, decode_content_md5};
-use crate::errors::{from_backend, from_upload};
+use crate::errors::from_upload;
 use crate::pipeline::{Digests, Expect, verify};
 
 /// The checksum fields every upload input carries.
@@ -191,31 +191,5 @@ impl StrataS3 {
         if let Err(e) = self.cp.abort_write(&plan.intent_id).await {
             tracing::warn!(error = %e, "could not drop the intent of an aborted write");
         }
-    }
-
-    /// Deletes bytes the catalog no longer references, then acknowledges them.
-    /// Runs after the response; rows not acknowledged stay queued for later.
-    pub(super) fn cleanup(&self, items: Vec<CleanupItem>) {
-        if items.is_empty() {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut done = Vec::with_capacity(items.len());
-            for item in items {
-                let Some(b) = this.backends.get(&item.backend_id) else {
-                    continue;
-                };
-                match b.delete(&item.backend_key).await {
-                    Ok(()) => done.push(item.id),
-                    Err(e) => {
-                        let _ = from_backend(e);
-                    }
-                }
-            }
-            if let Err(e) = this.cp.ack_cleanup(done).await {
-                tracing::warn!(error = %e, "could not acknowledge cleanup");
-            }
-        });
     }
 }
