@@ -90,6 +90,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// intent is recorded only if `bytes_used + orphan_bytes + reserved_bytes +
     /// size_hint` (at least 1 byte) stays within it, and `false` is returned
     /// otherwise. Concurrent planners therefore never overshoot a quota.
+    /// Fails with `NoSuchBucket` when the bucket does not exist.
     async fn reserve_intent(
         &self,
         plan: &WritePlan,

@@ -149,6 +149,7 @@ impl SqliteStore {
         quota: Option<u64>,
     ) -> CpResult<bool> {
         let mut tx = self.write_tx().await?;
+        require_bucket(&mut tx, bucket).await?;
         if let Some(quota) = quota {
             let (filled,): (Option<i64>,) = sqlx::query_as(
                 "SELECT SUM(bytes_used + orphan_bytes + reserved_bytes) FROM backend_usage WHERE backend_id = ?",

@@ -35,6 +35,10 @@ pub async fn reserve_refuses_beyond_the_quota(s: &dyn MetaStore) {
             .await
             .unwrap()
     );
+    assert_eq!(
+        s.reserve_intent(&plan("f"), "missing", "k", Some(1), 1, None).await,
+        Err(strata_core::CpError::NoSuchBucket)
+    );
     let ids: Vec<String> = (s.stale_intents(i64::MAX, 10).await.unwrap().into_iter())
         .map(|i| i.intent_id)
         .collect();
