@@ -5,6 +5,11 @@
 //! body ever being held in memory. Every spool file is removed when its write
 //! ends (success, error or cancellation); files left by a crash are removed
 //! at start-up.
+//!
+//! Small bodies (at most `MEMORY_MAX`) are held in memory instead, within a
+//! budget of `MEMORY_BUDGET` bytes for all requests together; a body that
+//! does not get room in the budget goes to a file as usual. Creating and
+//! deleting a file per small PUT cost more CPU than the rest of the request.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,10 @@ use crate::metrics::FailoverMetrics;
 const CHUNK: usize = 256 * 1024;
 /// Suffix of spool files; only these are removed at start-up.
 const SUFFIX: &str = ".spool";
+/// Largest body held in memory rather than in a file.
+const MEMORY_MAX: u64 = 1024 * 1024;
+/// Bytes of all in-memory spools together.
+const MEMORY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Write failover settings of one data plane, with its spool directory ready.
 pub struct Failover {
@@ -30,6 +39,7 @@ pub struct Failover {
     /// Backends tried per write, the first included (at least 1).
     pub max_attempts: u32,
     pub(crate) metrics: FailoverMetrics,
+    memory: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Failover {
@@ -67,23 +77,33 @@ impl Failover {
             max_spool_bytes: cfg.max_spool_bytes,
             max_attempts: cfg.max_attempts.max(1),
             metrics: FailoverMetrics::new(registry),
+            memory: std::sync::Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET)),
         }))
     }
 
     /// Streams `body` into a new spool file. Fails with the body's own error
     /// (e.g. a digest mismatch from the verifying pipeline) or a local I/O
     /// error; the file is gone again in either case.
-    pub async fn spool<S>(&self, body: S) -> Result<SpoolFile, SpoolError>
+    pub async fn spool<S>(&self, body: S, declared: u64) -> Result<SpoolFile, SpoolError>
     where
         S: Stream<Item = io::Result<Bytes>> + Unpin,
     {
+        if declared <= MEMORY_MAX
+            && let Ok(permit) = self.memory.clone().try_acquire_many_owned(declared.max(1) as u32)
+        {
+            return self.spool_in_memory(body, declared, permit).await;
+        }
         let path = self.dir.join(format!("{}{SUFFIX}", uuid::Uuid::new_v4()));
         let mut guard = SpoolFile {
-            path,
+            held: Held::Disk(path),
             len: 0,
             gauge: self.metrics.spool_bytes.clone(),
         };
-        let file = tokio::fs::File::create(&guard.path).await.map_err(SpoolError::Local)?;
+        let Held::Disk(path) = &guard.held else {
+            unreachable!("just built")
+        };
+        let path = path.clone();
+        let file = tokio::fs::File::create(&path).await.map_err(SpoolError::Local)?;
         let mut out = BufWriter::with_capacity(CHUNK, file);
         let mut body = body;
         while let Some(chunk) = body.next().await {
@@ -98,6 +118,47 @@ impl Failover {
         out.flush().await.map_err(SpoolError::Local)?;
         Ok(guard)
     }
+
+    /// Holds a small body in memory, within the permit for its declared length.
+    async fn spool_in_memory<S>(
+        &self,
+        mut body: S,
+        declared: u64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<SpoolFile, SpoolError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Unpin,
+    {
+        let mut guard = SpoolFile {
+            held: Held::Memory {
+                chunks: Vec::new(),
+                _permit: permit,
+            },
+            len: 0,
+            gauge: self.metrics.spool_bytes.clone(),
+        };
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(SpoolError::Body)?;
+            if guard.len + chunk.len() as u64 > declared.min(self.max_spool_bytes) {
+                return Err(SpoolError::TooLarge);
+            }
+            guard.len += chunk.len() as u64;
+            guard.gauge.add(chunk.len() as i64);
+            if let Held::Memory { chunks, .. } = &mut guard.held {
+                chunks.push(chunk);
+            }
+        }
+        Ok(guard)
+    }
+}
+
+/// Where a spooled body is.
+enum Held {
+    Disk(PathBuf),
+    Memory {
+        chunks: Vec<Bytes>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
 }
 
 /// Why spooling a body failed.
@@ -111,9 +172,10 @@ pub enum SpoolError {
     Local(io::Error),
 }
 
-/// A spooled body on local disk. Dropping it removes the file.
+/// A spooled body, on local disk or (when small) in memory. Dropping it
+/// removes the file or frees the memory.
 pub struct SpoolFile {
-    path: PathBuf,
+    held: Held,
     len: u64,
     gauge: prometheus::IntGauge,
 }
@@ -131,8 +193,15 @@ impl SpoolFile {
 
     /// A fresh stream over the whole file, read in bounded chunks.
     pub async fn stream(&self) -> io::Result<ByteStream> {
-        let file = tokio::fs::File::open(&self.path).await?;
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, CHUNK)))
+        match &self.held {
+            Held::Disk(path) => {
+                let file = tokio::fs::File::open(path).await?;
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, CHUNK)))
+            }
+            Held::Memory { chunks, .. } => Ok(Box::pin(futures::stream::iter(
+                chunks.clone().into_iter().map(Ok::<Bytes, io::Error>),
+            ))),
+        }
     }
 }
 
@@ -140,10 +209,11 @@ impl Drop for SpoolFile {
     fn drop(&mut self) {
         self.gauge
             .sub(i64::try_from(self.len.min(i64::MAX as u64)).unwrap_or(i64::MAX));
-        if let Err(e) = std::fs::remove_file(&self.path)
+        if let Held::Disk(path) = &self.held
+            && let Err(e) = std::fs::remove_file(path)
             && e.kind() != io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a spool file");
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a spool file");
         }
     }
 }
@@ -196,7 +266,7 @@ mod tests {
         assert_eq!(files(&dir), 0, "stale spool file removed");
         let big = Bytes::from(vec![7u8; 600 * 1024]);
         let s = f
-            .spool(chunks(vec![Ok(Bytes::from_static(b"abc")), Ok(big.clone())]))
+            .spool(chunks(vec![Ok(Bytes::from_static(b"abc")), Ok(big.clone())]), u64::MAX)
             .await
             .unwrap();
         assert_eq!(s.len(), 3 + big.len() as u64);
@@ -211,15 +281,32 @@ mod tests {
         assert_eq!(f.metrics.spool_bytes.get(), 0);
 
         let err = f
-            .spool(chunks(vec![
-                Ok(Bytes::from_static(b"x")),
-                Err(io::Error::other("client gone")),
-            ]))
+            .spool(
+                chunks(vec![Ok(Bytes::from_static(b"x")), Err(io::Error::other("client gone"))]),
+                u64::MAX,
+            )
             .await;
         assert!(matches!(err, Err(SpoolError::Body(_))));
-        let err = f.spool(chunks(vec![Ok(Bytes::from(vec![0u8; (1 << 20) + 1]))])).await;
+        let err = f
+            .spool(chunks(vec![Ok(Bytes::from(vec![0u8; (1 << 20) + 1]))]), u64::MAX)
+            .await;
         assert!(matches!(err, Err(SpoolError::TooLarge)));
         assert_eq!(files(&dir), 0);
+
+        // A small declared body stays in memory: no file, replayable, gauge counted.
+        let s = f.spool(chunks(vec![Ok(big.clone())]), big.len() as u64).await.unwrap();
+        assert_eq!(files(&dir), 0);
+        assert_eq!(f.metrics.spool_bytes.get(), big.len() as i64);
+        for _ in 0..2 {
+            let got: Vec<Bytes> = s.stream().await.unwrap().try_collect().await.unwrap();
+            assert_eq!(got.concat(), big.to_vec());
+        }
+        drop(s);
+        assert_eq!(f.metrics.spool_bytes.get(), 0);
+        assert_eq!(f.memory.available_permits(), MEMORY_BUDGET, "the budget is given back");
+        // More bytes than declared is refused in memory too.
+        let err = f.spool(chunks(vec![Ok(Bytes::from_static(b"four"))]), 3).await;
+        assert!(matches!(err, Err(SpoolError::TooLarge)));
         assert_eq!(f.metrics.spool_bytes.get(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

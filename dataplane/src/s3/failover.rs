@@ -95,7 +95,7 @@ impl StrataS3 {
             }
         };
         let (verified, slot) = verify(body, expect);
-        let file = match failover.spool(verified).await {
+        let file = match failover.spool(verified, declared.unwrap_or(u64::MAX)).await {
             Ok(f) => f,
             Err(e) => {
                 self.abort(&plan).await;

@@ -32,7 +32,7 @@ impl SqliteStore {
         .bind(&cred.secret_access_key)
         .bind(cred.unrestricted)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -60,7 +60,7 @@ impl SqliteStore {
         .bind(name)
         .bind(owner)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {

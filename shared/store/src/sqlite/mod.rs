@@ -34,6 +34,8 @@ const FILE_POOL_SIZE: u32 = 8;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection that writes (see `connect`).
+    write_pool: SqlitePool,
     /// Serialises this process's write transactions (see `write_tx`).
     writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -79,7 +81,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Reads through the page cache's mapping instead of a pread per page.
+            .pragma("mmap_size", "268435456");
         if !url.contains("mode=") {
             options = options.create_if_missing(true);
         }
@@ -96,17 +100,35 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
         };
-        let pool = pool_options
+        let open = |e: sqlx::Error| CpError::Unavailable(format!("cannot open metadata database: {e}"));
+        // All writes go through one connection: they are serialised anyway,
+        // and its page cache stays valid because no other connection writes.
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| CpError::Unavailable(format!("cannot open metadata database: {e}")))?;
+            .map_err(open)?;
         sqlx::migrate!("./migrations")
-            .run(&pool)
+            .run(&write_pool)
             .await
             .map_err(|e| CpError::Internal(format!("metadata migration failed: {e}")))?;
+        let pool = if in_memory {
+            // One in-memory database per connection: reads must share the writer's.
+            write_pool.clone()
+        } else {
+            pool_options
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(open)?
+        };
         Ok(SqliteStore {
             pool,
+            write_pool,
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -117,7 +139,7 @@ impl SqliteStore {
     /// than the transactions themselves.
     async fn write_tx(&self) -> CpResult<WriteTx> {
         let guard = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         Ok(WriteTx { tx, _guard: guard })
     }
 

@@ -133,7 +133,7 @@ impl SqliteStore {
         .bind(key)
         .bind(now_ms)
         .bind(to_i64(size_hint.unwrap_or(0))?)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await
         .map_err(db)?;
         Ok(())
@@ -183,7 +183,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.write_pool.acquire().await.map_err(db)?;
         delete_intent_row(&mut conn, intent_id).await.map(|_| ())
     }
 
