@@ -21,6 +21,8 @@
 #   BENCH_LARGE=...               64 MiB workloads
 #   BENCH_SPLIT=...               workloads of the split section
 #   BENCH_THREE=...               workloads of the three section
+#   BENCH_BACKEND_UNSIGNED=1      S3 backends get `unsigned_payload: true` (no SHA-256 of each part
+#                                 for SigV4; the default for plain-http backends is to sign payloads)
 #   BENCH_OUT=FILE                report path (default bench/results/<date>-<shortcommit>.md)
 #   BENCH_WORKDIR=DIR             scratch directory (default: a new one under ${TMPDIR:-/tmp}, removed after)
 #   BENCH_BIN=PATH                use this strata binary instead of building one (BENCH_PROFILE is then ignored)
@@ -43,6 +45,8 @@ LARGE="${BENCH_LARGE:-put:64MiB,get:64MiB,mixed:64MiB}"
 SPLIT="${BENCH_SPLIT:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4KiB}"
 THREE="${BENCH_THREE:-put:4KiB,get:4KiB,put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
 SECTIONS="${BENCH_SECTIONS:-s3,local,split}"
+BACKEND_EXTRA=""
+[[ "${BENCH_BACKEND_UNSIGNED:-0}" == 1 ]] && BACKEND_EXTRA=", unsigned_payload: true"
 
 AK="AKBENCH01"
 SK="benchsecret0123456789"
@@ -188,7 +192,7 @@ start_s3s_fs
 FS_URL="http://127.0.0.1:$FS_PORT"
 
 if has s3; then
-    write_config strata-s3 "  - {type: s3, id: fs1, endpoint: '$FS_URL', bucket: $BACKING_BUCKET, prefix: 'strata/', access_key_id: $AK, secret_access_key: $SK}"
+    write_config strata-s3 "  - {type: s3, id: fs1, endpoint: '$FS_URL', bucket: $BACKING_BUCKET, prefix: 'strata/', access_key_id: $AK, secret_access_key: $SK$BACKEND_EXTRA}"
     start_strata strata-s3 all
     P=$LAST_PID
     wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (s3 backend)" "$P"
@@ -240,7 +244,7 @@ fi
 if has three && [[ -n "$THREE" ]]; then
     start_s3s_fs s3s-fs-2; FS2_URL="http://127.0.0.1:$FS_PORT"; FS2_PID=$FS_PID
     start_s3s_fs s3s-fs-3; FS3_URL="http://127.0.0.1:$FS_PORT"; FS3_PID=$FS_PID
-    item() { echo "  - {type: s3, id: $1, endpoint: '$2', bucket: $BACKING_BUCKET, prefix: 'strata/', access_key_id: $AK, secret_access_key: $SK}"; }
+    item() { echo "  - {type: s3, id: $1, endpoint: '$2', bucket: $BACKING_BUCKET, prefix: 'strata/', access_key_id: $AK, secret_access_key: $SK$BACKEND_EXTRA}"; }
     write_config strata-three "$(item fs1 "$FS_URL")
 $(item fs2 "$FS2_URL")
 $(item fs3 "$FS3_URL")"
