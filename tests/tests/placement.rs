@@ -33,7 +33,8 @@ fn backend_dir(root: &Path, i: usize) -> PathBuf {
     root.join(format!("disk-{i}"))
 }
 
-/// Files stored under backend `i`'s `objects/` directory.
+/// Blobs stored under backend `i`'s `objects/` directory (not their `.meta`
+/// sidecars of catalog facts).
 fn files_on(s: &Strata, i: usize) -> usize {
     fn count(dir: &Path) -> usize {
         let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
@@ -43,7 +44,7 @@ fn files_on(s: &Strata, i: usize) -> usize {
                 if ty.is_dir() {
                     count(&e.path())
                 } else {
-                    usize::from(ty.is_file())
+                    usize::from(ty.is_file() && e.path().extension().is_none_or(|x| x != "meta"))
                 }
             })
             .sum()
