@@ -63,10 +63,10 @@ if [[ -n "${BENCH_BIN:-}" ]]; then
     BUILD_NOTE="binary \`$BIN\`${BENCH_BIN_NOTE:+ ($BENCH_BIN_NOTE)}"
 elif [[ "$PROFILE" == "release" ]]; then
     cargo build --release -p strata
-    BIN="$REPO/target/release/strata"
+    BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/strata"
 else
     cargo build -p strata
-    BIN="$REPO/target/debug/strata"
+    BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/strata"
 fi
 
 if [[ -n "${BENCH_WORKDIR:-}" ]]; then
