@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests need, idempotently and quietly:
 #   apt:  rclone s3cmd curl      (apt-get update only when something is missing)
+#         postgresql             (only when initdb is on neither PATH nor /usr/lib/postgresql/*/bin;
+#                                 the store's conformance tests start a throwaway PostgreSQL)
 #   pip:  boto3 awscli awscrt pytest requests   (only when not importable / not on PATH)
 #   cargo: s3s-fs 0.14.1                          (the backend S3 server the Rust tests run)
 # Works as root on a fresh Debian 12 machine; uses sudo when not root.
@@ -22,6 +24,9 @@ if ! command -v "$PY" >/dev/null 2>&1; then
 fi
 if ! "$PY" -m pip --version >/dev/null 2>&1; then
   apt_missing+=(python3-pip)
+fi
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_missing+=(postgresql)
 fi
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_missing[*]}"

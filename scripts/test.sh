@@ -10,6 +10,10 @@ set -uo pipefail
 
 # cargo-installed tools (s3s-fs) live here on a fresh machine.
 export PATH="$HOME/.cargo/bin:$PATH"
+# Debian's postgresql package keeps initdb and pg_ctl off PATH.
+for pg in /usr/lib/postgresql/*/bin; do
+  [ -x "$pg/initdb" ] && ! command -v initdb >/dev/null 2>&1 && export PATH="$PATH:$pg"
+done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
