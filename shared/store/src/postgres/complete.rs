@@ -2,63 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use md5::{Digest, Md5};
+use crate::multipart_rules::{choose_parts, multipart_etag};
 use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, PartInfo, Segment};
 
 use super::multipart::{load_parts, lock_upload, remove_upload};
 use super::objects::{insert_object, remove_object};
 use super::rows::enqueue_unreferenced;
 use super::{PgStore, db, lock_key};
-
-/// Every part but the last must hold at least this many bytes.
-const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-
-fn unquote(etag: &str) -> &str {
-    etag.trim().trim_matches('"')
-}
-
-/// Checks the client's part list against the stored parts and returns the
-/// chosen parts in order.
-fn choose_parts<'p>(requested: &[(u32, String)], stored: &'p BTreeMap<u32, PartInfo>) -> CpResult<Vec<&'p PartInfo>> {
-    if requested.is_empty() {
-        return Err(CpError::InvalidPart("the part list must name at least one part".into()));
-    }
-    if requested.windows(2).any(|w| w[1].0 <= w[0].0) {
-        return Err(CpError::InvalidPartOrder);
-    }
-    let mut chosen = Vec::with_capacity(requested.len());
-    for (number, etag) in requested {
-        let part = stored
-            .get(number)
-            .ok_or_else(|| CpError::InvalidPart(format!("part {number} was not uploaded")))?;
-        if !unquote(&part.etag).eq_ignore_ascii_case(unquote(etag)) {
-            return Err(CpError::InvalidPart(format!(
-                "part {number} has ETag {}, not {}",
-                unquote(&part.etag),
-                unquote(etag)
-            )));
-        }
-        chosen.push(part);
-    }
-    let last = chosen.len() - 1;
-    if chosen[..last].iter().any(|p| p.size < MIN_PART_SIZE) {
-        return Err(CpError::EntityTooSmall);
-    }
-    Ok(chosen)
-}
-
-/// hex(md5(md5(part 1) ‖ … ‖ md5(part N))) + "-N".
-fn multipart_etag(parts: &[&PartInfo]) -> CpResult<String> {
-    let mut hasher = Md5::new();
-    for part in parts {
-        let digest = hex::decode(unquote(&part.etag))
-            .ok()
-            .filter(|d| d.len() == 16)
-            .ok_or_else(|| CpError::Internal(format!("stored ETag of part {} is not an MD5", part.part_number)))?;
-        hasher.update(&digest);
-    }
-    Ok(format!("{}-{}", hex::encode(hasher.finalize()), parts.len()))
-}
 
 impl PgStore {
     pub(super) async fn complete_upload_impl(
