@@ -163,7 +163,7 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
                 (None, Some(u)) => println!("  control plane:  {u}"),
                 (None, None) => println!("  control plane:  in-process"),
             }
-            println!("  metadata:       {}", c.database_url());
+            println!("  metadata:       {}", c.database_target());
             for b in c.effective_backends() {
                 let place = match &b {
                     BackendConfig::Local { path, .. } => format!("local disk {}", path.display()),

@@ -6,9 +6,9 @@ use std::time::Duration;
 use strata_backend::Backends;
 use strata_controlplane::{ControlPlaneService, Identity};
 use strata_core::ControlPlane;
-use strata_core::config::{Config, Role};
+use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
-use strata_store::{MetaStore, SqliteStore};
+use strata_store::{MetaStore, PgStore, SqliteStore};
 use strata_workers::{CleanupJob, ReaperJob, ReplicationJob, Runner};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -80,6 +80,64 @@ fn print_bootstrap(key: &str, secret: &str) {
     println!("========================================================================");
 }
 
+/// Opens the metadata store `database:` names: SQLite or PostgreSQL. Errors
+/// name the field to check and never contain the password.
+async fn open_store(config: &Config) -> Result<Arc<dyn MetaStore>, String> {
+    let target = config.database_target();
+    tracing::info!(store = %target, "opening the metadata store");
+    match &target {
+        DatabaseTarget::Sqlite { url } => match SqliteStore::connect(url).await {
+            Ok(s) => Ok(Arc::new(s)),
+            Err(e) => Err(format!(
+                "cannot open the metadata store {target}: {e}; check `database.url` and `data_dir`"
+            )),
+        },
+        DatabaseTarget::Postgres { url, max_connections } => match PgStore::connect(url, *max_connections).await {
+            Ok(s) => Ok(Arc::new(s)),
+            Err(e) => {
+                let field = if config.database.url.is_some() {
+                    "`database.url`"
+                } else {
+                    "`database.host`, `database.port`, `database.user`, `database.password` and `database.dbname`"
+                };
+                let probe = probe_tcp(url).await.map(|p| format!(" ({p})")).unwrap_or_default();
+                Err(scrub_secrets(
+                    &format!(
+                        "cannot open the metadata store, {target}: {e}{probe}; is the server running and \
+                         reachable? check {field}"
+                    ),
+                    &config.database,
+                ))
+            }
+        },
+    }
+}
+
+/// After a failed connect: the reason a plain TCP connection to the server
+/// fails, if it does (the pool itself only reports a timeout). `None` for
+/// Unix sockets or when TCP works (then the failure is in PostgreSQL itself).
+async fn probe_tcp(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.is_empty() || rest.contains("host=") {
+        return None;
+    }
+    let has_port = hostport
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+    let addr = if has_port {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
+    match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("TCP connect to {addr}: {e}")),
+        Err(_) => Some(format!("TCP connect to {addr}: timed out")),
+    }
+}
+
 pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let shutdown = shutdown_signal();
     let registry = prometheus::Registry::new();
@@ -89,11 +147,7 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let mut local_store: Option<Arc<dyn MetaStore>> = None;
     let mut in_process: Option<Arc<dyn ControlPlane>> = None;
     if role.runs_controlplane() {
-        let url = config.database_url();
-        let store: Arc<dyn MetaStore> =
-            Arc::new(SqliteStore::connect(&url).await.map_err(|e| {
-                format!("cannot open the metadata store {url}: {e}; check `database.url` and `data_dir`")
-            })?);
+        let store = open_store(&config).await?;
         let identity = Identity::new(&config.credentials, store.clone());
         if let Some(b) = identity
             .bootstrap()

@@ -1,6 +1,7 @@
 //! Typed, strict configuration: YAML with `${ENV}` expansion, unknown keys
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
+mod database;
 mod env;
 mod jobs;
 mod lenient;
@@ -12,6 +13,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use database::{
+    DEFAULT_PG_MAX_CONNECTIONS, DEFAULT_PG_PORT, DatabaseConfig, DatabaseTarget, redact_url, scrub as scrub_secrets,
+};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
@@ -70,6 +74,8 @@ pub struct Config {
     pub control_plane: ControlPlaneConfig,
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// The metadata store: SQLite (default, `DATA_DIR/meta.db`) or PostgreSQL,
+    /// by `url` or by `host`/`port`/`user`/`password`/`dbname`.
     #[serde(default)]
     pub database: DatabaseConfig,
     /// Storage backends. When empty, one local-disk backend under `data_dir/objects`.
@@ -171,14 +177,6 @@ impl fmt::Debug for ClusterConfig {
         let shown = self.secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("ClusterConfig").field("secret", &shown).finish()
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// sqlx URL of the metadata store. Default `sqlite://DATA_DIR/meta.db`.
-    #[serde(default)]
-    pub url: Option<String>,
 }
 
 /// A storage backend, chosen by `type`.
@@ -460,10 +458,8 @@ impl Config {
         }
     }
 
-    pub fn database_url(&self) -> String {
-        self.database
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("meta.db").display()))
+    /// The metadata store to open, with the driver inferred from `database:`.
+    pub fn database_target(&self) -> DatabaseTarget {
+        self.database.target(&self.data_dir)
     }
 }

@@ -92,16 +92,7 @@ impl Config {
                 _ => {}
             }
         }
-        if let Some(url) = &self.database.url
-            && !url.starts_with("sqlite:")
-        {
-            {
-                err(
-                    "database.url",
-                    format!("`{url}`: only `sqlite://PATH` is supported in this version"),
-                );
-            }
-        }
+        self.database.validate(&mut err);
 
         let mut ids = HashSet::new();
         for (i, b) in self.backends.iter().enumerate() {
