@@ -2,6 +2,7 @@
 //! control plane and the background jobs it runs (`strata-workers`) link this
 //! crate; data planes never open the database.
 
+mod listing;
 mod multipart_rules;
 mod postgres;
 mod sqlite;
