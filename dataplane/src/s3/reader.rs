@@ -212,15 +212,7 @@ impl StrataS3 {
     /// returning, so that when no copy can be read at all the client gets an
     /// error status (503 ServiceUnavailable) instead of a 200 and a cut body.
     pub(super) async fn open_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
-        let list = match sources(rec, &self.backends, self.guard.as_deref()) {
-            Ok(list) => list,
-            Err(NoSource::Egress(ids)) => return Err(crate::errors::egress_exhausted(&ids)),
-            Err(NoSource::UnknownBackend(id)) => {
-                tracing::error!(backend = %id, "object refers to an unknown backend");
-                return Err(s3_error!(InternalError));
-            }
-        };
-        let mut read = new_read(list, start, end, self.guard.clone());
+        let mut read = new_read(self.readable_copies(rec)?, start, end, self.guard.clone());
         match read.next_chunk().await {
             None => Ok(stream_rest(read, None)),
             Some(Ok(first)) => Ok(stream_rest(read, Some(first))),
@@ -237,14 +229,19 @@ impl StrataS3 {
     /// Streams bytes `[start, end)` of an object. Each segment is opened only
     /// when the previous one is exhausted, so memory stays bounded.
     pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
-        match sources(rec, &self.backends, self.guard.as_deref()) {
-            Ok(list) => Ok(stream_sources(list, start, end, self.guard.clone())),
-            Err(NoSource::Egress(ids)) => Err(crate::errors::egress_exhausted(&ids)),
-            Err(NoSource::UnknownBackend(id)) => {
+        let list = self.readable_copies(rec)?;
+        Ok(stream_sources(list, start, end, self.guard.clone()))
+    }
+
+    /// The copies a read may use, best first, or the S3 error for none.
+    fn readable_copies(&self, rec: &ObjectRecord) -> S3Result<Vec<Source>> {
+        sources(rec, &self.backends, self.guard.as_deref()).map_err(|e| match e {
+            NoSource::Egress(ids) => crate::errors::egress_exhausted(&ids),
+            NoSource::UnknownBackend(id) => {
                 tracing::error!(backend = %id, "object refers to an unknown backend");
-                Err(s3_error!(InternalError))
+                s3_error!(InternalError)
             }
-        }
+        })
     }
 }
 
