@@ -2,6 +2,7 @@
 //! control plane and the background jobs it runs (`strata-workers`) link this
 //! crate; data planes never open the database.
 
+mod blobs;
 mod listing;
 mod multipart_rules;
 mod postgres;
@@ -13,6 +14,7 @@ use strata_core::{
     ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
+pub use blobs::{BlobRecord, BlobState, JobProgress};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -206,4 +208,75 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Traffic totals of `month` for every backend that had any, sorted by id.
     /// The `*_exhausted` flags are false: limits are the control plane's business.
     async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>>;
+
+    /// Upserts blob facts. For an existing row, a `None` field keeps the
+    /// stored value (so the cipher recorded at plan time and the sha256
+    /// recorded at commit merge); `state` and `checked_ms` are only written on
+    /// insert, `now_ms` is the new rows' creation time (see `prune_blobs`).
+    async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()>;
+    /// The facts of the given (backend_id, backend_key) blobs that have a row, in any order.
+    async fn get_blobs(&self, keys: &[(String, String)]) -> CpResult<Vec<BlobRecord>>;
+    /// Sets state and checked_ms of one blob (no-op if absent).
+    async fn mark_blob(&self, backend_id: &str, backend_key: &str, state: BlobState, checked_ms: i64) -> CpResult<()>;
+    /// Rows per key_id (rows with a NULL key_id are counted under ""), sorted by key id.
+    async fn blob_key_counts(&self) -> CpResult<Vec<(String, u64)>>;
+    /// Up to `limit` rows whose key_id is not NULL, does not start with
+    /// `sse-c:` and differs from `key_id`, ordered by (backend_id, backend_key).
+    async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>>;
+    /// Compare-and-set: replaces key_id and wrapped_dek only if the row still
+    /// has `old_key_id`; returns whether it did.
+    async fn rewrap_blob(
+        &self,
+        backend_id: &str,
+        backend_key: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped: &[u8],
+    ) -> CpResult<bool>;
+    /// Deletes up to `limit` rows created before `older_than_ms` whose blob is
+    /// referenced by no segment, part or intent; returns how many.
+    async fn prune_blobs(&self, older_than_ms: i64, limit: u32) -> CpResult<u64>;
+    /// Current objects in (bucket, key) byte order strictly after `after`
+    /// (`("", "")` = from the start), up to `limit`, as full records (segments
+    /// and copies), for scrubbing and rewriting jobs.
+    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>>;
+    /// In one transaction: if object `object_id` is still current at (bucket,
+    /// key) and copy `copy` (0 = primary, else `copies[copy - 1]`) still has
+    /// exactly the segments `old` (compared by backend_id, backend_key and
+    /// length), replaces that copy's segment rows with `new` (same copy index),
+    /// queues the old blobs for cleanup (usage counters follow through the
+    /// triggers) and returns `Some(queued items)`. Otherwise queues those of
+    /// `new` the current object does not reference and returns `None`. Used to
+    /// rewrite, repair or re-encrypt a copy. `new` must not be empty.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+        new: &[Segment],
+        now_ms: i64,
+    ) -> CpResult<Option<Vec<CleanupItem>>>;
+    /// In one transaction: if the object is current, has more than one copy
+    /// and copy `copy` has the segments `old`, removes that copy, renumbers
+    /// the later copies down by one (copies stay dense: copy 1 becomes the
+    /// primary when the primary is dropped), queues its blobs and returns
+    /// `Some(items)`; `None` otherwise. Never removes the last copy.
+    async fn drop_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+    ) -> CpResult<Option<Vec<CleanupItem>>>;
+
+    /// The saved progress of job `name`.
+    async fn get_job(&self, name: &str) -> CpResult<Option<JobProgress>>;
+    /// Saves (inserts or replaces) a job's progress.
+    async fn put_job(&self, job: &JobProgress) -> CpResult<()>;
+    /// Every job's progress, sorted by name.
+    async fn list_jobs(&self) -> CpResult<Vec<JobProgress>>;
 }

@@ -8,16 +8,20 @@
 //! span several statements run in REPEATABLE READ READ ONLY transactions, which
 //! see one snapshot and never fail on serialization. See docs/postgres.md.
 
+mod blobs;
 mod buckets;
 mod complete;
 mod copies;
 mod jobs;
+mod jobs_progress;
 mod list;
 mod monthly;
 mod multipart;
 mod objects;
+mod replace;
 mod rows;
 mod store;
+mod usage;
 
 use std::time::Duration;
 

@@ -1,5 +1,4 @@
-//! The [`MetaStore`] trait, dispatched to the statement modules, and the usage
-//! counters (see `migrations_pg/0001_initial.sql`).
+//! The [`MetaStore`] trait, dispatched to the statement modules.
 
 use async_trait::async_trait;
 use strata_core::{
@@ -8,62 +7,7 @@ use strata_core::{
 };
 
 use super::{PgStore, db, monthly, multipart};
-use crate::{BackendUsage, CleanupClaim, MetaStore, StaleIntent, StoredCredential};
-
-/// Folds the usage deltas into one row per backend once there are more than
-/// this many: cheap enough to do inline, rare enough not to matter.
-const FOLD_THRESHOLD: i64 = 256;
-
-impl PgStore {
-    /// Replaces all usage delta rows by their per-backend sums, in one
-    /// statement: totals are the same before and after, for every reader.
-    /// Skipped when another session is folding right now.
-    async fn fold_usage(&self) -> CpResult<()> {
-        let mut tx = self.write_tx().await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended('usage_fold', 0))")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        if got {
-            sqlx::query(
-                "WITH gone AS (DELETE FROM usage_delta RETURNING *) \
-                 INSERT INTO usage_delta (backend_id, bytes_used, orphan_bytes, reserved_bytes, objects) \
-                 SELECT backend_id, SUM(bytes_used), SUM(orphan_bytes), SUM(reserved_bytes), SUM(objects) \
-                 FROM gone GROUP BY backend_id",
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
-    }
-
-    async fn backend_usage_impl(&self) -> CpResult<Vec<BackendUsage>> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT backend_id, SUM(bytes_used)::BIGINT, SUM(orphan_bytes)::BIGINT, \
-             SUM(reserved_bytes)::BIGINT, SUM(objects)::BIGINT, COUNT(*) \
-             FROM usage_delta GROUP BY backend_id ORDER BY backend_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        if rows.iter().map(|r| r.5).sum::<i64>() > FOLD_THRESHOLD {
-            self.fold_usage().await?;
-        }
-        // The sums cannot be negative, short of a bug: clamp rather than fail placement.
-        let u = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(rows
-            .into_iter()
-            .map(|(backend_id, used, orphan, reserved, objects, _)| BackendUsage {
-                backend_id,
-                bytes_used: u(used),
-                orphan_bytes: u(orphan),
-                reserved_bytes: u(reserved),
-                objects: u(objects),
-            })
-            .collect())
-    }
-}
+use crate::{BackendUsage, BlobRecord, BlobState, CleanupClaim, JobProgress, MetaStore, StaleIntent, StoredCredential};
 
 #[async_trait]
 impl MetaStore for PgStore {
@@ -243,5 +187,81 @@ impl MetaStore for PgStore {
 
     async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>> {
         monthly::get(&self.pool, month).await
+    }
+
+    async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()> {
+        self.put_blobs_impl(blobs, now_ms).await
+    }
+
+    async fn get_blobs(&self, keys: &[(String, String)]) -> CpResult<Vec<BlobRecord>> {
+        self.get_blobs_impl(keys).await
+    }
+
+    async fn mark_blob(&self, backend_id: &str, backend_key: &str, state: BlobState, checked_ms: i64) -> CpResult<()> {
+        self.mark_blob_impl(backend_id, backend_key, state, checked_ms).await
+    }
+
+    async fn blob_key_counts(&self) -> CpResult<Vec<(String, u64)>> {
+        self.blob_key_counts_impl().await
+    }
+
+    async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>> {
+        self.blobs_not_under_impl(key_id, limit).await
+    }
+
+    async fn rewrap_blob(
+        &self,
+        backend_id: &str,
+        backend_key: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped: &[u8],
+    ) -> CpResult<bool> {
+        self.rewrap_blob_impl(backend_id, backend_key, old_key_id, new_key_id, wrapped)
+            .await
+    }
+
+    async fn prune_blobs(&self, older_than_ms: i64, limit: u32) -> CpResult<u64> {
+        self.prune_blobs_impl(older_than_ms, limit).await
+    }
+
+    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.objects_after_impl(after, limit).await
+    }
+
+    async fn replace_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+        new: &[Segment],
+        _now_ms: i64,
+    ) -> CpResult<Option<Vec<CleanupItem>>> {
+        self.replace_copy_impl(bucket, key, object_id, copy, old, new).await
+    }
+
+    async fn drop_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+    ) -> CpResult<Option<Vec<CleanupItem>>> {
+        self.drop_copy_impl(bucket, key, object_id, copy, old).await
+    }
+
+    async fn get_job(&self, name: &str) -> CpResult<Option<JobProgress>> {
+        self.get_job_impl(name).await
+    }
+
+    async fn put_job(&self, job: &JobProgress) -> CpResult<()> {
+        self.put_job_impl(job).await
+    }
+
+    async fn list_jobs(&self) -> CpResult<Vec<JobProgress>> {
+        self.list_jobs_impl().await
     }
 }

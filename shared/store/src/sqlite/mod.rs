@@ -3,29 +3,27 @@
 //! failing on a lock upgrade; reads run in deferred transactions, which see one
 //! consistent snapshot under WAL.
 
+mod blobs;
 mod buckets;
 mod complete;
 mod copies;
 mod jobs;
+mod jobs_progress;
 mod list;
 mod monthly;
 mod multipart;
 mod objects;
+mod replace;
 mod rows;
+mod store;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
-use strata_core::{
-    BucketInfo, CleanupItem, CpError, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
-};
-
-use crate::{BackendUsage, CleanupClaim, MetaStore, StaleIntent, StoredCredential};
+use strata_core::{CpError, CpResult};
 
 /// Connections kept for a database file.
 const FILE_POOL_SIZE: u32 = 8;
@@ -165,203 +163,4 @@ pub(crate) fn db(e: sqlx::Error) -> CpError {
 
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-#[async_trait]
-impl MetaStore for SqliteStore {
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>> {
-        self.get_credential_impl(access_key_id).await
-    }
-
-    async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()> {
-        self.insert_credential_impl(cred).await
-    }
-
-    async fn count_credentials(&self) -> CpResult<u64> {
-        self.count_credentials_impl().await
-    }
-
-    async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()> {
-        self.create_bucket_impl(name, owner, now_ms).await
-    }
-
-    async fn delete_bucket(&self, name: &str) -> CpResult<()> {
-        self.delete_bucket_impl(name).await
-    }
-
-    async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo> {
-        self.get_bucket_impl(name).await
-    }
-
-    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
-        self.list_buckets_impl().await
-    }
-
-    async fn insert_intent(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        size_hint: Option<u64>,
-        now_ms: i64,
-    ) -> CpResult<()> {
-        self.insert_intent_impl(plan, bucket, key, size_hint, now_ms).await
-    }
-
-    async fn reserve_intent(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        size_hint: Option<u64>,
-        now_ms: i64,
-        quota: Option<u64>,
-    ) -> CpResult<bool> {
-        self.reserve_intent_impl(plan, bucket, key, size_hint, now_ms, quota)
-            .await
-    }
-
-    async fn delete_intent(&self, intent_id: &str) -> CpResult<()> {
-        self.delete_intent_impl(intent_id).await
-    }
-
-    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
-        self.commit_object_impl(intent_id, record).await
-    }
-
-    async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
-        self.get_object_impl(bucket, key).await
-    }
-
-    async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage> {
-        self.list_objects_impl(query).await
-    }
-
-    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
-        self.delete_object_impl(bucket, key).await
-    }
-
-    async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()> {
-        self.ack_cleanup_impl(ids).await
-    }
-
-    async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
-        self.pending_cleanup_impl(limit).await
-    }
-
-    async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>> {
-        self.claim_cleanup_impl(now_ms, lease_ms, limit).await
-    }
-
-    async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool> {
-        self.fail_cleanup_impl(id, error, now_ms, max_attempts).await
-    }
-
-    async fn dead_letter_count(&self) -> CpResult<u64> {
-        self.dead_letter_count_impl().await
-    }
-
-    async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>> {
-        self.stale_intents_impl(older_than_ms, limit).await
-    }
-
-    async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()> {
-        self.create_upload_impl(upload).await
-    }
-
-    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
-        let mut tx = self.read_tx().await?;
-        let upload = multipart::load_upload(&mut tx, bucket, upload_id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(upload)
-    }
-
-    async fn commit_part(
-        &self,
-        intent_id: &str,
-        bucket: &str,
-        upload_id: &str,
-        part: &PartInfo,
-    ) -> CpResult<Vec<CleanupItem>> {
-        self.commit_part_impl(intent_id, bucket, upload_id, part).await
-    }
-
-    async fn list_parts(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        marker: u32,
-        max_parts: u32,
-    ) -> CpResult<(UploadInfo, ListPartsPage)> {
-        self.list_parts_impl(bucket, upload_id, marker, max_parts).await
-    }
-
-    async fn list_uploads(&self, query: &ListUploadsQuery) -> CpResult<ListUploadsPage> {
-        self.list_uploads_impl(query).await
-    }
-
-    async fn complete_upload(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        object_id: &str,
-        now_ms: i64,
-    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
-        self.complete_upload_impl(bucket, upload_id, parts, object_id, now_ms)
-            .await
-    }
-
-    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
-        self.abort_upload_impl(bucket, upload_id).await
-    }
-
-    async fn add_copy(
-        &self,
-        intent_id: &str,
-        bucket: &str,
-        key: &str,
-        object_id: &str,
-        segments: &[Segment],
-    ) -> CpResult<bool> {
-        self.add_copy_impl(intent_id, bucket, key, object_id, segments).await
-    }
-
-    async fn under_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
-        self.under_replicated_impl(factor, after, limit).await
-    }
-
-    async fn promote_intent(&self, intent_id: &str, record: &ObjectRecord, written_after_ms: i64) -> CpResult<bool> {
-        self.promote_intent_impl(intent_id, record, written_after_ms).await
-    }
-
-    async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>> {
-        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT backend_id, SUM(bytes_used), SUM(orphan_bytes), SUM(reserved_bytes), SUM(objects) \
-             FROM backend_usage GROUP BY backend_id ORDER BY backend_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        // Shards may be negative; the sums cannot be, short of a bug: clamp rather than fail placement.
-        let u = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(rows
-            .into_iter()
-            .map(|(backend_id, used, orphan, reserved, objects)| BackendUsage {
-                backend_id,
-                bytes_used: u(used),
-                orphan_bytes: u(orphan),
-                reserved_bytes: u(reserved),
-                objects: u(objects),
-            })
-            .collect())
-    }
-
-    async fn add_monthly_usage(&self, month: &str, traffic: &[strata_core::BackendTraffic]) -> CpResult<()> {
-        monthly::add(self.write_tx().await?, month, traffic).await
-    }
-
-    async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>> {
-        monthly::get(&self.pool, month).await
-    }
 }

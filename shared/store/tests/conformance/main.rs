@@ -2,6 +2,7 @@
 //! submodules take `&dyn MetaStore`, so another store can reuse them by
 //! including these modules and invoking `conformance!` with its own factory.
 
+mod blobs;
 mod buckets;
 mod copies;
 mod jobs;
@@ -12,6 +13,7 @@ mod multipart;
 mod objects;
 mod pg_cluster;
 mod reserve;
+mod rewrite;
 mod sqlite;
 mod support;
 mod usage;
@@ -80,6 +82,14 @@ macro_rules! all_cases {
             reserve::reserve_refuses_beyond_the_quota,
             monthly::monthly_usage_adds_up_per_backend,
             monthly::monthly_usage_starts_from_zero_each_month,
+            blobs::blob_upserts_merge_and_marks_apply,
+            blobs::blob_key_counts_and_blobs_not_under,
+            blobs::rewrap_is_compare_and_set,
+            blobs::prune_keeps_referenced_blobs,
+            rewrite::objects_after_pages_across_buckets,
+            rewrite::replace_copy_moves_bytes_exactly,
+            rewrite::drop_copy_never_removes_the_last,
+            blobs::job_progress_round_trip,
         }
     };
 }

@@ -1,0 +1,285 @@
+//! The [`MetaStore`] trait, dispatched to the statement modules.
+
+use async_trait::async_trait;
+use strata_core::{
+    BucketInfo, CleanupItem, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+};
+
+use super::{SqliteStore, db, monthly, multipart};
+use crate::{BackendUsage, BlobRecord, BlobState, CleanupClaim, JobProgress, MetaStore, StaleIntent, StoredCredential};
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>> {
+        self.get_credential_impl(access_key_id).await
+    }
+
+    async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()> {
+        self.insert_credential_impl(cred).await
+    }
+
+    async fn count_credentials(&self) -> CpResult<u64> {
+        self.count_credentials_impl().await
+    }
+
+    async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()> {
+        self.create_bucket_impl(name, owner, now_ms).await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> CpResult<()> {
+        self.delete_bucket_impl(name).await
+    }
+
+    async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo> {
+        self.get_bucket_impl(name).await
+    }
+
+    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
+        self.list_buckets_impl().await
+    }
+
+    async fn insert_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+    ) -> CpResult<()> {
+        self.insert_intent_impl(plan, bucket, key, size_hint, now_ms).await
+    }
+
+    async fn reserve_intent(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        now_ms: i64,
+        quota: Option<u64>,
+    ) -> CpResult<bool> {
+        self.reserve_intent_impl(plan, bucket, key, size_hint, now_ms, quota)
+            .await
+    }
+
+    async fn delete_intent(&self, intent_id: &str) -> CpResult<()> {
+        self.delete_intent_impl(intent_id).await
+    }
+
+    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+        self.commit_object_impl(intent_id, record).await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
+        self.get_object_impl(bucket, key).await
+    }
+
+    async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage> {
+        self.list_objects_impl(query).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
+        self.delete_object_impl(bucket, key).await
+    }
+
+    async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()> {
+        self.ack_cleanup_impl(ids).await
+    }
+
+    async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        self.pending_cleanup_impl(limit).await
+    }
+
+    async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>> {
+        self.claim_cleanup_impl(now_ms, lease_ms, limit).await
+    }
+
+    async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool> {
+        self.fail_cleanup_impl(id, error, now_ms, max_attempts).await
+    }
+
+    async fn dead_letter_count(&self) -> CpResult<u64> {
+        self.dead_letter_count_impl().await
+    }
+
+    async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>> {
+        self.stale_intents_impl(older_than_ms, limit).await
+    }
+
+    async fn create_upload(&self, upload: &UploadInfo) -> CpResult<()> {
+        self.create_upload_impl(upload).await
+    }
+
+    async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
+        let mut tx = self.read_tx().await?;
+        let upload = multipart::load_upload(&mut tx, bucket, upload_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(upload)
+    }
+
+    async fn commit_part(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        upload_id: &str,
+        part: &PartInfo,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.commit_part_impl(intent_id, bucket, upload_id, part).await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        marker: u32,
+        max_parts: u32,
+    ) -> CpResult<(UploadInfo, ListPartsPage)> {
+        self.list_parts_impl(bucket, upload_id, marker, max_parts).await
+    }
+
+    async fn list_uploads(&self, query: &ListUploadsQuery) -> CpResult<ListUploadsPage> {
+        self.list_uploads_impl(query).await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        object_id: &str,
+        now_ms: i64,
+    ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+        self.complete_upload_impl(bucket, upload_id, parts, object_id, now_ms)
+            .await
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
+        self.abort_upload_impl(bucket, upload_id).await
+    }
+
+    async fn add_copy(
+        &self,
+        intent_id: &str,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        segments: &[Segment],
+    ) -> CpResult<bool> {
+        self.add_copy_impl(intent_id, bucket, key, object_id, segments).await
+    }
+
+    async fn under_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.under_replicated_impl(factor, after, limit).await
+    }
+
+    async fn promote_intent(&self, intent_id: &str, record: &ObjectRecord, written_after_ms: i64) -> CpResult<bool> {
+        self.promote_intent_impl(intent_id, record, written_after_ms).await
+    }
+
+    async fn backend_usage(&self) -> CpResult<Vec<BackendUsage>> {
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT backend_id, SUM(bytes_used), SUM(orphan_bytes), SUM(reserved_bytes), SUM(objects) \
+             FROM backend_usage GROUP BY backend_id ORDER BY backend_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        // Shards may be negative; the sums cannot be, short of a bug: clamp rather than fail placement.
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(backend_id, used, orphan, reserved, objects)| BackendUsage {
+                backend_id,
+                bytes_used: u(used),
+                orphan_bytes: u(orphan),
+                reserved_bytes: u(reserved),
+                objects: u(objects),
+            })
+            .collect())
+    }
+
+    async fn add_monthly_usage(&self, month: &str, traffic: &[strata_core::BackendTraffic]) -> CpResult<()> {
+        monthly::add(self.write_tx().await?, month, traffic).await
+    }
+
+    async fn monthly_usage(&self, month: &str) -> CpResult<Vec<strata_core::MonthlyUsage>> {
+        monthly::get(&self.pool, month).await
+    }
+
+    async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()> {
+        self.put_blobs_impl(blobs, now_ms).await
+    }
+
+    async fn get_blobs(&self, keys: &[(String, String)]) -> CpResult<Vec<BlobRecord>> {
+        self.get_blobs_impl(keys).await
+    }
+
+    async fn mark_blob(&self, backend_id: &str, backend_key: &str, state: BlobState, checked_ms: i64) -> CpResult<()> {
+        self.mark_blob_impl(backend_id, backend_key, state, checked_ms).await
+    }
+
+    async fn blob_key_counts(&self) -> CpResult<Vec<(String, u64)>> {
+        self.blob_key_counts_impl().await
+    }
+
+    async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>> {
+        self.blobs_not_under_impl(key_id, limit).await
+    }
+
+    async fn rewrap_blob(
+        &self,
+        backend_id: &str,
+        backend_key: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped: &[u8],
+    ) -> CpResult<bool> {
+        self.rewrap_blob_impl(backend_id, backend_key, old_key_id, new_key_id, wrapped)
+            .await
+    }
+
+    async fn prune_blobs(&self, older_than_ms: i64, limit: u32) -> CpResult<u64> {
+        self.prune_blobs_impl(older_than_ms, limit).await
+    }
+
+    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.objects_after_impl(after, limit).await
+    }
+
+    async fn replace_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+        new: &[Segment],
+        _now_ms: i64,
+    ) -> CpResult<Option<Vec<CleanupItem>>> {
+        self.replace_copy_impl(bucket, key, object_id, copy, old, new).await
+    }
+
+    async fn drop_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        object_id: &str,
+        copy: u32,
+        old: &[Segment],
+    ) -> CpResult<Option<Vec<CleanupItem>>> {
+        self.drop_copy_impl(bucket, key, object_id, copy, old).await
+    }
+
+    async fn get_job(&self, name: &str) -> CpResult<Option<JobProgress>> {
+        self.get_job_impl(name).await
+    }
+
+    async fn put_job(&self, job: &JobProgress) -> CpResult<()> {
+        self.put_job_impl(job).await
+    }
+
+    async fn list_jobs(&self) -> CpResult<Vec<JobProgress>> {
+        self.list_jobs_impl().await
+    }
+}

@@ -1,0 +1,159 @@
+//! Walking all objects, and replacing or dropping one copy of an object (for
+//! scrubbing, re-encryption and repair jobs) with exact usage counters.
+
+use strata_core::{ObjectRecord, Segment};
+use strata_store::{BackendUsage, MetaStore};
+
+use crate::support::{keys_of, plan, put, segment};
+
+fn on(backend: &str, key: &str, length: u64) -> Segment {
+    let mut s = segment(key, length);
+    s.backend_id = backend.into();
+    s
+}
+
+async fn usage_of(s: &dyn MetaStore, backend_id: &str) -> BackendUsage {
+    (s.backend_usage().await.unwrap().into_iter())
+        .find(|u| u.backend_id == backend_id)
+        .unwrap_or_default()
+}
+
+/// (bytes_used, orphan_bytes) of a backend.
+async fn bytes(s: &dyn MetaStore, backend_id: &str) -> (u64, u64) {
+    let u = usage_of(s, backend_id).await;
+    (u.bytes_used, u.orphan_bytes)
+}
+
+/// Adds `segments` as a further copy of the object at (b, key).
+async fn add_copy(s: &dyn MetaStore, rec: &ObjectRecord, tag: &str, segments: &[Segment]) {
+    let p = plan(tag);
+    s.insert_intent(&p, &rec.bucket, &rec.key, None, 1).await.unwrap();
+    assert!(
+        s.add_copy(&p.intent_id, &rec.bucket, &rec.key, &rec.object_id, segments)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn objects_after_pages_across_buckets(s: &dyn MetaStore) {
+    for b in ["a", "b", "c"] {
+        s.create_bucket(b, "admin", 1).await.unwrap();
+    }
+    let recs = [
+        put(s, "a", "x", "ax", 1).await,
+        put(s, "a", "y", "ay", 2).await,
+        put(s, "b", "a", "ba", 3).await,
+        put(s, "b", "z/\u{e9}", "bz", 4).await,
+    ];
+    let copy = [on("disk-2", "ay-copy", 2)];
+    add_copy(s, &recs[1], "ay-c", &copy).await;
+    let page = s.objects_after(("", ""), 3).await.unwrap();
+    let mut with_copy = recs[1].clone();
+    with_copy.copies = vec![copy.to_vec()];
+    assert_eq!(page, vec![recs[0].clone(), with_copy, recs[2].clone()]);
+    let page = s.objects_after(("b", "a"), 3).await.unwrap();
+    assert_eq!(page, vec![recs[3].clone()]);
+    assert!(s.objects_after(("b", "z/\u{e9}"), 3).await.unwrap().is_empty());
+    let page = s.objects_after(("a", "\u{10ffff}"), 10).await.unwrap();
+    assert_eq!(page.len(), 2, "the cursor crosses into the next bucket");
+}
+
+pub async fn replace_copy_moves_bytes_exactly(s: &dyn MetaStore) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let rec = put(s, "b", "k", "v1", 5).await;
+    add_copy(s, &rec, "c1", &[on("disk-2", "c1", 5)]).await;
+    assert_eq!((bytes(s, "disk-1").await, bytes(s, "disk-2").await), ((5, 0), (5, 0)));
+
+    // Rewrite copy 1 onto another backend.
+    let (old, new) = ([on("disk-2", "c1", 5)], [on("disk-3", "c1b", 5)]);
+    let items = s.replace_copy("b", "k", "obj-v1", 1, &old, &new, 7).await.unwrap();
+    assert_eq!(keys_of(&items.unwrap()), vec!["c1"]);
+    let got = s.get_object("b", "k").await.unwrap();
+    assert_eq!(got.segments, rec.segments);
+    assert_eq!(got.copies, vec![vec![on("disk-3", "c1b", 5)]]);
+    assert_eq!(bytes(s, "disk-2").await, (0, 5), "the old copy's bytes are orphaned");
+    assert_eq!(bytes(s, "disk-3").await, (5, 0));
+
+    // Rewrite the primary as two segments.
+    let new = [on("disk-1", "v1-a", 2), on("disk-1", "v1-b", 3)];
+    let items = s
+        .replace_copy("b", "k", "obj-v1", 0, &rec.segments, &new, 8)
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&items.unwrap()), vec!["blob-v1"]);
+    let got = s.get_object("b", "k").await.unwrap();
+    assert_eq!((got.segments.clone(), got.copies.len()), (new.to_vec(), 1));
+    assert_eq!(bytes(s, "disk-1").await, (5, 5));
+    let usage = usage_of(s, "disk-1").await;
+    assert_eq!(usage.objects, 2);
+
+    // A stale `old` loses: the new bytes are queued, the object is unchanged.
+    let x = [on("disk-4", "x", 5)];
+    assert_eq!(
+        s.replace_copy("b", "k", "obj-v1", 0, &rec.segments, &x, 9)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.get_object("b", "k").await.unwrap(), got);
+    assert_eq!(bytes(s, "disk-4").await, (0, 5));
+    // So does a missing copy, and a copy of an overwritten object.
+    let y = [on("disk-4", "y", 1)];
+    assert_eq!(s.replace_copy("b", "k", "obj-v1", 2, &[], &y, 9).await.unwrap(), None);
+    put(s, "b", "k", "v2", 4).await;
+    let z = [on("disk-4", "z", 2)];
+    assert_eq!(s.replace_copy("b", "k", "obj-v1", 0, &new, &z, 9).await.unwrap(), None);
+    assert_eq!(bytes(s, "disk-4").await, (0, 8));
+    assert_eq!(bytes(s, "disk-1").await, (4, 10));
+    assert_eq!(bytes(s, "disk-3").await, (0, 5));
+    // Never queues bytes the current object uses.
+    let v2 = s.get_object("b", "k").await.unwrap();
+    let lost = s.replace_copy("b", "k", "obj-v1", 0, &new, &v2.segments, 9).await;
+    assert_eq!(lost.unwrap(), None);
+    assert_eq!(bytes(s, "disk-1").await, (4, 10));
+}
+
+pub async fn drop_copy_never_removes_the_last(s: &dyn MetaStore) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let rec = put(s, "b", "k", "v1", 5).await;
+    assert_eq!(s.drop_copy("b", "k", "obj-v1", 0, &rec.segments).await.unwrap(), None);
+    add_copy(s, &rec, "c1", &[on("disk-2", "c1", 5)]).await;
+    add_copy(s, &rec, "c2", &[on("disk-3", "c2", 5)]).await;
+    // A wrong `old` or object id changes nothing.
+    assert_eq!(s.drop_copy("b", "k", "obj-v1", 1, &rec.segments).await.unwrap(), None);
+    assert_eq!(
+        s.drop_copy("b", "k", "obj-x", 1, &[on("disk-2", "c1", 5)])
+            .await
+            .unwrap(),
+        None
+    );
+
+    let items = s
+        .drop_copy("b", "k", "obj-v1", 1, &[on("disk-2", "c1", 5)])
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&items.unwrap()), vec!["c1"]);
+    let got = s.get_object("b", "k").await.unwrap();
+    assert_eq!(got.copies, vec![vec![on("disk-3", "c2", 5)]]);
+    assert_eq!(bytes(s, "disk-2").await, (0, 5));
+    // Copies stay dense: the count and the next copy's slot follow.
+    assert_eq!(s.under_replicated(3, "", 10).await.unwrap().len(), 1);
+    assert!(s.under_replicated(2, "", 10).await.unwrap().is_empty());
+
+    // Dropping the primary promotes the next copy.
+    let items = s.drop_copy("b", "k", "obj-v1", 0, &rec.segments).await.unwrap();
+    assert_eq!(keys_of(&items.unwrap()), vec!["blob-v1"]);
+    let got = s.get_object("b", "k").await.unwrap();
+    assert_eq!(
+        (got.segments.clone(), got.copies.len()),
+        (vec![on("disk-3", "c2", 5)], 0)
+    );
+    assert_eq!(s.drop_copy("b", "k", "obj-v1", 0, &got.segments).await.unwrap(), None);
+    assert_eq!(bytes(s, "disk-3").await, (5, 0));
+    assert_eq!(bytes(s, "disk-1").await, (0, 5));
+    add_copy(s, &got, "c3", &[on("disk-2", "c3", 5)]).await;
+    assert_eq!(
+        s.get_object("b", "k").await.unwrap().copies,
+        vec![vec![on("disk-2", "c3", 5)]]
+    );
+}
