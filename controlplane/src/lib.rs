@@ -2,10 +2,12 @@
 //! placement and catalog questions for data planes, in-process or over gRPC.
 
 mod identity;
+pub mod keys;
 mod placement;
 mod service;
 mod usage;
 
 pub use identity::{Bootstrap, Identity};
+pub use keys::Sealer;
 pub use placement::{Placement, PlacementBackend};
 pub use service::ControlPlaneService;

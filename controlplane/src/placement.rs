@@ -209,6 +209,7 @@ mod tests {
 
     fn backend(id: &str, quota: Option<u64>, max: Option<u64>) -> BackendConfig {
         BackendConfig::Local {
+            encryption: None,
             id: id.into(),
             path: format!("/tmp/{id}").into(),
             limits: BackendLimits {
@@ -388,6 +389,7 @@ mod tests {
 
     fn limited(id: &str, requests: Option<u64>, ingress: Option<u64>) -> BackendConfig {
         BackendConfig::Local {
+            encryption: None,
             id: id.into(),
             path: format!("/tmp/{id}").into(),
             limits: BackendLimits {

@@ -5,13 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
-    BackendStatus, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage,
-    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId, ObjectMeta, ObjectRecord,
-    PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BackendStatus, BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential,
+    ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId, ObjectMeta,
+    ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
-use strata_store::{BackendUsage, MetaStore};
+use strata_store::{BackendUsage, BlobState, MetaStore};
 
 use crate::Identity;
+use crate::keys::{self, Sealer};
 use crate::placement::Placement;
 use crate::usage::{BreakerView, DEFAULT_BREAKER_WINDOW, current_month, with_limits};
 
@@ -30,6 +31,8 @@ pub struct ControlPlaneService {
     /// when a report arrives (which refreshes them here), so a plan reads
     /// them from the store at most once per `MONTHLY_TTL`.
     monthly: std::sync::Mutex<Option<(std::time::Instant, String, Vec<MonthlyUsage>)>>,
+    /// Encryption policy and master keys.
+    sealer: Arc<Sealer>,
 }
 
 /// How long placement trusts cached monthly totals (reports from other
@@ -51,7 +54,18 @@ impl ControlPlaneService {
             kinds: backends.iter().map(BackendConfig::kind).collect(),
             breakers: BreakerView::new(DEFAULT_BREAKER_WINDOW),
             monthly: std::sync::Mutex::new(None),
+            sealer: Arc::new(Sealer::disabled()),
         }
+    }
+
+    /// Seals new blobs as `sealer`'s policy says, and opens sealed ones.
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = sealer;
+        self
+    }
+
+    pub fn sealer(&self) -> &Arc<Sealer> {
+        &self.sealer
     }
 
     /// Data planes report every `flush_secs`; a breaker state counts for three
@@ -119,11 +133,17 @@ impl ControlPlaneService {
                 backend_key: object_id.clone(),
                 object_id,
                 backend_id,
+                ..Default::default()
             };
             if (self.store)
                 .reserve_intent(&plan, bucket, key, size_hint, now_ms(), quota)
                 .await?
             {
+                let mut plan = plan;
+                if let Err(e) = self.sealer.seal_plan(&*self.store, bucket, &mut plan, now_ms()).await {
+                    let _ = self.store.delete_intent(&plan.intent_id).await;
+                    return Err(e);
+                }
                 return Ok(plan);
             }
             tracing::debug!(backend = %plan.backend_id, "backend filled up while planning; choosing again");
@@ -195,7 +215,35 @@ impl ControlPlane for ControlPlaneService {
             segments,
             copies: Vec::new(),
         };
-        self.store.commit_object(&plan.intent_id, &record).await
+        let obsolete = self.store.commit_object(&plan.intent_id, &record).await?;
+        if let Err(e) = keys::record_digests(&*self.store, &record.segments, now_ms()).await {
+            // The object is committed; the backfill job fills the digest in.
+            tracing::warn!(error = %e, "could not record a blob digest");
+        }
+        Ok(obsolete)
+    }
+
+    async fn record_blob_key(&self, plan: &WritePlan, key: &BlobKey) -> CpResult<()> {
+        keys::record_key(
+            &*self.store,
+            &plan.backend_id,
+            &plan.backend_key,
+            &key.stored(),
+            now_ms(),
+        )
+        .await
+    }
+
+    async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {
+        tracing::error!(
+            backend = backend_id,
+            blob = backend_key,
+            reason,
+            "blob reported corrupt"
+        );
+        (self.store)
+            .mark_blob(backend_id, backend_key, BlobState::Corrupt, now_ms())
+            .await
     }
 
     async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
@@ -203,7 +251,9 @@ impl ControlPlane for ControlPlaneService {
     }
 
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
-        self.store.get_object(bucket, key).await
+        let mut rec = self.store.get_object(bucket, key).await?;
+        self.sealer.attach(&*self.store, &mut rec).await?;
+        Ok(rec)
     }
 
     async fn list_objects(&self, query: ListQuery) -> CpResult<ListPage> {
@@ -261,7 +311,14 @@ impl ControlPlane for ControlPlaneService {
         mut part: PartInfo,
     ) -> CpResult<Vec<CleanupItem>> {
         part.last_modified_unix_ms = now_ms();
-        self.store.commit_part(&plan.intent_id, bucket, upload_id, &part).await
+        let obsolete = self
+            .store
+            .commit_part(&plan.intent_id, bucket, upload_id, &part)
+            .await?;
+        if let Err(e) = keys::record_digests(&*self.store, std::slice::from_ref(&part.segment), now_ms()).await {
+            tracing::warn!(error = %e, "could not record a part digest");
+        }
+        Ok(obsolete)
     }
 
     async fn list_parts(
@@ -370,6 +427,7 @@ mod tests {
 
     fn local(id: &str, quota: Option<u64>) -> BackendConfig {
         BackendConfig::Local {
+            encryption: None,
             id: id.into(),
             path: format!("/nonexistent/{id}").into(),
             limits: BackendLimits {
@@ -407,6 +465,7 @@ mod tests {
             backend_id: plan.backend_id.clone(),
             backend_key: plan.backend_key.clone(),
             length: 100,
+            ..Default::default()
         };
         let meta = ObjectMeta {
             size: 100,
@@ -459,6 +518,7 @@ mod tests {
         let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
         let identity = Identity::new(&[], store.clone());
         let limited = BackendConfig::Local {
+            encryption: None,
             id: "disk-1".into(),
             path: "/nonexistent/disk-1".into(),
             limits: BackendLimits {

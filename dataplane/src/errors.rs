@@ -99,6 +99,30 @@ pub fn from_backend(e: BackendError) -> S3Error {
     s3_error!(InternalError)
 }
 
+/// The S3 error for bad SSE-C request headers.
+pub fn from_sse_c(e: strata_crypto::SseCError) -> S3Error {
+    use strata_crypto::SseCError;
+    match e {
+        SseCError::BadAlgorithm => S3Error::with_message(
+            S3ErrorCode::Custom("InvalidEncryptionAlgorithmError".into()),
+            "The encryption request you specified is not valid. The valid value is AES256.",
+        )
+        .with_status(http::StatusCode::BAD_REQUEST),
+        SseCError::Md5Mismatch => s3_error!(
+            InvalidArgument,
+            "The calculated MD5 hash of the key did not match the hash that was provided."
+        ),
+        SseCError::MissingKey => s3_error!(
+            InvalidArgument,
+            "Requests specifying Server Side Encryption with Customer provided keys must provide the customer key and its MD5."
+        ),
+        SseCError::BadKey => s3_error!(
+            InvalidArgument,
+            "The secret key was invalid for the specified algorithm."
+        ),
+    }
+}
+
 trait WithStatus {
     fn with_status(self, s: http::StatusCode) -> Self;
 }

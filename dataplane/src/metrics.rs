@@ -57,6 +57,8 @@ impl Metrics {
     /// control plane answered (left out otherwise).
     pub fn render(&self, status: Option<&ClusterStatus>) -> String {
         let mut families = self.registry.gather();
+        // Process-wide counters (integrity, encryption, background jobs).
+        families.extend(prometheus::default_registry().gather());
         if let Some(s) = status {
             families.extend(status_families(s));
         }
@@ -66,6 +68,28 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// `strata_integrity_failures_total{backend}`: reads whose stored bytes failed
+/// authentication or their recorded SHA-256.
+static INTEGRITY_FAILURES: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    let c = IntCounterVec::new(
+        Opts::new(
+            "strata_integrity_failures_total",
+            "Reads whose stored bytes failed authentication or their recorded SHA-256",
+        ),
+        &["backend"],
+    )
+    .expect("valid metric");
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "integrity metric not registered");
+    }
+    c
+});
+
+/// Counts one integrity failure on a read from `backend`.
+pub fn integrity_failure(backend: &str) {
+    INTEGRITY_FAILURES.with_label_values(&[backend]).inc();
 }
 
 // --- write failover metrics (owned by the failover/spool code) ---

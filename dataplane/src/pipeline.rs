@@ -45,6 +45,8 @@ pub enum BodyError {
 pub struct Digests {
     pub size: u64,
     pub md5_hex: String,
+    /// SHA-256 of the body, recorded for verify-on-read and scrubbing.
+    pub sha256_hex: String,
     pub checksum: Option<(Algo, String)>,
 }
 
@@ -53,6 +55,7 @@ pub type DigestSlot = Arc<Mutex<Option<Digests>>>;
 pub struct Verifying<S> {
     inner: S,
     md5: Option<Md5Hex>,
+    sha256: Option<sha2::Sha256>,
     checksum: Option<Checksum>,
     expect: Expect,
     size: u64,
@@ -74,6 +77,7 @@ where
     let v = Verifying {
         inner: body,
         md5: Some(Md5Hex::default()),
+        sha256: Some(sha2::Digest::new()),
         checksum: algo.map(Checksum::new),
         expect,
         size: 0,
@@ -94,6 +98,7 @@ impl<S> Verifying<S> {
             });
         }
         let (md5_hex, md5) = self.md5.take().expect("finished once").finish();
+        let sha256_hex = hex::encode(sha2::Digest::finalize(self.sha256.take().expect("finished once")));
         if self.expect.md5.is_some_and(|m| m != md5) {
             return Err(BodyError::BadDigest);
         }
@@ -119,6 +124,7 @@ impl<S> Verifying<S> {
         *self.slot.lock().expect("digest slot") = Some(Digests {
             size: self.size,
             md5_hex,
+            sha256_hex,
             checksum,
         });
         Ok(())
@@ -142,6 +148,9 @@ where
                 this.size += chunk.len() as u64;
                 if let Some(m) = this.md5.as_mut() {
                     m.update(&chunk);
+                }
+                if let Some(h) = this.sha256.as_mut() {
+                    sha2::Digest::update(h, &chunk);
                 }
                 if let Some(c) = this.checksum.as_mut() {
                     c.update(&chunk);

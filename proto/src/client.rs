@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
-    BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage, ListPartsPage,
-    ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment,
-    UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage,
+    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo,
+    Segment, UploadInfo, UsageReport, WritePlan,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -146,6 +146,23 @@ impl ControlPlane for GrpcControlPlane {
     async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
         let intent_id = intent_id.to_string();
         call!(self.abort_write(pb::AbortWriteRequest { intent_id })).map(|_| ())
+    }
+
+    async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {
+        let req = pb::ReportCorruptRequest {
+            backend_id: backend_id.to_string(),
+            backend_key: backend_key.to_string(),
+            reason: reason.to_string(),
+        };
+        call!(self.report_corrupt(req)).map(|_| ())
+    }
+
+    async fn record_blob_key(&self, plan: &WritePlan, key: &BlobKey) -> CpResult<()> {
+        let req = pb::RecordBlobKeyRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            key: Some(cv::blob_key_to_pb(key.stored())),
+        };
+        call!(self.record_blob_key(req)).map(|_| ())
     }
 
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {

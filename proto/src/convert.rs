@@ -24,7 +24,7 @@ pub(crate) fn required(field: &str, value: String) -> Result<String, Invalid> {
     }
 }
 
-fn present<T>(field: &str, value: Option<T>) -> Result<T, Invalid> {
+pub(crate) fn present<T>(field: &str, value: Option<T>) -> Result<T, Invalid> {
     value.ok_or_else(|| format!("{field} is missing"))
 }
 
@@ -77,11 +77,31 @@ pub(crate) fn meta_from_pb(m: Option<pb::ObjectMeta>) -> Result<core::ObjectMeta
     })
 }
 
+pub(crate) fn blob_key_to_pb(k: core::BlobKey) -> pb::BlobKey {
+    pb::BlobKey {
+        key_id: k.key_id,
+        wrapped_dek: k.wrapped_dek,
+        dek: k.dek,
+        context: k.context,
+    }
+}
+
+pub(crate) fn blob_key_from_pb(k: pb::BlobKey) -> Result<core::BlobKey, Invalid> {
+    Ok(core::BlobKey {
+        key_id: required("blob_key.key_id", k.key_id)?,
+        wrapped_dek: k.wrapped_dek,
+        dek: k.dek,
+        context: k.context,
+    })
+}
+
 pub(crate) fn segment_to_pb(s: core::Segment) -> pb::Segment {
     pb::Segment {
         backend_id: s.backend_id,
         backend_key: s.backend_key,
         length: s.length,
+        sha256: s.sha256.unwrap_or_default(),
+        cipher: s.cipher.map(blob_key_to_pb),
     }
 }
 
@@ -90,6 +110,8 @@ pub(crate) fn segment_from_pb(s: pb::Segment) -> Result<core::Segment, Invalid> 
         backend_id: required("segment.backend_id", s.backend_id)?,
         backend_key: required("segment.backend_key", s.backend_key)?,
         length: s.length,
+        sha256: opt(s.sha256),
+        cipher: s.cipher.map(blob_key_from_pb).transpose()?,
     })
 }
 
@@ -103,6 +125,7 @@ pub(crate) fn plan_to_pb(p: core::WritePlan) -> pb::WritePlan {
         object_id: p.object_id,
         backend_id: p.backend_id,
         backend_key: p.backend_key,
+        cipher: p.cipher.map(blob_key_to_pb),
     }
 }
 
@@ -113,6 +136,7 @@ pub(crate) fn plan_from_pb(p: Option<pb::WritePlan>) -> Result<core::WritePlan, 
         object_id: p.object_id,
         backend_id: p.backend_id,
         backend_key: p.backend_key,
+        cipher: p.cipher.map(blob_key_from_pb).transpose()?,
     })
 }
 

@@ -86,6 +86,21 @@ impl svc::ControlPlane for GrpcServer {
         reply(self.cp.abort_write(&intent).await, |()| pb::Empty {})
     }
 
+    async fn report_corrupt(&self, req: Request<pb::ReportCorruptRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let backend_id = v(required("backend_id", r.backend_id))?;
+        let backend_key = v(required("backend_key", r.backend_key))?;
+        let res = self.cp.report_corrupt(&backend_id, &backend_key, &r.reason).await;
+        reply(res, |()| pb::Empty {})
+    }
+
+    async fn record_blob_key(&self, req: Request<pb::RecordBlobKeyRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let plan = v(cv::plan_from_pb(r.plan))?;
+        let key = v(cv::present("key", r.key).and_then(cv::blob_key_from_pb))?;
+        reply(self.cp.record_blob_key(&plan, &key).await, |()| pb::Empty {})
+    }
+
     async fn locate(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::ObjectRecord> {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;

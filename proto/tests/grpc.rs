@@ -77,11 +77,13 @@ async fn round_trips_calls_and_errors() {
             backend_id: "b1".into(),
             backend_key: "k1".into(),
             length: 6,
+            ..Default::default()
         },
         Segment {
             backend_id: "b2".into(),
             backend_key: "k2".into(),
             length: 5,
+            ..Default::default()
         },
     ];
     let obsolete = cp
@@ -106,6 +108,7 @@ async fn round_trips_calls_and_errors() {
                 backend_id: "b2".into(),
                 backend_key: "copy".into(),
                 length: 11,
+                ..Default::default()
             }]],
         }
     );

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_backend::Backends;
-use strata_controlplane::{ControlPlaneService, Identity};
+use strata_controlplane::{ControlPlaneService, Identity, Sealer};
 use strata_core::ControlPlane;
 use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
@@ -157,9 +157,15 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             print_bootstrap(&b.access_key_id, &b.secret_access_key);
         }
         let (backends, placement) = (config.effective_backends(), config.placement.clone());
+        let modes: Vec<_> = backends.iter().map(|b| (b.id().to_owned(), b.encryption())).collect();
+        let sealer = Sealer::from_config(&config.encryption, &modes).map_err(|e| format!("encryption: {e}"))?;
+        if let Some(id) = sealer.primary_key_id() {
+            tracing::info!(primary_key = id, "encryption keys loaded");
+        }
         let cp: Arc<dyn ControlPlane> = Arc::new(
             ControlPlaneService::new(store.clone(), identity, &backends, placement)
-                .with_usage_flush_secs(config.resilience.usage.flush_secs),
+                .with_usage_flush_secs(config.resilience.usage.flush_secs)
+                .with_sealer(Arc::new(sealer)),
         );
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;

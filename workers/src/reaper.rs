@@ -116,6 +116,7 @@ impl ReaperJob {
             backend_id: intent.backend_id.clone(),
             backend_key: intent.backend_key.clone(),
             length: head.size,
+            ..Default::default()
         };
         if facts.object_id != intent.object_id {
             // A replication copy of object `facts.object_id`.
@@ -256,6 +257,7 @@ mod tests {
             object_id: format!("obj-{tag}"),
             backend_id: backend_id.into(),
             backend_key: backend_key.into(),
+            ..Default::default()
         };
         k.store.insert_intent(&plan, "b", tag, Some(10), at).await.unwrap();
     }

@@ -118,6 +118,7 @@ impl ReplicationJob {
             backend_id: plan.backend_id.clone(),
             backend_key: plan.backend_key.clone(),
             length: written,
+            ..Default::default()
         };
         let attached = (self.store)
             .add_copy(&plan.intent_id, &rec.bucket, &rec.key, &rec.object_id, &[segment])

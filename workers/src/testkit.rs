@@ -61,6 +61,7 @@ impl Kit {
             object_id: format!("obj-{tag}"),
             backend_id: backend_id.into(),
             backend_key: backend_key.into(),
+            ..Default::default()
         };
         s.insert_intent(&plan, "b", &tag, None, self.now()).await.unwrap();
         let record = ObjectRecord {
@@ -76,6 +77,7 @@ impl Kit {
                 backend_id: backend_id.into(),
                 backend_key: backend_key.into(),
                 length,
+                ..Default::default()
             }],
             copies: Vec::new(),
         };
@@ -99,6 +101,7 @@ pub async fn kit() -> Kit {
     let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let backends = Backends::open(&[BackendConfig::Local {
+        encryption: None,
         id: "disk-1".into(),
         path: dir.path().join("disk-1"),
         limits: BackendLimits::default(),

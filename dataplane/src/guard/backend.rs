@@ -32,7 +32,7 @@ pub(crate) fn outcome_of(e: &BackendError) -> Outcome {
     match e {
         BackendError::NotFound => Outcome::Success,
         BackendError::Io(_) | BackendError::Remote(_) => Outcome::Failure,
-        BackendError::Body(_) | BackendError::InvalidKey => Outcome::Neutral,
+        BackendError::Body(_) | BackendError::InvalidKey | BackendError::Key(_) => Outcome::Neutral,
     }
 }
 

@@ -103,6 +103,7 @@ mod tests {
         let disk: Arc<dyn Backend> = Arc::new(LocalDisk::open("d".into(), dir.clone()).await.unwrap());
         let backends: Backends = [disk].into_iter().collect();
         let config = BackendConfig::Local {
+            encryption: None,
             id: "d".into(),
             path: dir.clone(),
             limits: BackendLimits {

@@ -3,6 +3,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::StrataS3;
 use super::meta::{Conditions, Headers, check_key, etag, timestamp};
+use super::sse;
 use super::writer::Target;
 use crate::errors::from_cp;
 
@@ -29,11 +30,20 @@ impl StrataS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let i = req.input;
         check_key(&i.key)?;
-        super::object::no_sse(
-            i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some(),
+        super::object::no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
+        let sealing = sse::sealing(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
         )?;
         let (sb, sk) = source_of(&i.copy_source)?;
-        let src = self.locate(sb, sk).await?;
+        let mut src = self.locate(sb, sk).await?;
+        let source_key = sse::customer_key(
+            i.copy_source_sse_customer_algorithm.as_deref(),
+            i.copy_source_sse_customer_key.as_deref(),
+            i.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        sse::open_customer(&mut src, source_key.as_deref())?;
         Conditions {
             if_match: i.copy_source_if_match.as_ref(),
             if_none_match: i.copy_source_if_none_match.as_ref(),
@@ -45,7 +55,8 @@ impl StrataS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if !replace && sb == i.bucket && sk == i.key {
+        let reseal = matches!(sealing, sse::Sealing::Customer(_)) || sse::customer_md5(&src).is_some();
+        if !replace && !reseal && sb == i.bucket && sk == i.key {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -75,7 +86,7 @@ impl StrataS3 {
             key: &i.key,
         };
         let (plan, digests, segment) = self
-            .copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta)
+            .copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta, &sealing)
             .await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
@@ -100,8 +111,11 @@ impl StrataS3 {
             last_modified: Some(timestamp(super::meta::now_ms())),
             ..Default::default()
         };
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             ..Default::default()
         }))
     }

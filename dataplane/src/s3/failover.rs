@@ -8,10 +8,12 @@
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use s3s::{S3Error, S3Result, StdError, s3_error};
+use strata_backend::sealed::put_blob;
 use strata_backend::{BackendError, ByteStream};
 use strata_core::{CpError, CpResult, ObjectMeta, ObjectRecord, Segment, WritePlan};
 
 use super::StrataS3;
+use super::sse::Sealing;
 use super::writer::{self, Target};
 use crate::errors::{from_backend, from_cp, from_upload};
 use crate::pipeline::{Digests, Expect, verify};
@@ -39,28 +41,39 @@ enum Failure {
 }
 
 impl StrataS3 {
-    async fn plan_for(&self, t: &Target<'_>, hint: Option<u64>, exclude: &[String]) -> CpResult<WritePlan> {
-        match t {
-            Target::Object { bucket, key } => self.cp.plan_write(bucket, key, hint, exclude).await,
+    async fn plan_for(
+        &self,
+        t: &Target<'_>,
+        hint: Option<u64>,
+        exclude: &[String],
+        sealing: &Sealing,
+    ) -> CpResult<WritePlan> {
+        let plan = match t {
+            Target::Object { bucket, key } => self.cp.plan_write(bucket, key, hint, exclude).await?,
             Target::Part {
                 bucket,
                 upload_id,
                 part_number,
                 ..
-            } => self.cp.plan_part(bucket, upload_id, *part_number, hint, exclude).await,
-        }
+            } => {
+                self.cp
+                    .plan_part(bucket, upload_id, *part_number, hint, exclude)
+                    .await?
+            }
+        };
+        self.seal_plan(plan, sealing).await
     }
 
     /// The first plan of a write: backends whose breaker is open are left
     /// out, unless that leaves nothing, in which case they are tried anyway
     /// (a half-open trial may succeed; failing fast is better than 507).
-    async fn first_plan(&self, t: &Target<'_>, hint: Option<u64>) -> CpResult<WritePlan> {
+    async fn first_plan(&self, t: &Target<'_>, hint: Option<u64>, sealing: &Sealing) -> CpResult<WritePlan> {
         let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
         if open.is_empty() {
-            return self.plan_for(t, hint, &[]).await;
+            return self.plan_for(t, hint, &[], sealing).await;
         }
-        match self.plan_for(t, hint, &open).await {
-            Err(CpError::NoCapacity(_)) => self.plan_for(t, hint, &[]).await,
+        match self.plan_for(t, hint, &open, sealing).await {
+            Err(CpError::NoCapacity(_)) => self.plan_for(t, hint, &[], sealing).await,
             other => other,
         }
     }
@@ -76,11 +89,12 @@ impl StrataS3 {
         meta: &ObjectMeta,
         body: S,
         expect: Expect,
+        sealing: &Sealing,
     ) -> S3Result<(WritePlan, Digests, Segment)>
     where
         S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
     {
-        let plan = self.first_plan(target, hint).await.map_err(from_cp)?;
+        let plan = self.first_plan(target, hint, sealing).await.map_err(from_cp)?;
         let declared = expect.length.or(hint);
         let failover = match (&self.failover, declared) {
             (Some(f), Some(n)) if n <= f.max_spool_bytes => f.clone(),
@@ -113,7 +127,7 @@ impl StrataS3 {
             file: &file,
             digests: &digests,
         };
-        self.place(target, hint, &tag_meta, plan, source).await
+        self.place(target, hint, &tag_meta, plan, source, sealing).await
     }
 
     /// Plans and writes `[start, end)` of `src`, re-verifying the source's
@@ -126,10 +140,11 @@ impl StrataS3 {
         start: u64,
         end: u64,
         tag_meta: &ObjectMeta,
+        sealing: &Sealing,
     ) -> S3Result<(WritePlan, Digests, Segment)> {
         let hint = Some(end - start);
-        let plan = self.first_plan(target, hint).await.map_err(from_cp)?;
-        self.place(target, hint, tag_meta, plan, Source::Copy { src, start, end })
+        let plan = self.first_plan(target, hint, sealing).await.map_err(from_cp)?;
+        self.place(target, hint, tag_meta, plan, Source::Copy { src, start, end }, sealing)
             .await
     }
 
@@ -141,6 +156,7 @@ impl StrataS3 {
         tag_meta: &ObjectMeta,
         first: WritePlan,
         source: Source<'_>,
+        sealing: &Sealing,
     ) -> S3Result<(WritePlan, Digests, Segment)> {
         let max = self.failover.as_ref().map_or(1, |f| f.max_attempts as usize);
         let mut plan = first;
@@ -164,7 +180,7 @@ impl StrataS3 {
                 tracing::warn!(tried = ?tried, "write failed on every backend it may try");
                 return Err(from_backend(original.unwrap_or(BackendError::NotFound)));
             }
-            let next = match self.plan_for(target, hint, &tried).await {
+            let next = match self.plan_for(target, hint, &tried, sealing).await {
                 Ok(p) => p,
                 Err(CpError::NoCapacity(reason)) => {
                     tracing::warn!(tried = ?tried, %reason, "no other backend can take the write");
@@ -195,10 +211,10 @@ impl StrataS3 {
             tracing::error!(backend = %plan.backend_id, "plan names a backend this data plane does not have");
             return Err(Failure::Fatal(s3_error!(InternalError)));
         };
-        let segment = |length| Segment {
-            backend_id: plan.backend_id.clone(),
-            backend_key: plan.backend_key.clone(),
-            length,
+        let segment = |d: &Digests| writer::segment(plan, d);
+        let stored_len = |d: &Digests| match plan.cipher {
+            Some(_) => strata_crypto::sealed_len(d.size),
+            None => d.size,
         };
         match source {
             Source::Spool { file, digests } => {
@@ -206,10 +222,14 @@ impl StrataS3 {
                     tracing::error!(error = %e, "cannot open a spool file");
                     Failure::Fatal(s3_error!(InternalError))
                 })?;
-                match backend.put(&plan.backend_key, tags, stream).await {
-                    Ok(n) if n == digests.size => Ok(((*digests).clone(), segment(n))),
+                match put_blob(&*backend, &plan.backend_key, tags, stream, plan.cipher.as_ref()).await {
+                    Ok(n) if n == stored_len(digests) => Ok(((*digests).clone(), segment(digests))),
                     Ok(n) => {
-                        tracing::error!(stored = n, expected = digests.size, "backend stored a different length");
+                        tracing::error!(
+                            stored = n,
+                            expected = stored_len(digests),
+                            "backend stored a different length"
+                        );
                         Err(Failure::Fatal(s3_error!(InternalError)))
                     }
                     Err(BackendError::Body(e)) => {
@@ -226,12 +246,12 @@ impl StrataS3 {
                     copy_expect(src, *start, *end),
                 );
                 let stream: ByteStream = Box::pin(stream);
-                if let Err(e) = backend.put(&plan.backend_key, tags, stream).await {
+                if let Err(e) = put_blob(&*backend, &plan.backend_key, tags, stream, plan.cipher.as_ref()).await {
                     return Err(classify(e));
                 }
                 match slot.lock().map(|mut d| d.take()).ok().flatten() {
                     Some(d) => {
-                        let seg = segment(d.size);
+                        let seg = segment(&d);
                         Ok((d, seg))
                     }
                     None => Err(Failure::Fatal(s3_error!(InternalError))),

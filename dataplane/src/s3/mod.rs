@@ -10,6 +10,7 @@ mod meta;
 mod multipart;
 mod object;
 mod reader;
+mod sse;
 mod writer;
 
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use super::copy::source_of;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
 use super::object::no_sse;
+use super::sse;
 use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
 use crate::errors::from_cp;
@@ -63,7 +64,13 @@ impl StrataS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
         check_key(&i.key)?;
-        no_sse(i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some())?;
+        no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
+        // Each part carries the customer key again and is sealed under it.
+        let sealing = sse::sealing(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
         let meta = Headers {
             content_type: i.content_type,
             content_encoding: i.content_encoding,
@@ -75,10 +82,13 @@ impl StrataS3 {
         }
         .into_meta();
         let up = self.cp.create_upload(&i.bucket, &i.key, meta).await.map_err(from_cp)?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let out = CreateMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),
             upload_id: Some(up.upload_id),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             ..Default::default()
         };
         Ok(S3Response::new(out))
@@ -98,6 +108,11 @@ impl StrataS3 {
         };
         let expect = expectations(i.content_md5.as_ref(), declared, &req.headers, req.trailing_headers)?;
         let part_number = part_number(i.part_number)?;
+        let sealing = sse::sealing(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
         self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
         let body = i
@@ -110,12 +125,15 @@ impl StrataS3 {
             part_number,
         };
         let (plan, digests, segment) = self
-            .write_with_failover(&target, hint, &ObjectMeta::default(), body, expect)
+            .write_with_failover(&target, hint, &ObjectMeta::default(), body, expect, &sealing)
             .await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let mut out = UploadPartOutput {
             e_tag: Some(etag(&digests.md5_hex)),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             ..Default::default()
         };
         if let Some((algo, v)) = digests.checksum {
@@ -138,8 +156,19 @@ impl StrataS3 {
         let i = req.input;
         let part_number = part_number(i.part_number)?;
         self.upload(&i.bucket, &i.key, &i.upload_id).await?;
+        let sealing = sse::sealing(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
         let (sb, sk) = source_of(&i.copy_source)?;
-        let src = self.locate(sb, sk).await?;
+        let mut src = self.locate(sb, sk).await?;
+        let source_key = sse::customer_key(
+            i.copy_source_sse_customer_algorithm.as_deref(),
+            i.copy_source_sse_customer_key.as_deref(),
+            i.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        sse::open_customer(&mut src, source_key.as_deref())?;
         Conditions {
             if_match: i.copy_source_if_match.as_ref(),
             if_none_match: i.copy_source_if_none_match.as_ref(),
@@ -161,7 +190,9 @@ impl StrataS3 {
             size: end - start,
             ..ObjectMeta::default()
         };
-        let (plan, digests, segment) = self.copy_with_failover(&target, &src, start, end, &tag_meta).await?;
+        let (plan, digests, segment) = self
+            .copy_with_failover(&target, &src, start, end, &tag_meta, &sealing)
+            .await?;
         self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
             .await?;
         let result = CopyPartResult {
@@ -169,8 +200,11 @@ impl StrataS3 {
             last_modified: Some(timestamp(now_ms())),
             ..Default::default()
         };
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             ..Default::default()
         }))
     }

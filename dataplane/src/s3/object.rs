@@ -4,6 +4,7 @@ use strata_core::{ObjectMeta, ObjectRecord};
 
 use super::StrataS3;
 use super::meta::{Conditions, Headers, check_key, etag, parse_http_date, timestamp, user_metadata};
+use super::sse;
 use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
 use crate::checksum::Algo;
@@ -60,16 +61,26 @@ macro_rules! overrides {
     }};
 }
 
-/// Server-side encryption is not implemented yet; a client that asks for it
-/// must not be told its object was stored encrypted.
+/// SSE-S3 and SSE-KMS requests are not implemented (encryption at rest is
+/// configured per bucket and backend instead; SSE-C is supported). A client
+/// that asks for them must not be told its object was stored that way.
 pub(super) fn no_sse(requested: bool) -> S3Result<()> {
     if requested {
         return Err(s3_error!(
             NotImplemented,
-            "Server-side encryption is not supported yet."
+            "SSE-S3 and SSE-KMS requests are not supported; use SSE-C, or bucket encryption in the Strata configuration."
         ));
     }
     Ok(())
+}
+
+/// `AES256` when the object's blobs are sealed under a Strata master key.
+pub(super) fn at_rest(rec: &ObjectRecord) -> Option<ServerSideEncryption> {
+    let sealed = rec
+        .segments
+        .iter()
+        .any(|s| s.cipher.as_ref().is_some_and(|c| !c.is_customer()));
+    sealed.then(|| ServerSideEncryption::from_static(ServerSideEncryption::AES256))
 }
 
 /// Versioning is not supported; `null` is the only version id that exists.
@@ -94,7 +105,12 @@ impl StrataS3 {
     pub(super) async fn op_put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let i = req.input;
         check_key(&i.key)?;
-        no_sse(i.server_side_encryption.is_some() || i.sse_customer_algorithm.is_some() || i.ssekms_key_id.is_some())?;
+        no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
+        let sealing = sse::sealing(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
         let declared = DeclaredChecksums {
             crc32: i.checksum_crc32.as_ref(),
             crc32c: i.checksum_crc32c.as_ref(),
@@ -142,7 +158,7 @@ impl StrataS3 {
             key: &i.key,
         };
         let (plan, digests, segment) = self
-            .write_with_failover(&target, size_hint, &meta, body, expect)
+            .write_with_failover(&target, size_hint, &meta, body, expect, &sealing)
             .await?;
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
@@ -161,8 +177,16 @@ impl StrataS3 {
             }
         };
         self.cleanup(obsolete);
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&digests.md5_hex)),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
+            server_side_encryption: plan
+                .cipher
+                .as_ref()
+                .filter(|c| !c.is_customer())
+                .map(|_| ServerSideEncryption::from_static(ServerSideEncryption::AES256)),
             ..Default::default()
         };
         match digests.checksum {
@@ -179,7 +203,7 @@ impl StrataS3 {
     pub(super) async fn op_get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let i = &req.input;
         no_versions(i.version_id.as_deref())?;
-        let rec = self.locate(&i.bucket, &i.key).await?;
+        let mut rec = self.locate(&i.bucket, &i.key).await?;
         Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -187,6 +211,12 @@ impl StrataS3 {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         }
         .check(&rec.meta, true)?;
+        let ck = sse::customer_key(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
+        sse::open_customer(&mut rec, ck.as_deref())?;
         let size = rec.meta.size;
         let range = byte_range(i.range.as_ref(), size)?;
         let (start, end) = range.unwrap_or((0, size));
@@ -198,6 +228,11 @@ impl StrataS3 {
         };
         let with_checksums = range.is_none() && i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
         describe!(out, &rec.meta, with_checksums);
+        out.server_side_encryption = at_rest(&rec);
+        if let Some(md5) = sse::customer_md5(&rec) {
+            out.sse_customer_algorithm = Some("AES256".into());
+            out.sse_customer_key_md5 = Some(md5.to_owned());
+        }
         overrides!(out, i);
         if range.is_some() {
             out.content_range = Some(format!("bytes {start}-{}/{size}", end.saturating_sub(1)));
@@ -211,7 +246,7 @@ impl StrataS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = &req.input;
         no_versions(i.version_id.as_deref())?;
-        let rec = self.locate(&i.bucket, &i.key).await?;
+        let mut rec = self.locate(&i.bucket, &i.key).await?;
         Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -219,6 +254,12 @@ impl StrataS3 {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         }
         .check(&rec.meta, true)?;
+        let ck = sse::customer_key(
+            i.sse_customer_algorithm.as_deref(),
+            i.sse_customer_key.as_deref(),
+            i.sse_customer_key_md5.as_deref(),
+        )?;
+        sse::open_customer(&mut rec, ck.as_deref())?;
         let size = rec.meta.size;
         let range = byte_range(i.range.as_ref(), size)?;
         let (start, end) = range.unwrap_or((0, size));
@@ -228,6 +269,11 @@ impl StrataS3 {
         };
         let with_checksums = i.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
         describe!(out, &rec.meta, with_checksums);
+        out.server_side_encryption = at_rest(&rec);
+        if let Some(md5) = sse::customer_md5(&rec) {
+            out.sse_customer_algorithm = Some("AES256".into());
+            out.sse_customer_key_md5 = Some(md5.to_owned());
+        }
         overrides!(out, i);
         if range.is_some() {
             out.content_range = Some(format!("bytes {start}-{}/{size}", end.saturating_sub(1)));

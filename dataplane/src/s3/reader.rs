@@ -10,8 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use s3s::{S3Result, s3_error};
+use strata_backend::sealed::{get_blob, is_integrity_error};
 use strata_backend::{Backend, Backends, ByteStream};
-use strata_core::{BreakerState, ObjectRecord, Segment};
+use strata_core::{BreakerState, ControlPlane, ObjectRecord, Segment};
 
 use super::StrataS3;
 use crate::guard::Guard;
@@ -119,13 +120,38 @@ struct Read {
     at: usize,
     pos: u64,
     end: u64,
-    /// The open piece and the object offset where it ends.
-    current: Option<(ByteStream, u64)>,
+    /// The open piece, the object offset where it ends and its part index.
+    current: Option<(ByteStream, u64, usize)>,
     guard: Option<Arc<Guard>>,
+    /// Where corrupt blobs are reported.
+    cp: Option<Arc<dyn ControlPlane>>,
     done: bool,
 }
 
 impl Read {
+    /// A stream error of part `i`: a corrupt blob is reported, then the
+    /// read moves to the next copy either way.
+    fn stream_failed(&mut self, i: usize, e: &std::io::Error) {
+        if is_integrity_error(e)
+            && let Some((seg, _)) = self.sources.get(self.at).and_then(|s| s.parts.get(i))
+        {
+            crate::metrics::integrity_failure(&seg.backend_id);
+            tracing::error!(
+                backend = %seg.backend_id, blob = %seg.backend_key, error = %e,
+                "stored bytes failed their integrity check; reporting the blob as corrupt"
+            );
+            if let Some(cp) = self.cp.clone() {
+                let (id, key, reason) = (seg.backend_id.clone(), seg.backend_key.clone(), e.to_string());
+                tokio::spawn(async move {
+                    if let Err(err) = cp.report_corrupt(&id, &key, &reason).await {
+                        tracing::warn!(error = %err, blob = %key, "could not report a corrupt blob");
+                    }
+                });
+            }
+        }
+        self.fail_over(e);
+    }
+
     /// Moves to the next copy after a failure of the current one.
     fn fail_over(&mut self, error: &dyn std::fmt::Display) {
         let from = self.sources.get(self.at).map(Source::backend_ids).unwrap_or_default();
@@ -149,18 +175,19 @@ impl Read {
                 self.done = true;
                 return Some(Err(std::io::Error::other("no copy of the object could be read")));
             };
-            let Some((stream, piece_end)) = &mut self.current else {
+            let Some((stream, piece_end, piece)) = &mut self.current else {
                 let Some((i, offset, len)) = source.piece_at(self.pos, self.end) else {
                     self.done = true;
                     return Some(Err(std::io::Error::other("object segments do not cover its size")));
                 };
                 let (seg, backend) = &source.parts[i];
-                match backend.get(&seg.backend_key, offset, len).await {
-                    Ok(s) => self.current = Some((s, self.pos + len)),
+                match get_blob(&**backend, seg, offset, offset + len).await {
+                    Ok(s) => self.current = Some((s, self.pos + len, i)),
                     Err(e) => self.fail_over(&e),
                 }
                 continue;
             };
+            let piece = *piece;
             match stream.next().await {
                 Some(Ok(mut b)) => {
                     let room = *piece_end - self.pos;
@@ -175,7 +202,7 @@ impl Read {
                         return Some(Ok(b));
                     }
                 }
-                Some(Err(e)) => self.fail_over(&e),
+                Some(Err(e)) => self.stream_failed(piece, &e),
                 None => self.fail_over(&"the backend ended the stream early"),
             }
         }
@@ -183,7 +210,13 @@ impl Read {
     }
 }
 
-fn new_read(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> Read {
+fn new_read(
+    sources: Vec<Source>,
+    start: u64,
+    end: u64,
+    guard: Option<Arc<Guard>>,
+    cp: Option<Arc<dyn ControlPlane>>,
+) -> Read {
     Read {
         sources,
         at: 0,
@@ -191,6 +224,7 @@ fn new_read(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>
         end,
         current: None,
         guard,
+        cp,
         done: false,
     }
 }
@@ -203,8 +237,14 @@ fn stream_rest(read: Read, first: Option<Bytes>) -> ByteStream {
 }
 
 /// Streams `[start, end)` from the first source that serves it, failing over.
-fn stream_sources(sources: Vec<Source>, start: u64, end: u64, guard: Option<Arc<Guard>>) -> ByteStream {
-    stream_rest(new_read(sources, start, end, guard), None)
+fn stream_sources(
+    sources: Vec<Source>,
+    start: u64,
+    end: u64,
+    guard: Option<Arc<Guard>>,
+    cp: Option<Arc<dyn ControlPlane>>,
+) -> ByteStream {
+    stream_rest(new_read(sources, start, end, guard, cp), None)
 }
 
 impl StrataS3 {
@@ -212,7 +252,13 @@ impl StrataS3 {
     /// returning, so that when no copy can be read at all the client gets an
     /// error status (503 ServiceUnavailable) instead of a 200 and a cut body.
     pub(super) async fn open_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
-        let mut read = new_read(self.readable_copies(rec)?, start, end, self.guard.clone());
+        let mut read = new_read(
+            self.readable_copies(rec)?,
+            start,
+            end,
+            self.guard.clone(),
+            Some(self.cp.clone()),
+        );
         match read.next_chunk().await {
             None => Ok(stream_rest(read, None)),
             Some(Ok(first)) => Ok(stream_rest(read, Some(first))),
@@ -230,7 +276,13 @@ impl StrataS3 {
     /// when the previous one is exhausted, so memory stays bounded.
     pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
         let list = self.readable_copies(rec)?;
-        Ok(stream_sources(list, start, end, self.guard.clone()))
+        Ok(stream_sources(
+            list,
+            start,
+            end,
+            self.guard.clone(),
+            Some(self.cp.clone()),
+        ))
     }
 
     /// The copies a read may use, best first, or the S3 error for none.

@@ -76,6 +76,7 @@ fn seg(backend: &str, key: &str, length: u64) -> Segment {
         backend_id: backend.into(),
         backend_key: key.into(),
         length,
+        ..Default::default()
     }
 }
 
@@ -98,6 +99,7 @@ fn guard(fakes: &[Arc<Fake>], egress_limits: &[(&str, u64)]) -> Arc<Guard> {
     let configs: Vec<BackendConfig> = egress_limits
         .iter()
         .map(|(id, l)| BackendConfig::Local {
+            encryption: None,
             id: (*id).into(),
             path: "/nonexistent".into(),
             limits: BackendLimits {
@@ -115,7 +117,9 @@ fn guard(fakes: &[Arc<Fake>], egress_limits: &[(&str, u64)]) -> Arc<Guard> {
 
 async fn read_all(rec: &ObjectRecord, g: &Arc<Guard>, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
     let list = sources(rec, &g.backends(), Some(g)).expect("sources");
-    let chunks: Vec<Bytes> = stream_sources(list, start, end, Some(g.clone())).try_collect().await?;
+    let chunks: Vec<Bytes> = stream_sources(list, start, end, Some(g.clone()), None)
+        .try_collect()
+        .await?;
     Ok(chunks.concat())
 }
 
@@ -186,7 +190,7 @@ async fn no_copy_left_fails_the_stream_instead_of_truncating() {
     let g = guard(&[a, b], &[]);
     let r = rec(vec![seg("a", "k", 32)], vec![vec![seg("b", "k", 32)]]);
     let list = sources(&r, &g.backends(), Some(&g)).unwrap();
-    let mut s = stream_sources(list, 0, 32, Some(g.clone()));
+    let mut s = stream_sources(list, 0, 32, Some(g.clone()), None);
     let mut got = Vec::new();
     let mut failed = false;
     while let Some(item) = s.next().await {

@@ -10,6 +10,7 @@ use super::StrataS3;
 use crate::checksum::{Algo, decode_content_md5};
 use crate::errors::from_upload;
 use crate::pipeline::{Digests, Expect, verify};
+use strata_backend::sealed::put_blob;
 
 /// The checksum fields every upload input carries.
 pub struct DeclaredChecksums<'a> {
@@ -132,6 +133,19 @@ pub fn tags(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta: &Ob
 /// The catalog facts stored with a blob whose `meta` already carries the
 /// size and ETag that are known (e.g. from a spooled, verified body).
 pub fn tags_with(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta: &ObjectMeta) -> Tags {
+    if plan.cipher.is_some() {
+        // A sealed blob tells its backend nothing about the object: no
+        // bucket, key, headers, metadata, size or ETag. (The reaper drops
+        // such blobs rather than promoting them.)
+        return blobtags::encode(&BlobFacts {
+            bucket: String::new(),
+            key: String::new(),
+            object_id: plan.object_id.clone(),
+            role,
+            meta: ObjectMeta::default(),
+            codec: "aes256-gcm".into(),
+        });
+    }
     blobtags::encode(&BlobFacts {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -140,6 +154,18 @@ pub fn tags_with(plan: &WritePlan, bucket: &str, key: &str, role: BlobRole, meta
         meta: meta.clone(),
         codec: "none".into(),
     })
+}
+
+/// The segment a write under `plan` produced: its plaintext length and
+/// SHA-256, and the stored form of its key.
+pub fn segment(plan: &WritePlan, d: &Digests) -> Segment {
+    Segment {
+        backend_id: plan.backend_id.clone(),
+        backend_key: plan.backend_key.clone(),
+        length: d.size,
+        sha256: Some(d.sha256_hex.clone()),
+        cipher: plan.cipher.as_ref().map(strata_core::BlobKey::stored),
+    }
 }
 
 impl StrataS3 {
@@ -162,7 +188,14 @@ impl StrataS3 {
             return Err(s3_error!(InternalError));
         };
         let (stream, slot) = verify(body, expect);
-        if let Err(e) = backend.put(&plan.backend_key, tags, Box::pin(stream)).await {
+        let put = put_blob(
+            &*backend,
+            &plan.backend_key,
+            tags,
+            Box::pin(stream),
+            plan.cipher.as_ref(),
+        );
+        if let Err(e) = put.await {
             self.abort(plan).await;
             return Err(from_upload(e));
         }
@@ -171,11 +204,7 @@ impl StrataS3 {
             self.abort(plan).await;
             return Err(s3_error!(InternalError));
         };
-        let segment = Segment {
-            backend_id: plan.backend_id.clone(),
-            backend_key: plan.backend_key.clone(),
-            length: digests.size,
-        };
+        let segment = segment(plan, &digests);
         Ok((digests, segment))
     }
 

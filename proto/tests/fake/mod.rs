@@ -85,6 +85,7 @@ impl ControlPlane for Fake {
             object_id: "o1".into(),
             backend_id: "b1".into(),
             backend_key: "k1".into(),
+            ..Default::default()
         })
     }
     async fn commit_write(
@@ -107,6 +108,7 @@ impl ControlPlane for Fake {
                 backend_id: "b2".into(),
                 backend_key: "copy".into(),
                 length: 11,
+                ..Default::default()
             }]],
         };
         let old = self.objects.lock().unwrap().insert((bucket.into(), key.into()), rec);
@@ -119,6 +121,14 @@ impl ControlPlane for Fake {
             })
             .collect())
     }
+    async fn report_corrupt(&self, _backend_id: &str, _backend_key: &str, _reason: &str) -> CpResult<()> {
+        Ok(())
+    }
+
+    async fn record_blob_key(&self, _plan: &WritePlan, _key: &strata_core::BlobKey) -> CpResult<()> {
+        Ok(())
+    }
+
     async fn abort_write(&self, _intent_id: &str) -> CpResult<()> {
         self.called();
         Ok(())
@@ -190,6 +200,7 @@ impl ControlPlane for Fake {
                 backend_id: "b1".into(),
                 backend_key: "p1".into(),
                 length: 5,
+                ..Default::default()
             },
             checksums: BTreeMap::from([("CRC32C".into(), "abc=".into())]),
         };

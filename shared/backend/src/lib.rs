@@ -4,6 +4,7 @@
 mod local;
 pub mod meta;
 mod s3;
+pub mod sealed;
 
 use std::io;
 use std::pin::Pin;
@@ -47,6 +48,10 @@ pub enum BackendError {
     /// what to check.
     #[error("{0}")]
     Remote(String),
+    /// A sealed blob cannot be opened: its data key is missing or unusable.
+    /// Not a backend failure; another copy may still be readable.
+    #[error("encryption key: {0}")]
+    Key(String),
 }
 
 /// One place object bytes can live.

@@ -67,6 +67,7 @@ impl S3Backend {
             read_timeout_secs,
             max_attempts,
             limits: _,
+            encryption: _,
         } = config
         else {
             return Err(format!("`{field}` is not an s3 backend"));

@@ -2,6 +2,7 @@
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
 mod database;
+mod encryption;
 mod env;
 mod jobs;
 mod lenient;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 pub use database::{
     DEFAULT_PG_MAX_CONNECTIONS, DEFAULT_PG_PORT, DatabaseConfig, DatabaseTarget, redact_url, scrub as scrub_secrets,
 };
+pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
@@ -99,6 +101,9 @@ pub struct Config {
     /// Schedules of the cleanup and reaper jobs.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Encryption at rest: modes and master keys (control plane).
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
 }
 
 impl Default for Config {
@@ -192,6 +197,9 @@ pub enum BackendConfig {
         /// Optional size and monthly usage limits (see [`BackendLimits`]).
         #[serde(default)]
         limits: BackendLimits,
+        /// Seal blobs on this backend: `none` or `aes256-gcm`. Default: `encryption.mode`.
+        #[serde(default)]
+        encryption: Option<EncryptionMode>,
     },
     /// Object bytes in a bucket of an S3-compatible service (AWS S3, MinIO,
     /// Ceph RGW, R2, GCS interoperability, ...).
@@ -246,6 +254,9 @@ pub enum BackendConfig {
         /// Optional size and monthly usage limits (see [`BackendLimits`]).
         #[serde(default)]
         limits: BackendLimits,
+        /// Seal blobs on this backend: `none` or `aes256-gcm`. Default: `encryption.mode`.
+        #[serde(default)]
+        encryption: Option<EncryptionMode>,
     },
 }
 
@@ -261,6 +272,13 @@ impl BackendConfig {
         match self {
             BackendConfig::Local { .. } => "local",
             BackendConfig::S3 { .. } => "s3",
+        }
+    }
+
+    /// The backend's own `encryption:` setting, if any.
+    pub fn encryption(&self) -> Option<EncryptionMode> {
+        match self {
+            BackendConfig::Local { encryption, .. } | BackendConfig::S3 { encryption, .. } => *encryption,
         }
     }
 
@@ -452,6 +470,7 @@ impl Config {
                 id: "local".into(),
                 path: self.data_dir.join("objects"),
                 limits: BackendLimits::default(),
+                encryption: None,
             }]
         } else {
             self.backends.clone()

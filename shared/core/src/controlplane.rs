@@ -1,8 +1,9 @@
 use async_trait::async_trait;
 
 use crate::{
-    BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, ListPage, ListPartsPage, ListQuery, ListUploadsPage,
-    ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo,
+    UsageReport, WritePlan,
 };
 
 /// Everything the data plane asks of the control plane. There are two
@@ -41,6 +42,14 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> CpResult<Vec<CleanupItem>>;
     /// Drops a pending intent whose bytes were never (or only partly) written.
     async fn abort_write(&self, intent_id: &str) -> CpResult<()>;
+    /// Records, before any byte is written, the key a planned blob is sealed
+    /// under when the data plane chose it (SSE-C: the DEK wrapped under the
+    /// customer's key). Only the stored form of `key` is kept.
+    async fn record_blob_key(&self, plan: &WritePlan, key: &BlobKey) -> CpResult<()>;
+    /// Reports a blob whose bytes failed authentication or their recorded
+    /// SHA-256; the control plane marks it corrupt so that it is repaired
+    /// from a healthy copy (or quarantined when it is the last one).
+    async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()>;
 
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord>;
     async fn list_objects(&self, query: ListQuery) -> CpResult<ListPage>;

@@ -4,11 +4,60 @@ use std::collections::BTreeMap;
 
 /// One contiguous run of an object's bytes on one backend. A single PUT has one
 /// segment; a completed multipart upload has one per part, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Segment {
     pub backend_id: String,
     pub backend_key: String,
+    /// Plaintext bytes (a sealed blob is longer on its backend).
     pub length: u64,
+    /// Hex SHA-256 of the plaintext, when known (recorded on write, or by the
+    /// backfill job for older blobs).
+    pub sha256: Option<String>,
+    /// The key the blob is sealed with; `None` for a plaintext blob.
+    pub cipher: Option<BlobKey>,
+}
+
+/// How a blob is sealed (see `docs/encryption-format.md`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BlobKey {
+    /// Id of the master key wrapping the DEK, or `sse-c:<key MD5>` for a
+    /// customer-provided key.
+    pub key_id: String,
+    /// The DEK, wrapped under that key.
+    pub wrapped_dek: Vec<u8>,
+    /// The plaintext DEK, handed to data planes by the control plane; never
+    /// stored, and empty for customer keys (the data plane unwraps those).
+    pub dek: Vec<u8>,
+    /// The id bound into every chunk's associated data.
+    pub context: String,
+}
+
+impl BlobKey {
+    /// Whether the blob is sealed under a customer-provided key (SSE-C).
+    pub fn is_customer(&self) -> bool {
+        self.key_id.starts_with(SSE_C_KEY_PREFIX)
+    }
+
+    /// The same key without its plaintext DEK, as it may be stored.
+    pub fn stored(&self) -> BlobKey {
+        BlobKey {
+            dek: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Key ids of blobs sealed under a customer key start with this.
+pub const SSE_C_KEY_PREFIX: &str = "sse-c:";
+
+impl std::fmt::Debug for BlobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobKey")
+            .field("key_id", &self.key_id)
+            .field("context", &self.context)
+            .field("dek", &if self.dek.is_empty() { "<none>" } else { "<redacted>" })
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a client sees of an object besides its bytes.
@@ -44,12 +93,15 @@ pub struct ObjectRecord {
 }
 
 /// A placement decision: where the bytes of a write go, under a pending intent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WritePlan {
     pub intent_id: String,
     pub object_id: String,
     pub backend_id: String,
     pub backend_key: String,
+    /// Set when the blob must be sealed (encryption at rest): the key to
+    /// seal it with, already recorded in the catalog.
+    pub cipher: Option<BlobKey>,
 }
 
 /// Bytes no longer referenced by the catalog, to be deleted from a backend.

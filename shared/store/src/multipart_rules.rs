@@ -75,6 +75,7 @@ mod tests {
                 backend_id: "b".into(),
                 backend_key: format!("k{n}"),
                 length: size,
+                ..Default::default()
             },
             checksums: BTreeMap::new(),
         }

@@ -144,6 +144,13 @@ impl Config {
             }
         }
 
+        let modes: Vec<(String, Option<super::EncryptionMode>)> = self
+            .effective_backends()
+            .iter()
+            .map(|b| (b.id().to_owned(), b.encryption()))
+            .collect();
+        self.encryption.validate(&modes, &mut err);
+
         let mut keys = HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             let field = format!("credentials[{i}]");

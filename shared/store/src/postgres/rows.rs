@@ -153,6 +153,7 @@ pub(super) async fn load_segments(
             backend_id,
             backend_key,
             length: to_u64(length)?,
+            ..Default::default()
         };
         match copies.last_mut() {
             Some((c, segs)) if *c == copy => segs.push(seg),

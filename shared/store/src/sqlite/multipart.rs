@@ -58,6 +58,7 @@ impl PartRow {
                 backend_id: self.backend_id,
                 backend_key: self.backend_key,
                 length: to_u64(self.size)?,
+                ..Default::default()
             },
             checksums: from_json(&self.checksums)?,
         })
@@ -157,6 +158,7 @@ impl SqliteStore {
                     backend_id,
                     backend_key,
                     length: to_u64(size)?,
+                    ..Default::default()
                 })
             })
             .collect::<CpResult<_>>()?;

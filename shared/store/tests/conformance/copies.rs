@@ -10,6 +10,7 @@ fn on(backend: &str, key: &str, length: u64) -> Segment {
         backend_id: backend.into(),
         backend_key: key.into(),
         length,
+        ..Default::default()
     }
 }
 

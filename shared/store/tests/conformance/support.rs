@@ -17,6 +17,7 @@ pub fn segment(backend_key: &str, length: u64) -> Segment {
         backend_id: "disk-1".into(),
         backend_key: backend_key.into(),
         length,
+        ..Default::default()
     }
 }
 
@@ -26,6 +27,7 @@ pub fn plan(tag: &str) -> WritePlan {
         object_id: format!("obj-{tag}"),
         backend_id: "disk-1".into(),
         backend_key: format!("blob-{tag}"),
+        ..Default::default()
     }
 }
 
@@ -93,6 +95,7 @@ pub async fn commit_part(
         object_id: format!("part-{upload_id}-{}", p.part_number),
         backend_id: p.segment.backend_id.clone(),
         backend_key: p.segment.backend_key.clone(),
+        ..Default::default()
     };
     s.insert_intent(&wp, bucket, "k", None, 1).await.unwrap();
     s.commit_part(&wp.intent_id, bucket, upload_id, p).await.unwrap()

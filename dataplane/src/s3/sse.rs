@@ -1,0 +1,114 @@
+//! Server-side encryption as the client sees it. Blobs sealed by policy
+//! (`encryption:` config) get their data key from the control plane with
+//! the plan; SSE-C blobs are sealed under a data key that this data plane
+//! wraps with the customer's key, which is never stored. Reads of an SSE-C
+//! object need the same key again.
+
+use std::sync::Arc;
+
+use s3s::{S3Result, s3_error};
+use strata_core::{BlobKey, CpResult, ObjectRecord, SSE_C_KEY_PREFIX, WritePlan};
+use strata_crypto::{CustomerKey, Dek};
+
+use super::StrataS3;
+
+/// How the blobs of one write are sealed.
+#[derive(Clone, Default)]
+pub enum Sealing {
+    /// As the control plane's encryption policy says (the plan's key, if any).
+    #[default]
+    Policy,
+    /// Under the customer's key (SSE-C).
+    Customer(Arc<CustomerKey>),
+}
+
+impl Sealing {
+    /// The S3 response fields of an SSE-C write: algorithm and key MD5.
+    pub fn echo(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Sealing::Policy => (None, None),
+            Sealing::Customer(k) => (Some("AES256".into()), Some(k.key_md5().to_owned())),
+        }
+    }
+}
+
+/// Parses the three SSE-C headers of a request into its customer key.
+pub fn customer_key(
+    algorithm: Option<&str>,
+    key: Option<&str>,
+    md5: Option<&str>,
+) -> S3Result<Option<Arc<CustomerKey>>> {
+    strata_crypto::customer_key(algorithm, key, md5)
+        .map(|k| k.map(Arc::new))
+        .map_err(crate::errors::from_sse_c)
+}
+
+/// The sealing a write request asks for.
+pub fn sealing(algorithm: Option<&str>, key: Option<&str>, md5: Option<&str>) -> S3Result<Sealing> {
+    Ok(customer_key(algorithm, key, md5)?.map_or(Sealing::Policy, Sealing::Customer))
+}
+
+/// The customer key MD5 an SSE-C object was sealed under, if it is one.
+pub fn customer_md5(rec: &ObjectRecord) -> Option<&str> {
+    rec.segments
+        .iter()
+        .find_map(|s| s.cipher.as_ref())
+        .and_then(|c| c.key_id.strip_prefix(SSE_C_KEY_PREFIX))
+}
+
+/// Fills in the data keys of an SSE-C object from the request's key, or
+/// returns the error S3 gives: the key is required for an SSE-C object,
+/// refused for any other, and must be the one the object was written with.
+pub fn open_customer(rec: &mut ObjectRecord, key: Option<&CustomerKey>) -> S3Result<()> {
+    let sealed_by_customer = customer_md5(rec).is_some();
+    let key = match (sealed_by_customer, key) {
+        (false, None) => return Ok(()),
+        (false, Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The encryption parameters are not applicable to this object."
+            ));
+        }
+        (true, None) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
+            ));
+        }
+        (true, Some(k)) => k,
+    };
+    let segments = rec.segments.iter_mut().chain(rec.copies.iter_mut().flatten());
+    for seg in segments {
+        let Some(c) = seg.cipher.as_mut().filter(|c| c.is_customer()) else {
+            continue;
+        };
+        if c.key_id != strata_crypto::customer_key_id(key) {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        let dek = strata_crypto::unwrap_customer(key, &c.wrapped_dek)
+            .map_err(|_| s3_error!(AccessDenied, "Access Denied"))?;
+        c.dek = dek.as_bytes().to_vec();
+    }
+    Ok(())
+}
+
+impl StrataS3 {
+    /// Gives `plan` the customer's key when the write asks for SSE-C: a new
+    /// data key, wrapped under the customer's key and recorded before any
+    /// byte is written. Policy sealing keeps the plan as planned.
+    pub(super) async fn seal_plan(&self, mut plan: WritePlan, sealing: &Sealing) -> CpResult<WritePlan> {
+        let Sealing::Customer(ck) = sealing else {
+            return Ok(plan);
+        };
+        let dek = Dek::generate();
+        let key = BlobKey {
+            key_id: strata_crypto::customer_key_id(ck),
+            wrapped_dek: strata_crypto::wrap_customer(ck, &dek),
+            dek: dek.as_bytes().to_vec(),
+            context: plan.object_id.clone(),
+        };
+        self.cp.record_blob_key(&plan, &key).await?;
+        plan.cipher = Some(key);
+        Ok(plan)
+    }
+}
