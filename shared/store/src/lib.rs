@@ -223,6 +223,13 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Up to `limit` rows whose key_id is not NULL, does not start with
     /// `sse-c:` and differs from `key_id`, ordered by (backend_id, backend_key).
     async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>>;
+    /// Up to `limit` rows in state `corrupt`, ordered by (backend_id, backend_key).
+    async fn corrupt_blobs(&self, limit: u32) -> CpResult<Vec<BlobRecord>>;
+    /// The (bucket, key) of the current object one of whose segments (of
+    /// any copy) is the blob (`backend_id`, `backend_key`), if any.
+    async fn blob_owner(&self, backend_id: &str, backend_key: &str) -> CpResult<Option<(String, String)>>;
+    /// The number of current objects in all buckets.
+    async fn count_objects(&self) -> CpResult<u64>;
     /// Compare-and-set: replaces key_id and wrapped_dek only if the row still
     /// has `old_key_id`; returns whether it did.
     async fn rewrap_blob(
@@ -248,6 +255,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// triggers) and returns `Some(queued items)`. Otherwise queues those of
     /// `new` the current object does not reference and returns `None`. Used to
     /// rewrite, repair or re-encrypt a copy. `new` must not be empty.
+    /// `intent_id`, the intent under which `new` was written, is deleted in
+    /// the same transaction whether the replacement wins or loses, so that
+    /// the reaper never sees it.
     #[allow(clippy::too_many_arguments)]
     async fn replace_copy(
         &self,
@@ -257,6 +267,7 @@ pub trait MetaStore: Send + Sync + 'static {
         copy: u32,
         old: &[Segment],
         new: &[Segment],
+        intent_id: Option<&str>,
         now_ms: i64,
     ) -> CpResult<Option<Vec<CleanupItem>>>;
     /// In one transaction: if the object is current, has more than one copy

@@ -4,7 +4,7 @@
 use sqlx::PgConnection;
 use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment};
 
-use super::objects::load_object;
+use super::objects::{delete_intent_row, load_object};
 use super::rows::{COPY_STRIDE, enqueue_unreferenced, load_segments, to_i64};
 use super::{PgStore, db, lock_key};
 use crate::blobs::{SegmentRow, same_segments};
@@ -81,6 +81,7 @@ impl PgStore {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn replace_copy_impl(
         &self,
         bucket: &str,
@@ -89,6 +90,7 @@ impl PgStore {
         copy: u32,
         old: &[Segment],
         new: &[Segment],
+        intent_id: Option<&str>,
     ) -> CpResult<Option<Vec<CleanupItem>>> {
         if new.is_empty() {
             return Err(CpError::InvalidArgument("a copy needs at least one segment".into()));
@@ -109,6 +111,9 @@ impl PgStore {
             enqueue_unreferenced(&mut tx, new, &all_segments(current.as_ref())).await?;
             None
         };
+        if let Some(intent_id) = intent_id {
+            delete_intent_row(&mut tx, intent_id).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(result)
     }

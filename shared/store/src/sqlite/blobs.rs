@@ -145,4 +145,40 @@ impl SqliteStore {
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
     }
+
+    pub(super) async fn corrupt_blobs_impl(&self, limit: u32) -> CpResult<Vec<BlobRecord>> {
+        let sql = format!(
+            "SELECT {BLOB_COLUMNS} FROM blobs WHERE state = 'corrupt' ORDER BY backend_id, backend_key LIMIT ?"
+        );
+        let rows: Vec<BlobRow> = sqlx::query_as(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.into_iter().map(blob_from_row).collect()
+    }
+
+    pub(super) async fn blob_owner_impl(
+        &self,
+        backend_id: &str,
+        backend_key: &str,
+    ) -> CpResult<Option<(String, String)>> {
+        sqlx::query_as(
+            "SELECT o.bucket, o.key FROM segments s JOIN objects o ON o.object_id = s.object_id \
+             WHERE s.backend_id = ? AND s.backend_key = ? ORDER BY o.bucket, o.key LIMIT 1",
+        )
+        .bind(backend_id)
+        .bind(backend_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    pub(super) async fn count_objects_impl(&self) -> CpResult<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM objects")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }

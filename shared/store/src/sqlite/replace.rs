@@ -4,7 +4,7 @@
 use sqlx::SqliteConnection;
 use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment};
 
-use super::objects::load_object;
+use super::objects::{delete_intent_row, load_object};
 use super::rows::{COPY_STRIDE, enqueue_unreferenced, load_segments, to_i64};
 use super::{SqliteStore, db};
 use crate::blobs::{SegmentRow, same_segments};
@@ -83,6 +83,7 @@ impl SqliteStore {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn replace_copy_impl(
         &self,
         bucket: &str,
@@ -91,6 +92,7 @@ impl SqliteStore {
         copy: u32,
         old: &[Segment],
         new: &[Segment],
+        intent_id: Option<&str>,
     ) -> CpResult<Option<Vec<CleanupItem>>> {
         if new.is_empty() {
             return Err(CpError::InvalidArgument("a copy needs at least one segment".into()));
@@ -110,6 +112,9 @@ impl SqliteStore {
             enqueue_unreferenced(&mut tx, new, &all_segments(current.as_ref())).await?;
             None
         };
+        if let Some(intent_id) = intent_id {
+            delete_intent_row(&mut tx, intent_id).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(result)
     }

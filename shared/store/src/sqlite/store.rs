@@ -227,6 +227,18 @@ impl MetaStore for SqliteStore {
         self.blobs_not_under_impl(key_id, limit).await
     }
 
+    async fn corrupt_blobs(&self, limit: u32) -> CpResult<Vec<BlobRecord>> {
+        self.corrupt_blobs_impl(limit).await
+    }
+
+    async fn blob_owner(&self, backend_id: &str, backend_key: &str) -> CpResult<Option<(String, String)>> {
+        self.blob_owner_impl(backend_id, backend_key).await
+    }
+
+    async fn count_objects(&self) -> CpResult<u64> {
+        self.count_objects_impl().await
+    }
+
     async fn rewrap_blob(
         &self,
         backend_id: &str,
@@ -255,9 +267,11 @@ impl MetaStore for SqliteStore {
         copy: u32,
         old: &[Segment],
         new: &[Segment],
+        intent_id: Option<&str>,
         _now_ms: i64,
     ) -> CpResult<Option<Vec<CleanupItem>>> {
-        self.replace_copy_impl(bucket, key, object_id, copy, old, new).await
+        self.replace_copy_impl(bucket, key, object_id, copy, old, new, intent_id)
+            .await
     }
 
     async fn drop_copy(

@@ -89,6 +89,8 @@ macro_rules! all_cases {
             rewrite::objects_after_pages_across_buckets,
             rewrite::replace_copy_moves_bytes_exactly,
             rewrite::drop_copy_never_removes_the_last,
+            rewrite::replace_copy_deletes_its_intent,
+            rewrite::corrupt_blobs_owners_and_counts,
             blobs::job_progress_round_trip,
         }
     };

@@ -5,6 +5,7 @@ use strata_core::{ObjectRecord, Segment};
 use strata_store::{BackendUsage, MetaStore};
 
 use crate::support::{keys_of, plan, put, segment};
+use strata_store::{BlobRecord, BlobState};
 
 fn on(backend: &str, key: &str, length: u64) -> Segment {
     let mut s = segment(key, length);
@@ -66,7 +67,10 @@ pub async fn replace_copy_moves_bytes_exactly(s: &dyn MetaStore) {
 
     // Rewrite copy 1 onto another backend.
     let (old, new) = ([on("disk-2", "c1", 5)], [on("disk-3", "c1b", 5)]);
-    let items = s.replace_copy("b", "k", "obj-v1", 1, &old, &new, 7).await.unwrap();
+    let items = s
+        .replace_copy("b", "k", "obj-v1", 1, &old, &new, None, 7)
+        .await
+        .unwrap();
     assert_eq!(keys_of(&items.unwrap()), vec!["c1"]);
     let got = s.get_object("b", "k").await.unwrap();
     assert_eq!(got.segments, rec.segments);
@@ -77,7 +81,7 @@ pub async fn replace_copy_moves_bytes_exactly(s: &dyn MetaStore) {
     // Rewrite the primary as two segments.
     let new = [on("disk-1", "v1-a", 2), on("disk-1", "v1-b", 3)];
     let items = s
-        .replace_copy("b", "k", "obj-v1", 0, &rec.segments, &new, 8)
+        .replace_copy("b", "k", "obj-v1", 0, &rec.segments, &new, None, 8)
         .await
         .unwrap();
     assert_eq!(keys_of(&items.unwrap()), vec!["blob-v1"]);
@@ -90,7 +94,7 @@ pub async fn replace_copy_moves_bytes_exactly(s: &dyn MetaStore) {
     // A stale `old` loses: the new bytes are queued, the object is unchanged.
     let x = [on("disk-4", "x", 5)];
     assert_eq!(
-        s.replace_copy("b", "k", "obj-v1", 0, &rec.segments, &x, 9)
+        s.replace_copy("b", "k", "obj-v1", 0, &rec.segments, &x, None, 9)
             .await
             .unwrap(),
         None
@@ -99,16 +103,22 @@ pub async fn replace_copy_moves_bytes_exactly(s: &dyn MetaStore) {
     assert_eq!(bytes(s, "disk-4").await, (0, 5));
     // So does a missing copy, and a copy of an overwritten object.
     let y = [on("disk-4", "y", 1)];
-    assert_eq!(s.replace_copy("b", "k", "obj-v1", 2, &[], &y, 9).await.unwrap(), None);
+    assert_eq!(
+        s.replace_copy("b", "k", "obj-v1", 2, &[], &y, None, 9).await.unwrap(),
+        None
+    );
     put(s, "b", "k", "v2", 4).await;
     let z = [on("disk-4", "z", 2)];
-    assert_eq!(s.replace_copy("b", "k", "obj-v1", 0, &new, &z, 9).await.unwrap(), None);
+    assert_eq!(
+        s.replace_copy("b", "k", "obj-v1", 0, &new, &z, None, 9).await.unwrap(),
+        None
+    );
     assert_eq!(bytes(s, "disk-4").await, (0, 8));
     assert_eq!(bytes(s, "disk-1").await, (4, 10));
     assert_eq!(bytes(s, "disk-3").await, (0, 5));
     // Never queues bytes the current object uses.
     let v2 = s.get_object("b", "k").await.unwrap();
-    let lost = s.replace_copy("b", "k", "obj-v1", 0, &new, &v2.segments, 9).await;
+    let lost = s.replace_copy("b", "k", "obj-v1", 0, &new, &v2.segments, None, 9).await;
     assert_eq!(lost.unwrap(), None);
     assert_eq!(bytes(s, "disk-1").await, (4, 10));
 }
@@ -156,4 +166,87 @@ pub async fn drop_copy_never_removes_the_last(s: &dyn MetaStore) {
         s.get_object("b", "k").await.unwrap().copies,
         vec![vec![on("disk-2", "c3", 5)]]
     );
+}
+
+/// The intent of a rewrite goes with the replacement, whether it wins or loses.
+pub async fn replace_copy_deletes_its_intent(s: &dyn MetaStore) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let rec = put(s, "b", "k", "v1", 5).await;
+    let mut p = plan("rw1");
+    p.backend_key = "v1-new".into();
+    s.insert_intent(&p, "b", "k", Some(5), 1).await.unwrap();
+    assert_eq!(s.stale_intents(i64::MAX, 10).await.unwrap().len(), 1);
+    let new = [segment("v1-new", 5)];
+    let won = s
+        .replace_copy("b", "k", "obj-v1", 0, &rec.segments, &new, Some(&p.intent_id), 2)
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&won.unwrap()), vec!["blob-v1"]);
+    assert!(s.stale_intents(i64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(usage_of(s, "disk-1").await.reserved_bytes, 0);
+
+    // A lost race still removes the intent and queues the new bytes.
+    let mut p = plan("rw2");
+    p.backend_key = "lost".into();
+    s.insert_intent(&p, "b", "k", Some(5), 1).await.unwrap();
+    let lost = s
+        .replace_copy(
+            "b",
+            "k",
+            "obj-v1",
+            0,
+            &rec.segments,
+            &[segment("lost", 5)],
+            Some(&p.intent_id),
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, None);
+    assert!(s.stale_intents(i64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(bytes(s, "disk-1").await, (5, 10));
+}
+
+/// Corrupt blobs, blob owners and the object count, for the scrubber and
+/// rewrite jobs.
+pub async fn corrupt_blobs_owners_and_counts(s: &dyn MetaStore) {
+    assert_eq!(s.count_objects().await.unwrap(), 0);
+    for b in ["a", "b"] {
+        s.create_bucket(b, "admin", 1).await.unwrap();
+    }
+    let x = put(s, "a", "x", "ax", 3).await;
+    put(s, "b", "y", "by", 4).await;
+    add_copy(s, &x, "ax-c", &[on("disk-2", "ax-copy", 3)]).await;
+    assert_eq!(s.count_objects().await.unwrap(), 2);
+
+    let owner = |b: &str, k: &str| Some((b.to_string(), k.to_string()));
+    assert_eq!(s.blob_owner("disk-1", "blob-ax").await.unwrap(), owner("a", "x"));
+    assert_eq!(s.blob_owner("disk-2", "ax-copy").await.unwrap(), owner("a", "x"));
+    assert_eq!(s.blob_owner("disk-1", "blob-by").await.unwrap(), owner("b", "y"));
+    assert_eq!(s.blob_owner("disk-2", "blob-ax").await.unwrap(), None);
+    assert_eq!(s.blob_owner("disk-1", "nothing").await.unwrap(), None);
+
+    let rows: Vec<BlobRecord> = ["c1", "c2", "c3", "ok"]
+        .iter()
+        .map(|k| BlobRecord {
+            backend_id: "disk-1".into(),
+            backend_key: (*k).into(),
+            ..BlobRecord::default()
+        })
+        .collect();
+    s.put_blobs(&rows, 1).await.unwrap();
+    assert!(s.corrupt_blobs(10).await.unwrap().is_empty());
+    for k in ["c3", "c1", "c2"] {
+        s.mark_blob("disk-1", k, BlobState::Corrupt, 5).await.unwrap();
+    }
+    s.mark_blob("disk-1", "c2", BlobState::Quarantined, 6).await.unwrap();
+    let got = s.corrupt_blobs(10).await.unwrap();
+    let keys: Vec<&str> = got.iter().map(|b| b.backend_key.as_str()).collect();
+    assert_eq!(keys, vec!["c1", "c3"]);
+    assert_eq!(got[0].state, BlobState::Corrupt);
+    assert_eq!(s.corrupt_blobs(1).await.unwrap().len(), 1);
+
+    s.delete_object("a", "x").await.unwrap();
+    assert_eq!(s.count_objects().await.unwrap(), 1);
+    assert_eq!(s.blob_owner("disk-2", "ax-copy").await.unwrap(), None);
 }
