@@ -10,6 +10,8 @@
 #   split  Strata split (controlplane + dataplane)  vs Strata --role all, local disk, 4 KiB ops
 #   three  Strata (--role all, three s3s-fs backends, spread) vs the first of them reached directly
 #          (PUT and GET at 4 KiB, 1 MiB and 64 MiB; not in the default set, BENCH_SECTIONS=three)
+#   enc    Strata with encryption at rest (aes256-gcm) vs the same Strata storing plaintext, both
+#          --role all on a local disk (PUT and GET at 1 MiB and 64 MiB; BENCH_SECTIONS=enc)
 #
 # Environment:
 #   BENCH_PROFILE=release|debug   which build of strata to use (default release; built here)
@@ -44,6 +46,7 @@ SMALL="${BENCH_SMALL:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4K
 LARGE="${BENCH_LARGE:-put:64MiB,get:64MiB,mixed:64MiB}"
 SPLIT="${BENCH_SPLIT:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4KiB}"
 THREE="${BENCH_THREE:-put:4KiB,get:4KiB,put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
+ENC="${BENCH_ENC:-put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
 SECTIONS="${BENCH_SECTIONS:-s3,local,split}"
 BACKEND_EXTRA=""
 [[ "${BENCH_BACKEND_UNSIGNED:-0}" == 1 ]] && BACKEND_EXTRA=", unsigned_payload: true"
@@ -262,6 +265,28 @@ $(item fs3 "$FS3_URL")"
     stop_pid "$P"; stop_pid "$FS2_PID"; stop_pid "$FS3_PID"
 fi
 
+if has enc && [[ -n "$ENC" ]]; then
+    write_config strata-enc "  - {type: local, id: disk1, path: $WORK/strata-enc/objects}"
+    printf 'encryption:\n  mode: aes256-gcm\n  primary_key: {id: bench, base64: "%s"}\n' \
+        "$(head -c 32 /dev/urandom | base64)" >>"$CFG"
+    start_strata strata-enc all
+    ENC_PID=$LAST_PID
+    wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (encrypted)" "$ENC_PID"
+    ENC_URL="http://127.0.0.1:$S3_PORT"
+    write_config strata-plain "  - {type: local, id: disk1, path: $WORK/strata-plain/objects}"
+    start_strata strata-plain all
+    PLAIN_PID=$LAST_PID
+    wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (plaintext)" "$PLAIN_PID"
+    {
+        echo "## Strata with encryption at rest vs Strata storing plaintext (both --role all, local disk)"
+        echo
+        echo "The encrypted side seals every blob with chunked AES-256-GCM and verifies the SHA-256 on full reads."
+        echo
+    } >>"$REPORT_BODY"
+    compare enc "1 MiB and 64 MiB" encrypted "$ENC_URL" "$ENC_PID" plaintext "http://127.0.0.1:$S3_PORT" "$PLAIN_PID" "$ENC" "$LARGE_CONC"
+    stop_pid "$ENC_PID"; stop_pid "$PLAIN_PID"
+fi
+
 # --- the report --------------------------------------------------------------------------------
 
 COMMIT="$(git rev-parse --short "${BENCH_COMMIT:-HEAD}" 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")"
@@ -317,6 +342,8 @@ for wl in ("put:64MiB", "get:64MiB", "mixed:64MiB"):
             if w["workload"] == wl and w["a"]["server"]:
                 p = w["a"]["server"]["peak_rss_mib"]
                 peak = p if peak is None else max(peak, p)
+ratio_row("encrypted 64 MiB PUT MB/s >= 0.85 of plaintext", "enc", "put:64MiB", "put", "mb_per_s", 0.85)
+ratio_row("encrypted 64 MiB GET MB/s >= 0.85 of plaintext", "enc", "get:64MiB", "get", "mb_per_s", 0.85)
 rows.append(("peak RSS < 256 MiB in the 64 MiB runs", "not measured" if peak is None else f"{peak:.0f} MiB",
              "-" if peak is None else ("yes" if peak < 256 else "no")))
 print("| target | measured | met |")

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use strata_core::config::{EncryptionConfig, EncryptionMode};
-use strata_core::{BlobKey, CpError, CpResult, ObjectRecord, Segment, WritePlan};
+use strata_core::{BlobKey, CpError, CpResult, EncryptionStatus, ObjectRecord, Segment, WritePlan};
 use strata_crypto::{Dek, Keyring, Kms};
 use strata_store::{BlobRecord, MetaStore};
 
@@ -60,7 +60,7 @@ impl Sealer {
     }
 
     /// Whether a new blob of `bucket` on `backend_id` is sealed.
-    fn seals(&self, bucket: &str, backend_id: &str) -> bool {
+    pub fn seals(&self, bucket: &str, backend_id: &str) -> bool {
         let backend = self.backend_modes.get(backend_id).copied().flatten();
         self.config.mode_for(bucket, backend) == EncryptionMode::Aes256Gcm
     }
@@ -126,6 +126,18 @@ impl Sealer {
             .map_err(|e| CpError::Internal(format!("unwrap a data key under `{key_id}`: {e}")))?;
         Ok(dek.as_bytes().to_vec())
     }
+}
+
+/// Keys in use and corrupt blobs, for `GET /status`.
+pub async fn status(sealer: &Sealer, store: &dyn MetaStore) -> CpResult<EncryptionStatus> {
+    let counts = store.blob_key_counts().await?;
+    // Bounded: a signal that repair is pending, not an inventory.
+    let corrupt = store.corrupt_blobs(10_000).await?.len() as u64;
+    Ok(EncryptionStatus {
+        primary_key_id: sealer.primary_key_id().unwrap_or_default().to_owned(),
+        blobs_by_key: counts,
+        corrupt_blobs: corrupt,
+    })
 }
 
 /// Records a blob's key (stored form only) before its bytes are written.

@@ -10,4 +10,4 @@ mod usage;
 pub use identity::{Bootstrap, Identity};
 pub use keys::Sealer;
 pub use placement::{Placement, PlacementBackend};
-pub use service::ControlPlaneService;
+pub use service::{ControlPlaneService, now_ms};

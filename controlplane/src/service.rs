@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
     BackendStatus, BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential,
-    ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId, ObjectMeta,
-    ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    JobReport, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId,
+    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
 use strata_store::{BackendUsage, BlobState, MetaStore};
 
@@ -391,6 +391,19 @@ impl ControlPlane for ControlPlaneService {
         Ok(ClusterStatus {
             backends,
             cleanup_dead_letters: self.store.dead_letter_count().await?,
+            encryption: keys::status(&self.sealer, &*self.store).await?,
+            jobs: (self.store.list_jobs().await?)
+                .into_iter()
+                .map(|j| JobReport {
+                    name: j.name,
+                    state: j.state,
+                    done: j.done,
+                    total: j.total,
+                    errors: j.errors,
+                    detail: j.detail,
+                    updated_unix_ms: j.updated_ms,
+                })
+                .collect(),
         })
     }
 

@@ -200,6 +200,46 @@ fn status_families(s: &ClusterStatus) -> Vec<prometheus::proto::MetricFamily> {
         month_ingress.with_label_values(&l).set(int(b.usage.ingress_bytes));
     }
     dead.set(int(s.cleanup_dead_letters));
+    let labelled = |name: &str, help: &str, label: &str| {
+        let g = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+        registry.register(Box::new(g.clone())).expect("metric registered once");
+        g
+    };
+    let by_key = labelled(
+        "strata_encryption_blobs",
+        "Blobs by the key wrapping their data key (`` = not sealed)",
+        "key_id",
+    );
+    for (key, n) in &s.encryption.blobs_by_key {
+        // Customer keys are one series, not one per customer.
+        let key = if key.starts_with(strata_core::SSE_C_KEY_PREFIX) {
+            "sse-c"
+        } else {
+            key
+        };
+        by_key.with_label_values(&[key]).add(int(*n));
+    }
+    let corrupt = IntGauge::new(
+        "strata_integrity_corrupt_blobs",
+        "Blobs found corrupt and not yet repaired",
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(corrupt.clone()))
+        .expect("metric registered once");
+    corrupt.set(int(s.encryption.corrupt_blobs));
+    let job_done = labelled("strata_job_done", "Items a resumable job has handled in its run", "job");
+    let job_total = labelled(
+        "strata_job_total",
+        "Items a resumable job's run covers (0: unknown)",
+        "job",
+    );
+    let job_errors = labelled("strata_job_errors", "Items a resumable job's run failed on", "job");
+    for j in &s.jobs {
+        job_done.with_label_values(&[j.name.as_str()]).set(int(j.done));
+        job_total.with_label_values(&[j.name.as_str()]).set(int(j.total));
+        job_errors.with_label_values(&[j.name.as_str()]).set(int(j.errors));
+    }
     registry.gather()
 }
 
@@ -262,6 +302,7 @@ mod tests {
                 },
             ],
             cleanup_dead_letters: 4,
+            ..Default::default()
         };
         let text = m.render(Some(&status));
         for line in [

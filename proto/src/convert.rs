@@ -344,6 +344,26 @@ pub(crate) fn status_to_pb(s: core::ClusterStatus) -> pb::ClusterStatus {
             })
             .collect(),
         cleanup_dead_letters: s.cleanup_dead_letters,
+        encryption: Some(pb::EncryptionStatus {
+            primary_key_id: s.encryption.primary_key_id,
+            blobs_by_key: (s.encryption.blobs_by_key.into_iter())
+                .map(|(key_id, blobs)| pb::KeyCount { key_id, blobs })
+                .collect(),
+            corrupt_blobs: s.encryption.corrupt_blobs,
+        }),
+        jobs: s
+            .jobs
+            .into_iter()
+            .map(|j| pb::JobReport {
+                name: j.name,
+                state: j.state,
+                done: j.done,
+                total: j.total,
+                errors: j.errors,
+                detail: j.detail,
+                updated_unix_ms: j.updated_unix_ms,
+            })
+            .collect(),
     }
 }
 
@@ -370,6 +390,27 @@ pub(crate) fn status_from_pb(s: pb::ClusterStatus) -> core::ClusterStatus {
             })
             .collect(),
         cleanup_dead_letters: s.cleanup_dead_letters,
+        encryption: s
+            .encryption
+            .map(|e| core::EncryptionStatus {
+                primary_key_id: e.primary_key_id,
+                blobs_by_key: e.blobs_by_key.into_iter().map(|k| (k.key_id, k.blobs)).collect(),
+                corrupt_blobs: e.corrupt_blobs,
+            })
+            .unwrap_or_default(),
+        jobs: s
+            .jobs
+            .into_iter()
+            .map(|j| core::JobReport {
+                name: j.name,
+                state: j.state,
+                done: j.done,
+                total: j.total,
+                errors: j.errors,
+                detail: j.detail,
+                updated_unix_ms: j.updated_unix_ms,
+            })
+            .collect(),
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Command {
     Version,
     /// Load-generate against any S3 endpoint (`run`), or compare two endpoints (`compare`).
     Bench(strata_bench::BenchArgs),
+    /// Start, pause, cancel or list the resumable jobs (encrypt-existing, decrypt-existing).
+    Jobs(crate::jobs_cli::JobsArgs),
 }
 
 #[derive(Args)]
@@ -104,6 +106,23 @@ fn print_errors(errs: &[ConfigError]) {
     for e in errs {
         eprintln!("  - {e}");
     }
+}
+
+/// Reads and validates a config file (embedded defaults without one), for
+/// the commands that open the metadata store.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    let config = match path {
+        Some(p) => read(&p.to_path_buf()).map_err(|e| {
+            print_errors(&e);
+            ExitCode::FAILURE
+        })?,
+        None => Config::default(),
+    };
+    config.validate(Role::All).map_err(|e| {
+        print_errors(&e);
+        ExitCode::FAILURE
+    })?;
+    Ok(config)
 }
 
 pub fn load_for_serve(args: &ServeArgs) -> Result<(Config, Role), ExitCode> {

@@ -1,6 +1,7 @@
 //! `strata`: one binary for every role.
 
 mod cli;
+mod jobs_cli;
 mod roles;
 mod telemetry;
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Validate(args) => cli::validate(&args),
         cli::Command::Bench(args) => strata_bench::main(args),
+        cli::Command::Jobs(args) => jobs_cli::main(args),
         cli::Command::Serve(args) => {
             let (config, role) = match cli::load_for_serve(&args) {
                 Ok(c) => c,

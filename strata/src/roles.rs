@@ -82,7 +82,7 @@ fn print_bootstrap(key: &str, secret: &str) {
 
 /// Opens the metadata store `database:` names: SQLite or PostgreSQL. Errors
 /// name the field to check and never contain the password.
-async fn open_store(config: &Config) -> Result<Arc<dyn MetaStore>, String> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn MetaStore>, String> {
     let target = config.database_target();
     tracing::info!(store = %target, "opening the metadata store");
     match &target {

@@ -314,5 +314,6 @@ pub fn sample_status() -> ClusterStatus {
             },
         ],
         cleanup_dead_letters: 2,
+        ..Default::default()
     }
 }

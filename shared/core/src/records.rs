@@ -312,4 +312,35 @@ pub struct ClusterStatus {
     pub backends: Vec<BackendStatus>,
     /// Cleanup rows given up on after too many failed deletions (all backends).
     pub cleanup_dead_letters: u64,
+    /// Encryption keys and how many blobs each one wraps.
+    pub encryption: EncryptionStatus,
+    /// Progress of the resumable background jobs (re-wrap, scrub,
+    /// encrypt-existing, decrypt-existing).
+    pub jobs: Vec<JobReport>,
+}
+
+/// Which keys wrap the catalog's data keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EncryptionStatus {
+    /// The key new data keys are wrapped under; empty when none is configured.
+    pub primary_key_id: String,
+    /// Blob counts by key id: master key ids, `sse-c:<md5>` for customer
+    /// keys, and `""` for blobs that are not sealed but have a digest.
+    pub blobs_by_key: Vec<(String, u64)>,
+    /// Blobs found corrupt and not yet repaired, and blobs quarantined
+    /// because no healthy copy existed.
+    pub corrupt_blobs: u64,
+}
+
+/// The saved progress of one resumable job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobReport {
+    pub name: String,
+    /// `running`, `paused`, `cancelled` or `done`.
+    pub state: String,
+    pub done: u64,
+    pub total: u64,
+    pub errors: u64,
+    pub detail: String,
+    pub updated_unix_ms: i64,
 }
