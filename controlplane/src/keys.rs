@@ -116,7 +116,7 @@ impl Sealer {
     pub async fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> CpResult<Vec<u8>> {
         let Some(kms) = self.kms.as_ref().filter(|k| k.has_key(key_id)) else {
             tracing::error!(key_id, "a blob is sealed under a key that is not configured");
-            return Err(CpError::Internal(format!(
+            return Err(CpError::KeyUnavailable(format!(
                 "encryption key `{key_id}` is not configured; add it to encryption.previous_keys"
             )));
         };

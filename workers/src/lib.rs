@@ -1,11 +1,21 @@
 //! The worker role: a [`Job`] trait and a [`Runner`] that drives jobs on their
 //! schedules until shutdown, and the jobs themselves: [`CleanupJob`] deletes
 //! obsolete bytes from the durable cleanup queue, [`ReaperJob`] resolves write
-//! intents that were never committed.
+//! intents that were never committed, [`ReplicationJob`] copies objects to
+//! further backends, [`RewrapJob`] moves data keys under the primary master
+//! key, [`IntegrityJob`] verifies blobs against their digests and repairs
+//! corrupt copies, and [`RewriteJob`] seals or opens existing blobs when the
+//! encryption policy changes. [`write_copy`] is their shared way of writing
+//! a new blob from a verified copy.
 
+mod blobcopy;
 mod cleanup;
+mod integrity;
+mod metrics;
 mod reaper;
 mod replication;
+mod rewrap;
+mod rewrite;
 #[cfg(test)]
 mod testkit;
 
@@ -17,9 +27,13 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use blobcopy::{copy_raw, write_copy};
 pub use cleanup::CleanupJob;
+pub use integrity::{IntegrityJob, Readable};
 pub use reaper::ReaperJob;
 pub use replication::ReplicationJob;
+pub use rewrap::RewrapJob;
+pub use rewrite::{RewriteJob, RewriteKind, SealPolicy};
 
 /// The current time in Unix milliseconds. Jobs take one so that tests can move
 /// time forward instead of sleeping.

@@ -4,24 +4,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt, stream};
-use strata_backend::{BackendError, Backends, ByteStream};
-use strata_core::blobtags::{self, BlobFacts, BlobRole};
+use strata_backend::Backends;
 use strata_core::{ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::MetaStore;
 
-use crate::{Job, Outcome};
+use crate::blobcopy::{all_copies, copy_raw, discard, is_customer_copy, record_digest, write_copy};
+use crate::{Clock, Job, Outcome, system_clock};
 
 /// Copies under-replicated objects to further backends until each has
 /// `factor` copies (the primary included).
 ///
 /// For each object the control plane chooses the target like any write
 /// (quotas, limits, pins), excluding the backends that already hold a copy,
-/// and records an intent; the bytes of one existing copy are streamed to the
-/// target with the object's blob tags, then `add_copy` attaches the copy in
+/// and records an intent (with a fresh data key when the policy seals the
+/// target); the verified plaintext of one existing copy that is not sealed
+/// under a customer key is streamed to the target (see
+/// [`write_copy`](crate::write_copy)) and its digest recorded, then
+/// `add_copy` attaches the copy in
 /// one transaction with redeeming the intent. A copy of an object replaced
 /// meanwhile is queued for cleanup instead. A crash in between leaves an
 /// intent that the reaper resolves (attaching the copy or dropping it).
+/// A customer-sealed (SSE-C) object of one segment is copied as stored, with
+/// its key recorded for the new blob; multi-segment SSE-C objects are skipped.
 pub struct ReplicationJob {
     pub store: Arc<dyn MetaStore>,
     pub cp: Arc<dyn ControlPlane>,
@@ -33,6 +37,8 @@ pub struct ReplicationJob {
     /// The last object id handled, so that objects that cannot be copied now
     /// (no room) do not block the ones after them.
     cursor: Mutex<String>,
+    /// Time of the digest rows written for new copies.
+    pub clock: Clock,
 }
 
 impl ReplicationJob {
@@ -51,32 +57,40 @@ impl ReplicationJob {
             period,
             batch: 32,
             cursor: Mutex::new(String::new()),
+            clock: system_clock(),
         }
     }
 
-    /// The bytes of the first copy whose backends are all configured.
-    fn source(&self, rec: &ObjectRecord) -> Option<ByteStream> {
-        let copies = std::iter::once(&rec.segments).chain(rec.copies.iter());
-        for segs in copies {
-            let opened: Option<Vec<_>> = (segs.iter())
-                .map(|s| self.backends.get(&s.backend_id).cloned().map(|b| (b, s.clone())))
-                .collect();
-            if let Some(opened) = opened {
-                let s = stream::iter(opened)
-                    .then(|(b, seg)| async move { b.get(&seg.backend_key, 0, seg.length).await.map_err(io) })
-                    .try_flatten();
-                return Some(Box::pin(sync_wrapper::SyncStream::new(s)));
-            }
+    /// Which copy of `rec` to copy from: the first whose backends are all
+    /// configured and that is not sealed under a customer key, or else a
+    /// single-segment customer-sealed copy (copied raw).
+    fn source(&self, rec: &ObjectRecord) -> Option<Source> {
+        let readable = |segs: &[Segment]| segs.iter().all(|s| self.backends.get(&s.backend_id).is_some());
+        let copies: Vec<&[Segment]> = all_copies(rec).collect();
+        if let Some(i) = (0..copies.len()).find(|&i| readable(copies[i]) && !is_customer_copy(copies[i])) {
+            return Some(Source::Plain(i));
         }
-        None
+        copies
+            .iter()
+            .find(|c| c.len() == 1 && readable(c))
+            .map(|c| Source::Raw(c[0].clone()))
     }
 
-    /// Makes one more copy of `rec`. `Ok(false)` when no backend can take it now.
-    async fn replicate(&self, rec: &ObjectRecord) -> Result<bool, String> {
-        let holders: Vec<String> = (rec.segments.iter())
-            .chain(rec.copies.iter().flatten())
-            .map(|s| s.backend_id.clone())
-            .collect();
+    /// Makes one more copy of `rec`.
+    async fn replicate(&self, listed: &ObjectRecord) -> Result<Copied, String> {
+        let rec = match self.cp.locate(&listed.bucket, &listed.key).await {
+            Ok(r) if r.object_id == listed.object_id => r,
+            Ok(_) | Err(CpError::NoSuchBucket | CpError::NoSuchKey) => return Ok(Copied::Skipped),
+            Err(e) => return Err(format!("locate {}/{}: {e}", listed.bucket, listed.key)),
+        };
+        let Some(source) = self.source(&rec) else {
+            tracing::debug!(
+                job = "replication", bucket = %rec.bucket, key = %rec.key, object = %rec.object_id,
+                "no copy the worker can read (a multi-segment SSE-C object is not replicated)",
+            );
+            return Ok(Copied::Skipped);
+        };
+        let holders: Vec<String> = all_copies(&rec).flatten().map(|s| s.backend_id.clone()).collect();
         let plan = match (self.cp)
             .plan_write(&rec.bucket, &rec.key, Some(rec.meta.size), &holders)
             .await
@@ -84,56 +98,45 @@ impl ReplicationJob {
             Ok(p) => p,
             Err(CpError::NoCapacity(why)) => {
                 tracing::debug!(job = "replication", bucket = %rec.bucket, key = %rec.key, %why, "no backend for another copy");
-                return Ok(false);
+                return Ok(Copied::NoRoom);
             }
-            Err(CpError::NoSuchBucket | CpError::NoSuchKey) => return Ok(true),
+            Err(CpError::NoSuchBucket | CpError::NoSuchKey) => return Ok(Copied::Skipped),
             Err(e) => return Err(format!("plan a copy: {e}")),
         };
-        let target = self.backends.get(&plan.backend_id).cloned();
-        let body = self.source(rec);
-        let (Some(target), Some(body)) = (target, body) else {
-            let _ = self.cp.abort_write(&plan.intent_id).await;
-            return Err(format!("object {} has no readable copy or target", rec.object_id));
+        let segment = match source {
+            Source::Plain(i) => write_copy(self.cp.as_ref(), &self.backends, &rec, i, &plan).await?,
+            Source::Raw(seg) => copy_raw(self.cp.as_ref(), &self.backends, &rec, &seg, &plan).await?,
         };
-        let tags = blobtags::encode(&BlobFacts {
-            bucket: rec.bucket.clone(),
-            key: rec.key.clone(),
-            object_id: rec.object_id.clone(),
-            role: BlobRole::Object,
-            meta: rec.meta.clone(),
-            codec: "none".into(),
-        });
-        let written = match target.put(&plan.backend_key, &tags, body).await {
-            Ok(n) if n == rec.meta.size => n,
-            result => {
-                let _ = target.delete(&plan.backend_key).await;
-                let _ = self.cp.abort_write(&plan.intent_id).await;
-                return Err(match result {
-                    Ok(n) => format!("copy of {} wrote {n} of {} bytes", rec.object_id, rec.meta.size),
-                    Err(e) => format!("copy {} to {}: {e}", rec.object_id, plan.backend_id),
-                });
-            }
-        };
-        let segment = Segment {
-            backend_id: plan.backend_id.clone(),
-            backend_key: plan.backend_key.clone(),
-            length: written,
-            ..Default::default()
-        };
+        if let Err(e) = record_digest(self.store.as_ref(), &segment, (self.clock)()).await {
+            discard(self.cp.as_ref(), &self.backends, &plan).await;
+            return Err(e);
+        }
         let attached = (self.store)
             .add_copy(&plan.intent_id, &rec.bucket, &rec.key, &rec.object_id, &[segment])
             .await
             .map_err(|e| format!("attach the copy: {e}"))?;
         tracing::info!(
             job = "replication", bucket = %rec.bucket, key = %rec.key, object = %rec.object_id,
-            to = %plan.backend_id, bytes = written, attached, "copied an object",
+            to = %plan.backend_id, bytes = rec.meta.size, attached, "copied an object",
         );
-        Ok(true)
+        Ok(Copied::Yes)
     }
 }
 
-fn io(e: BackendError) -> std::io::Error {
-    std::io::Error::other(e)
+/// Where a copy's bytes come from.
+enum Source {
+    /// The verified plaintext of this copy.
+    Plain(usize),
+    /// The stored bytes of this customer-sealed single segment.
+    Raw(Segment),
+}
+
+/// What became of one under-replicated object.
+enum Copied {
+    Yes,
+    NoRoom,
+    /// Gone, replaced, or not copyable by the worker.
+    Skipped,
 }
 
 #[async_trait]
@@ -161,8 +164,9 @@ impl Job for ReplicationJob {
         let mut first_error = None;
         for rec in &todo {
             match self.replicate(rec).await {
-                Ok(true) => copied += 1,
-                Ok(false) => no_room += 1,
+                Ok(Copied::Yes) => copied += 1,
+                Ok(Copied::NoRoom) => no_room += 1,
+                Ok(Copied::Skipped) => {}
                 Err(e) => {
                     tracing::warn!(job = "replication", object = %rec.object_id, error = %e, "copy failed; will retry");
                     failed += 1;
