@@ -34,6 +34,14 @@ pub fn from_cp(e: CpError) -> S3Error {
             tracing::error!(error = %m, "control plane error");
             s3_error!(InternalError)
         }
+        CpError::KeyUnavailable(m) => {
+            tracing::error!(error = %m, "object sealed under a key this cluster does not have");
+            // The key id is an operator's name, not a secret; it says what to restore.
+            S3Error::with_message(
+                S3ErrorCode::InternalError,
+                format!("The object cannot be decrypted: {m}."),
+            )
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) fn status_code(e: &CpError) -> Code {
         CpError::NoCapacity(_) => Code::ResourceExhausted,
         CpError::Unavailable(_) => Code::Unavailable,
         CpError::Internal(_) => Code::Internal,
+        CpError::KeyUnavailable(_) => Code::FailedPrecondition,
     }
 }
 

@@ -71,7 +71,7 @@ impl StrataS3 {
             i.sse_customer_key.as_deref(),
             i.sse_customer_key_md5.as_deref(),
         )?;
-        let meta = Headers {
+        let mut meta = Headers {
             content_type: i.content_type,
             content_encoding: i.content_encoding,
             content_disposition: i.content_disposition,
@@ -81,6 +81,7 @@ impl StrataS3 {
             metadata: i.metadata,
         }
         .into_meta();
+        sse::mark_upload(&mut meta, &sealing);
         let up = self.cp.create_upload(&i.bucket, &i.key, meta).await.map_err(from_cp)?;
         let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let out = CreateMultipartUploadOutput {
@@ -113,7 +114,8 @@ impl StrataS3 {
             i.sse_customer_key.as_deref(),
             i.sse_customer_key_md5.as_deref(),
         )?;
-        self.upload(&i.bucket, &i.key, &i.upload_id).await?;
+        let up = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
+        sse::check_part(&up, &sealing)?;
         let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
         let body = i
             .body
@@ -155,12 +157,13 @@ impl StrataS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let i = req.input;
         let part_number = part_number(i.part_number)?;
-        self.upload(&i.bucket, &i.key, &i.upload_id).await?;
+        let up = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         let sealing = sse::sealing(
             i.sse_customer_algorithm.as_deref(),
             i.sse_customer_key.as_deref(),
             i.sse_customer_key_md5.as_deref(),
         )?;
+        sse::check_part(&up, &sealing)?;
         let (sb, sk) = source_of(&i.copy_source)?;
         let mut src = self.locate(sb, sk).await?;
         let source_key = sse::customer_key(

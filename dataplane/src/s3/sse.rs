@@ -48,6 +48,40 @@ pub fn sealing(algorithm: Option<&str>, key: Option<&str>, md5: Option<&str>) ->
     Ok(customer_key(algorithm, key, md5)?.map_or(Sealing::Policy, Sealing::Customer))
 }
 
+/// Where a multipart upload started with SSE-C keeps its key's MD5: an entry
+/// of the upload's checksum map that no client-visible checksum can have.
+pub const UPLOAD_KEY_MD5: &str = "sse-c-key-md5";
+
+/// Records on an upload's metadata that its parts must be sealed under the
+/// customer key of `sealing`.
+pub fn mark_upload(meta: &mut strata_core::ObjectMeta, sealing: &Sealing) {
+    if let Sealing::Customer(k) = sealing {
+        meta.checksums.insert(UPLOAD_KEY_MD5.into(), k.key_md5().to_owned());
+    }
+}
+
+/// A part must carry the customer key its upload was started with (and no
+/// key when the upload has none), as S3 requires.
+pub fn check_part(upload: &strata_core::UploadInfo, sealing: &Sealing) -> S3Result<()> {
+    let expected = upload.meta.checksums.get(UPLOAD_KEY_MD5);
+    match (expected, sealing) {
+        (None, Sealing::Policy) => Ok(()),
+        (Some(md5), Sealing::Customer(k)) if md5 == k.key_md5() => Ok(()),
+        (Some(_), Sealing::Customer(_)) => Err(s3_error!(
+            InvalidRequest,
+            "The provided encryption parameters did not match the ones used originally."
+        )),
+        (Some(_), Sealing::Policy) => Err(s3_error!(
+            InvalidRequest,
+            "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters."
+        )),
+        (None, Sealing::Customer(_)) => Err(s3_error!(
+            InvalidRequest,
+            "The multipart upload initiate did not request encryption; the encryption parameters are not applicable to its parts."
+        )),
+    }
+}
+
 /// The customer key MD5 an SSE-C object was sealed under, if it is one.
 pub fn customer_md5(rec: &ObjectRecord) -> Option<&str> {
     rec.segments

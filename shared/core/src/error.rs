@@ -28,6 +28,10 @@ pub enum CpError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An object's blob is sealed under a master key that is not configured
+    /// (the message names the key id). Never served as ciphertext.
+    #[error("encryption key unavailable: {0}")]
+    KeyUnavailable(String),
 }
 
 impl CpError {
@@ -46,6 +50,7 @@ impl CpError {
             CpError::InvalidArgument(_) => "InvalidArgument",
             CpError::Unavailable(_) => "Unavailable",
             CpError::Internal(_) => "Internal",
+            CpError::KeyUnavailable(_) => "KeyUnavailable",
         }
     }
 
@@ -63,6 +68,7 @@ impl CpError {
             "NoCapacity" => CpError::NoCapacity(msg),
             "InvalidArgument" => CpError::InvalidArgument(msg),
             "Unavailable" => CpError::Unavailable(msg),
+            "KeyUnavailable" => CpError::KeyUnavailable(msg),
             _ => CpError::Internal(msg),
         }
     }
@@ -74,7 +80,8 @@ impl CpError {
             | CpError::NoCapacity(m)
             | CpError::InvalidArgument(m)
             | CpError::Unavailable(m)
-            | CpError::Internal(m) => m.clone(),
+            | CpError::Internal(m)
+            | CpError::KeyUnavailable(m) => m.clone(),
             other => other.to_string(),
         }
     }

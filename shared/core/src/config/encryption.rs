@@ -27,7 +27,7 @@ pub enum EncryptionMode {
 ///   previous_keys:
 ///     - { id: k1, file: /etc/strata/k1.key }
 /// ```
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// Default for blobs whose bucket and backend set nothing. Default `none`.
@@ -52,6 +52,12 @@ pub struct EncryptionConfig {
 
 fn default_rewrap_batch() -> u32 {
     500
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("empty encryption config deserializes")
+    }
 }
 
 /// One master key: an id plus exactly one source of 32 key bytes.

@@ -1,5 +1,6 @@
 //! Schedules of the background jobs that keep the catalog and the backends in
-//! step (cleanup of obsolete bytes, reaping of abandoned writes).
+//! step (cleanup of obsolete bytes, reaping of abandoned writes), and of the
+//! integrity and key jobs (scrub, re-wrap, encrypt-/decrypt-existing).
 
 use serde::Deserialize;
 
@@ -22,6 +23,21 @@ pub struct JobsConfig {
     /// it (a crashed worker's rows come back after this). Default 600.
     #[serde(default = "default_cleanup_lease")]
     pub cleanup_lease_secs: u64,
+    /// Seconds between scrub cycles (verify and backfill blob digests,
+    /// repair corrupt copies); 0 turns scrubbing off. Default 600.
+    #[serde(default = "default_scrub_period")]
+    pub scrub_period_secs: u64,
+    /// Objects a scrub cycle looks at. Default 100.
+    #[serde(default = "default_scrub_objects")]
+    pub scrub_objects_per_cycle: u32,
+    /// Bytes a scrub cycle reads at most (they count against the backends'
+    /// monthly egress limits). Default 1 GiB.
+    #[serde(default = "default_scrub_bytes")]
+    pub scrub_bytes_per_cycle: u64,
+    /// Seconds between re-wrap and encrypt-/decrypt-existing cycles when
+    /// idle. Default 10.
+    #[serde(default = "default_rewrite_period")]
+    pub rewrite_period_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -31,6 +47,10 @@ impl Default for JobsConfig {
             reaper_period_secs: default_reaper_period(),
             cleanup_period_secs: default_cleanup_period(),
             cleanup_lease_secs: default_cleanup_lease(),
+            scrub_period_secs: default_scrub_period(),
+            scrub_objects_per_cycle: default_scrub_objects(),
+            scrub_bytes_per_cycle: default_scrub_bytes(),
+            rewrite_period_secs: default_rewrite_period(),
         }
     }
 }
@@ -47,6 +67,18 @@ fn default_cleanup_period() -> u64 {
 fn default_cleanup_lease() -> u64 {
     600
 }
+fn default_scrub_period() -> u64 {
+    600
+}
+fn default_scrub_objects() -> u32 {
+    100
+}
+fn default_scrub_bytes() -> u64 {
+    1 << 30
+}
+fn default_rewrite_period() -> u64 {
+    10
+}
 
 pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
     for (name, v) in [
@@ -54,9 +86,16 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         ("reaper_period_secs", j.reaper_period_secs),
         ("cleanup_period_secs", j.cleanup_period_secs),
         ("cleanup_lease_secs", j.cleanup_lease_secs),
+        ("rewrite_period_secs", j.rewrite_period_secs),
     ] {
         if v == 0 {
             errs.push(ConfigError::new(format!("jobs.{name}"), "must be at least 1 second"));
         }
+    }
+    if j.scrub_period_secs > 0 && (j.scrub_objects_per_cycle == 0 || j.scrub_bytes_per_cycle == 0) {
+        errs.push(ConfigError::new(
+            "jobs.scrub_objects_per_cycle",
+            "scrub_objects_per_cycle and scrub_bytes_per_cycle must be at least 1 (set scrub_period_secs: 0 to turn scrubbing off)",
+        ));
     }
 }
