@@ -70,15 +70,16 @@ impl Metrics {
     }
 }
 
-/// `strata_integrity_failures_total{backend}`: reads whose stored bytes failed
-/// authentication or their recorded SHA-256.
+/// `strata_integrity_failures_total{backend,kind}`: reads whose stored bytes
+/// failed authentication (`kind="decrypt"`) or their recorded SHA-256
+/// (`kind="digest"`).
 static INTEGRITY_FAILURES: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
     let c = IntCounterVec::new(
         Opts::new(
             "strata_integrity_failures_total",
             "Reads whose stored bytes failed authentication or their recorded SHA-256",
         ),
-        &["backend"],
+        &["backend", "kind"],
     )
     .expect("valid metric");
     if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
@@ -87,9 +88,11 @@ static INTEGRITY_FAILURES: std::sync::LazyLock<IntCounterVec> = std::sync::LazyL
     c
 });
 
-/// Counts one integrity failure on a read from `backend`.
-pub fn integrity_failure(backend: &str) {
-    INTEGRITY_FAILURES.with_label_values(&[backend]).inc();
+/// Counts one integrity failure on a read from `backend`; `decrypt` when the
+/// AEAD refused the bytes, else a digest mismatch.
+pub fn integrity_failure(backend: &str, decrypt: bool) {
+    let kind = if decrypt { "decrypt" } else { "digest" };
+    INTEGRITY_FAILURES.with_label_values(&[backend, kind]).inc();
 }
 
 // --- write failover metrics (owned by the failover/spool code) ---

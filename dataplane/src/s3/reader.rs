@@ -135,7 +135,8 @@ impl Read {
         if is_integrity_error(e)
             && let Some((seg, _)) = self.sources.get(self.at).and_then(|s| s.parts.get(i))
         {
-            crate::metrics::integrity_failure(&seg.backend_id);
+            let decrypt = strata_crypto::CryptoError::from_io(e).is_some();
+            crate::metrics::integrity_failure(&seg.backend_id, decrypt);
             tracing::error!(
                 backend = %seg.backend_id, blob = %seg.backend_key, error = %e,
                 "stored bytes failed their integrity check; reporting the blob as corrupt"
