@@ -11,6 +11,8 @@
 mod blobcopy;
 mod cleanup;
 mod integrity;
+#[cfg(test)]
+mod jobs_tests;
 mod metrics;
 mod reaper;
 mod replication;

@@ -118,3 +118,162 @@ pub async fn kit() -> Kit {
         _dir: dir,
     }
 }
+
+/// An in-process control plane over an in-memory store and local disks
+/// `disk-1`.. `disk-n`, with an encryption policy.
+pub struct CpKit {
+    pub store: Arc<dyn MetaStore>,
+    pub backends: Backends,
+    pub configs: Vec<BackendConfig>,
+    pub cp: Arc<dyn strata_core::ControlPlane>,
+    pub sealer: Arc<strata_controlplane::Sealer>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn key_config(id: &str, byte: u8) -> strata_core::config::KeyConfig {
+    let b64 = match byte {
+        1 => "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        _ => "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+    };
+    strata_core::config::KeyConfig {
+        id: id.into(),
+        base64: Some(b64.into()),
+        file: None,
+    }
+}
+
+/// An encryption config: `sealed` sets the default mode, primary `k1`.
+pub fn enc(sealed: bool) -> strata_core::config::EncryptionConfig {
+    strata_core::config::EncryptionConfig {
+        mode: if sealed {
+            strata_core::config::EncryptionMode::Aes256Gcm
+        } else {
+            strata_core::config::EncryptionMode::None
+        },
+        primary_key: Some(key_config("k1", 1)),
+        rewrap_batch: 500,
+        ..Default::default()
+    }
+}
+
+pub async fn cp_kit(disks: usize, enc: &strata_core::config::EncryptionConfig) -> CpKit {
+    let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let configs: Vec<BackendConfig> = (1..=disks)
+        .map(|i| BackendConfig::Local {
+            encryption: None,
+            id: format!("disk-{i}"),
+            path: dir.path().join(format!("disk-{i}")),
+            limits: BackendLimits::default(),
+        })
+        .collect();
+    let backends = Backends::open(&configs).await.unwrap();
+    let mut kit = CpKit {
+        cp: Arc::new(strata_controlplane::ControlPlaneService::new(
+            store.clone(),
+            strata_controlplane::Identity::new(&[], store.clone()),
+            &configs,
+            Default::default(),
+        )),
+        sealer: Arc::new(strata_controlplane::Sealer::disabled()),
+        store,
+        backends,
+        configs,
+        dir,
+    };
+    kit.with_policy(enc);
+    kit.store.create_bucket("b", "admin", 1).await.unwrap();
+    kit
+}
+
+impl CpKit {
+    /// Swaps in a control plane with another encryption policy (same store and disks).
+    pub fn with_policy(&mut self, enc: &strata_core::config::EncryptionConfig) {
+        let modes: Vec<_> = self.configs.iter().map(|c| (c.id().to_owned(), None)).collect();
+        let sealer = Arc::new(strata_controlplane::Sealer::from_config(enc, &modes).unwrap());
+        let cp = strata_controlplane::ControlPlaneService::new(
+            self.store.clone(),
+            strata_controlplane::Identity::new(&[], self.store.clone()),
+            &self.configs,
+            Default::default(),
+        )
+        .with_sealer(sealer.clone());
+        self.cp = Arc::new(cp);
+        self.sealer = sealer;
+    }
+
+    /// Writes `data` as (b, `key`) on the first backend not in `exclude`,
+    /// with or without its digest.
+    pub async fn put(&self, key: &str, data: &[u8], exclude: &[&str], digest: bool) -> strata_core::WritePlan {
+        use sha2::Digest;
+        let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
+        let size = data.len() as u64;
+        let plan = self.cp.plan_write("b", key, Some(size), &exclude).await.unwrap();
+        let body = Box::pin(futures::stream::iter([Ok(Bytes::copy_from_slice(data))]));
+        let backend = self.backends.get(&plan.backend_id).unwrap();
+        strata_backend::sealed::put_blob(
+            backend.as_ref(),
+            &plan.backend_key,
+            &Default::default(),
+            body,
+            plan.cipher.as_ref(),
+        )
+        .await
+        .unwrap();
+        let seg = Segment {
+            backend_id: plan.backend_id.clone(),
+            backend_key: plan.backend_key.clone(),
+            length: size,
+            sha256: digest.then(|| hex::encode(sha2::Sha256::digest(data))),
+            cipher: plan.cipher.as_ref().map(strata_core::BlobKey::stored),
+        };
+        let meta = ObjectMeta {
+            size,
+            etag: "e".into(),
+            ..ObjectMeta::default()
+        };
+        self.cp.commit_write(&plan, "b", key, meta, vec![seg]).await.unwrap();
+        plan
+    }
+
+    /// The file of blob `key` on disk `backend`.
+    pub fn file(&self, backend: &str, key: &str) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join(backend)
+            .join("objects")
+            .join(&key[0..2])
+            .join(&key[2..4])
+            .join(key)
+    }
+
+    /// Flips one byte of a stored blob.
+    pub fn flip(&self, backend: &str, key: &str, at: usize) {
+        let path = self.file(backend, key);
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[at] ^= 0x55;
+        std::fs::write(&path, raw).unwrap();
+    }
+
+    /// The object's plaintext, read from copy `copy` through `locate`.
+    pub async fn read(&self, key: &str, copy: usize) -> Result<Vec<u8>, String> {
+        use futures::StreamExt;
+        let rec = self.cp.locate("b", key).await.map_err(|e| e.to_string())?;
+        let segs = if copy == 0 {
+            rec.segments.clone()
+        } else {
+            rec.copies[copy - 1].clone()
+        };
+        let mut out = Vec::new();
+        for seg in segs {
+            let backend = self.backends.get(&seg.backend_id).unwrap();
+            let mut s = strata_backend::sealed::get_blob(backend.as_ref(), &seg, 0, seg.length)
+                .await
+                .map_err(|e| e.to_string())?;
+            while let Some(item) = s.next().await {
+                out.extend_from_slice(&item.map_err(|e| e.to_string())?);
+            }
+        }
+        Ok(out)
+    }
+}
