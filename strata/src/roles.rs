@@ -9,7 +9,10 @@ use strata_core::ControlPlane;
 use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, PgStore, SqliteStore};
-use strata_workers::{CleanupJob, ReaperJob, ReplicationJob, Runner};
+use strata_workers::{
+    CleanupJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob, RewriteKind, Runner,
+    SealPolicy,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -138,6 +141,48 @@ async fn probe_tcp(url: &str) -> Option<String> {
     }
 }
 
+/// The re-wrap, scrub and encrypt-/decrypt-existing jobs, next to the
+/// database and the in-process control plane.
+fn add_key_jobs(
+    runner: &mut Runner,
+    config: &Config,
+    store: Arc<dyn MetaStore>,
+    cp: Arc<dyn ControlPlane>,
+    backends: Backends,
+    sealer: Arc<Sealer>,
+    guard: Option<Arc<strata_dataplane::Guard>>,
+) {
+    let jobs = &config.jobs;
+    let period = Duration::from_secs(jobs.rewrite_period_secs);
+    if let Some(kms) = sealer.kms().cloned() {
+        runner.add(Arc::new(RewrapJob::new(
+            store.clone(),
+            kms,
+            config.encryption.rewrap_batch,
+            period,
+        )));
+    }
+    if jobs.scrub_period_secs > 0 {
+        // Blobs on a backend past its monthly egress limit wait for the next month.
+        let readable: Readable = Arc::new(move |id: &str| guard.as_ref().is_none_or(|g| !g.egress_exhausted(id)));
+        runner.add(Arc::new(IntegrityJob::new(
+            store.clone(),
+            cp.clone(),
+            backends.clone(),
+            jobs.scrub_objects_per_cycle,
+            jobs.scrub_bytes_per_cycle,
+            Duration::from_secs(jobs.scrub_period_secs),
+            readable,
+        )));
+    }
+    for kind in [RewriteKind::EncryptExisting, RewriteKind::DecryptExisting] {
+        let s = sealer.clone();
+        let seals: SealPolicy = Arc::new(move |bucket: &str, backend: &str| s.seals(bucket, backend));
+        let job = RewriteJob::new(kind, store.clone(), cp.clone(), backends.clone(), seals, 32, period);
+        runner.add(Arc::new(job));
+    }
+}
+
 pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let shutdown = shutdown_signal();
     let registry = prometheus::Registry::new();
@@ -145,6 +190,8 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let auth = config.cluster.secret.as_deref().map(ClusterAuth::new);
 
     let mut local_store: Option<Arc<dyn MetaStore>> = None;
+    let mut sealer: Option<Arc<Sealer>> = None;
+    let mut local_guard: Option<Arc<strata_dataplane::Guard>> = None;
     let mut in_process: Option<Arc<dyn ControlPlane>> = None;
     if role.runs_controlplane() {
         let store = open_store(&config).await?;
@@ -158,14 +205,16 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         }
         let (backends, placement) = (config.effective_backends(), config.placement.clone());
         let modes: Vec<_> = backends.iter().map(|b| (b.id().to_owned(), b.encryption())).collect();
-        let sealer = Sealer::from_config(&config.encryption, &modes).map_err(|e| format!("encryption: {e}"))?;
-        if let Some(id) = sealer.primary_key_id() {
+        let loaded = Sealer::from_config(&config.encryption, &modes).map_err(|e| format!("encryption: {e}"))?;
+        if let Some(id) = loaded.primary_key_id() {
             tracing::info!(primary_key = id, "encryption keys loaded");
         }
+        let loaded = Arc::new(loaded);
+        sealer = Some(loaded.clone());
         let cp: Arc<dyn ControlPlane> = Arc::new(
             ControlPlaneService::new(store.clone(), identity, &backends, placement)
                 .with_usage_flush_secs(config.resilience.usage.flush_secs)
-                .with_sealer(Arc::new(sealer)),
+                .with_sealer(loaded),
         );
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
@@ -215,6 +264,7 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         // Jobs in this process (cleanup, reaper, replication) go through the
         // same breakers and usage counters as client traffic.
         opened = Some(guard.backends());
+        local_guard = Some(guard.clone());
         let (g, cp2, stop) = (guard.clone(), cp.clone(), shutdown.clone());
         let flush = Duration::from_secs(config.resilience.usage.flush_secs);
         tasks.spawn(async move {
@@ -259,6 +309,17 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             let period = Duration::from_secs(config.replication.interval_secs);
             let (factor, b) = (config.replication.factor, backends.clone());
             runner.add(Arc::new(ReplicationJob::new(store.clone(), cp, b, factor, period)));
+        }
+        if let (Some(cp), Some(sealer)) = (in_process.clone(), sealer.clone()) {
+            add_key_jobs(
+                &mut runner,
+                &config,
+                store.clone(),
+                cp,
+                backends.clone(),
+                sealer,
+                local_guard.clone(),
+            );
         }
         let mut reaper = ReaperJob::new(store, backends);
         reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);

@@ -88,6 +88,14 @@ impl Job for CleanupJob {
             .await
             .map_err(|e| format!("claim cleanup rows: {e}"))?;
         if claims.is_empty() {
+            // Idle: forget the facts of blobs nothing refers to any more
+            // (deleted ones, and those of writes that were aborted).
+            let hour_ago = now.saturating_sub(3_600_000);
+            match self.store.prune_blobs(hour_ago, 1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(job = "cleanup", pruned = n, "forgot the facts of deleted blobs"),
+                Err(e) => tracing::warn!(job = "cleanup", error = %e, "could not prune blob facts"),
+            }
             return Ok(Outcome::Idle);
         }
         let claimed = claims.len();
