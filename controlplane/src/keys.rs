@@ -131,8 +131,14 @@ impl Sealer {
 /// Keys in use and corrupt blobs, for `GET /status`.
 pub async fn status(sealer: &Sealer, store: &dyn MetaStore) -> CpResult<EncryptionStatus> {
     let counts = store.blob_key_counts().await?;
-    // Bounded: a signal that repair is pending, not an inventory.
-    let corrupt = store.corrupt_blobs(10_000).await?.len() as u64;
+    // Bounded: a signal that repair is pending, not an inventory. A corrupt
+    // blob that a repair already replaced belongs to no object any more.
+    let mut corrupt = 0;
+    for b in store.corrupt_blobs(1000).await? {
+        if store.blob_owner(&b.backend_id, &b.backend_key).await?.is_some() {
+            corrupt += 1;
+        }
+    }
     Ok(EncryptionStatus {
         primary_key_id: sealer.primary_key_id().unwrap_or_default().to_owned(),
         blobs_by_key: counts,

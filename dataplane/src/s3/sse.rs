@@ -67,8 +67,9 @@ pub fn check_part(upload: &strata_core::UploadInfo, sealing: &Sealing) -> S3Resu
     match (expected, sealing) {
         (None, Sealing::Policy) => Ok(()),
         (Some(md5), Sealing::Customer(k)) if md5 == k.key_md5() => Ok(()),
+        // Like a GET under another key: the key is not the one the upload was started with.
         (Some(_), Sealing::Customer(_)) => Err(s3_error!(
-            InvalidRequest,
+            AccessDenied,
             "The provided encryption parameters did not match the ones used originally."
         )),
         (Some(_), Sealing::Policy) => Err(s3_error!(
