@@ -234,6 +234,32 @@ impl ControlPlane for ControlPlaneService {
         .await
     }
 
+    async fn plan_reference(&self, _bucket: &str, _space: &str, _size_hint: Option<u64>) -> CpResult<WritePlan> {
+        crate::delta::not_yet()
+    }
+
+    async fn commit_reference(
+        &self,
+        _plan: &WritePlan,
+        _space: &str,
+        _sha256: &str,
+        _segment: Segment,
+    ) -> CpResult<strata_core::DeltaRef> {
+        crate::delta::not_yet()
+    }
+
+    async fn locate_reference(&self, _ref_id: &str) -> CpResult<ObjectRecord> {
+        crate::delta::not_yet()
+    }
+
+    async fn record_delta(&self, _plan: &WritePlan, _decision: strata_core::DeltaDecision) -> CpResult<()> {
+        crate::delta::not_yet()
+    }
+
+    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
+        Ok(Vec::new())
+    }
+
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {
         tracing::error!(
             backend = backend_id,

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, ListPage,
-    ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo,
-    Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, DeltaBucketReport,
+    DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
+    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -146,6 +146,53 @@ impl ControlPlane for GrpcControlPlane {
     async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
         let intent_id = intent_id.to_string();
         call!(self.abort_write(pb::AbortWriteRequest { intent_id })).map(|_| ())
+    }
+
+    async fn plan_reference(&self, bucket: &str, space: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
+        let req = pb::PlanReferenceRequest {
+            bucket: bucket.to_string(),
+            space: space.to_string(),
+            size_hint: cv::size_hint_to_pb(size_hint),
+        };
+        let r = call!(self.plan_reference(req))?;
+        cv::plan_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn commit_reference(
+        &self,
+        plan: &WritePlan,
+        space: &str,
+        sha256: &str,
+        segment: Segment,
+    ) -> CpResult<DeltaRef> {
+        let req = pb::CommitReferenceRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            space: space.to_string(),
+            sha256: sha256.to_string(),
+            segment: Some(cv::segment_to_pb(segment)),
+        };
+        call!(self.commit_reference(req)).map(cv::delta_ref_from_pb)
+    }
+
+    async fn locate_reference(&self, ref_id: &str) -> CpResult<ObjectRecord> {
+        let req = pb::LocateReferenceRequest {
+            ref_id: ref_id.to_string(),
+        };
+        let r = call!(self.locate_reference(req))?;
+        cv::record_from_pb(Some(r)).map_err(malformed)
+    }
+
+    async fn record_delta(&self, plan: &WritePlan, decision: DeltaDecision) -> CpResult<()> {
+        let req = pb::RecordDeltaRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            decision: Some(cv::decision_to_pb(decision)),
+        };
+        call!(self.record_delta(req)).map(|_| ())
+    }
+
+    async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
+        let r = call!(self.delta_report(pb::Empty {}))?;
+        Ok(r.buckets.into_iter().map(cv::delta_report_from_pb).collect())
     }
 
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {

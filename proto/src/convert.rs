@@ -95,6 +95,106 @@ pub(crate) fn blob_key_from_pb(k: pb::BlobKey) -> Result<core::BlobKey, Invalid>
     })
 }
 
+pub(crate) fn encoding_to_pb(e: core::Encoding) -> pb::Encoding {
+    match e {
+        core::Encoding::Zstd { encoded_len } => pb::Encoding {
+            kind: "zstd".into(),
+            encoded_len,
+            ref_id: String::new(),
+        },
+        core::Encoding::Delta { encoded_len, ref_id } => pb::Encoding {
+            kind: "delta".into(),
+            encoded_len,
+            ref_id,
+        },
+    }
+}
+
+pub(crate) fn encoding_from_pb(e: pb::Encoding) -> Result<core::Encoding, Invalid> {
+    match e.kind.as_str() {
+        "zstd" => Ok(core::Encoding::Zstd {
+            encoded_len: e.encoded_len,
+        }),
+        "delta" => Ok(core::Encoding::Delta {
+            encoded_len: e.encoded_len,
+            ref_id: required("encoding.ref_id", e.ref_id)?,
+        }),
+        _ => Err("encoding.kind must be zstd or delta".into()),
+    }
+}
+
+pub(crate) fn delta_ref_to_pb(r: core::DeltaRef) -> pb::DeltaRef {
+    pb::DeltaRef {
+        ref_id: r.ref_id,
+        size: r.size,
+        sha256: r.sha256,
+    }
+}
+
+pub(crate) fn delta_ref_from_pb(r: pb::DeltaRef) -> core::DeltaRef {
+    core::DeltaRef {
+        ref_id: r.ref_id,
+        size: r.size,
+        sha256: r.sha256,
+    }
+}
+
+pub(crate) fn delta_plan_to_pb(d: core::DeltaPlan) -> pb::DeltaPlan {
+    pb::DeltaPlan {
+        space: d.space,
+        reference: d.reference.map(delta_ref_to_pb),
+        max_delta_permille: d.max_delta_permille,
+    }
+}
+
+pub(crate) fn delta_plan_from_pb(d: pb::DeltaPlan) -> core::DeltaPlan {
+    core::DeltaPlan {
+        space: d.space,
+        reference: d.reference.map(delta_ref_from_pb),
+        max_delta_permille: d.max_delta_permille,
+    }
+}
+
+pub(crate) fn decision_to_pb(d: core::DeltaDecision) -> pb::DeltaDecision {
+    pb::DeltaDecision {
+        decision: d.decision,
+        reason: d.reason,
+        ref_id: d.ref_id.unwrap_or_default(),
+        logical_bytes: d.logical_bytes,
+        stored_bytes: d.stored_bytes,
+    }
+}
+
+pub(crate) fn decision_from_pb(d: pb::DeltaDecision) -> core::DeltaDecision {
+    core::DeltaDecision {
+        decision: d.decision,
+        reason: d.reason,
+        ref_id: opt(d.ref_id),
+        logical_bytes: d.logical_bytes,
+        stored_bytes: d.stored_bytes,
+    }
+}
+
+pub(crate) fn delta_report_to_pb(r: core::DeltaBucketReport) -> pb::DeltaBucketReport {
+    pb::DeltaBucketReport {
+        bucket: r.bucket,
+        logical_bytes: r.logical_bytes,
+        stored_bytes: r.stored_bytes,
+        decisions: r.decisions.into_iter().collect(),
+        references: r.references,
+    }
+}
+
+pub(crate) fn delta_report_from_pb(r: pb::DeltaBucketReport) -> core::DeltaBucketReport {
+    core::DeltaBucketReport {
+        bucket: r.bucket,
+        logical_bytes: r.logical_bytes,
+        stored_bytes: r.stored_bytes,
+        decisions: r.decisions.into_iter().collect(),
+        references: r.references,
+    }
+}
+
 pub(crate) fn segment_to_pb(s: core::Segment) -> pb::Segment {
     pb::Segment {
         backend_id: s.backend_id,
@@ -102,6 +202,7 @@ pub(crate) fn segment_to_pb(s: core::Segment) -> pb::Segment {
         length: s.length,
         sha256: s.sha256.unwrap_or_default(),
         cipher: s.cipher.map(blob_key_to_pb),
+        encoding: s.encoding.map(encoding_to_pb),
     }
 }
 
@@ -112,6 +213,7 @@ pub(crate) fn segment_from_pb(s: pb::Segment) -> Result<core::Segment, Invalid> 
         length: s.length,
         sha256: opt(s.sha256),
         cipher: s.cipher.map(blob_key_from_pb).transpose()?,
+        encoding: s.encoding.map(encoding_from_pb).transpose()?,
     })
 }
 
@@ -126,6 +228,7 @@ pub(crate) fn plan_to_pb(p: core::WritePlan) -> pb::WritePlan {
         backend_id: p.backend_id,
         backend_key: p.backend_key,
         cipher: p.cipher.map(blob_key_to_pb),
+        delta: p.delta.map(delta_plan_to_pb),
     }
 }
 
@@ -137,6 +240,7 @@ pub(crate) fn plan_from_pb(p: Option<pb::WritePlan>) -> Result<core::WritePlan, 
         backend_id: p.backend_id,
         backend_key: p.backend_key,
         cipher: p.cipher.map(blob_key_from_pb).transpose()?,
+        delta: p.delta.map(delta_plan_from_pb),
     })
 }
 

@@ -86,6 +86,42 @@ impl svc::ControlPlane for GrpcServer {
         reply(self.cp.abort_write(&intent).await, |()| pb::Empty {})
     }
 
+    async fn plan_reference(&self, req: Request<pb::PlanReferenceRequest>) -> Reply<pb::WritePlan> {
+        let r = req.into_inner();
+        let bucket = v(required("bucket", r.bucket))?;
+        let space = v(required("space", r.space))?;
+        let hint = v(cv::size_hint_from_pb(r.size_hint))?;
+        reply(self.cp.plan_reference(&bucket, &space, hint).await, cv::plan_to_pb)
+    }
+
+    async fn commit_reference(&self, req: Request<pb::CommitReferenceRequest>) -> Reply<pb::DeltaRef> {
+        let r = req.into_inner();
+        let plan = v(cv::plan_from_pb(r.plan))?;
+        let space = v(required("space", r.space))?;
+        let segment = v(cv::present("segment", r.segment).and_then(cv::segment_from_pb))?;
+        let res = self.cp.commit_reference(&plan, &space, &r.sha256, segment).await;
+        reply(res, cv::delta_ref_to_pb)
+    }
+
+    async fn locate_reference(&self, req: Request<pb::LocateReferenceRequest>) -> Reply<pb::ObjectRecord> {
+        let ref_id = v(required("ref_id", req.into_inner().ref_id))?;
+        reply(self.cp.locate_reference(&ref_id).await, cv::record_to_pb)
+    }
+
+    async fn record_delta(&self, req: Request<pb::RecordDeltaRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let plan = v(cv::plan_from_pb(r.plan))?;
+        let decision = v(cv::present("decision", r.decision))?;
+        let res = self.cp.record_delta(&plan, cv::decision_from_pb(decision)).await;
+        reply(res, |()| pb::Empty {})
+    }
+
+    async fn delta_report(&self, _req: Request<pb::Empty>) -> Reply<pb::DeltaReportResponse> {
+        reply(self.cp.delta_report().await, |b| pb::DeltaReportResponse {
+            buckets: b.into_iter().map(cv::delta_report_to_pb).collect(),
+        })
+    }
+
     async fn report_corrupt(&self, req: Request<pb::ReportCorruptRequest>) -> Reply<pb::Empty> {
         let r = req.into_inner();
         let backend_id = v(required("backend_id", r.backend_id))?;

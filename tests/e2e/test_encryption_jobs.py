@@ -181,6 +181,17 @@ def test_encrypt_existing_survives_a_kill_and_resumes(tmp_path):
         assert all(p.read_bytes()[:6] == MAGIC for p in blob_files(objects))
         # Quota counters count plaintext bytes and stayed exact through the swap.
         assert status(s)["backends"][0]["bytes_used"] == used_before == sum(len(b) for b in bodies.values())
+
+        # And back: with the policy off, decrypt-existing unseals every blob.
+        reconfigure(s, enc_yaml(key, mode="none"))
+        strata_jobs(s, "start", "decrypt-existing")
+        wait_until(lambda: (job(s, "decrypt-existing") or {}).get("state") == "done", 120, procs=s.procs,
+                   what="decrypt-existing done")
+        assert job(s, "decrypt-existing")["done"] == 150
+        wait_until(lambda: len(blob_files(objects)) == 150, 30, procs=s.procs, what="sealed blobs cleaned up")
+        assert {p.read_bytes() for p in blob_files(objects)} == set(bodies.values())
+        assert status(s)["backends"][0]["bytes_used"] == used_before
+        assert "decrypt-existing" in strata_jobs(s, "list")
     finally:
         s.stop_and_check()
 

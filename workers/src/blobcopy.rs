@@ -190,6 +190,7 @@ async fn write_copy_inner(
         length: size,
         sha256: Some(hex::encode(hash.finalize())),
         cipher: plan.cipher.as_ref().map(BlobKey::stored),
+        ..Default::default()
     })
 }
 
@@ -246,6 +247,7 @@ async fn copy_raw_inner(
         length: source.length,
         sha256: source.sha256.clone(),
         cipher: Some(key),
+        ..Default::default()
     })
 }
 

@@ -226,6 +226,7 @@ impl CpKit {
             length: size,
             sha256: digest.then(|| hex::encode(sha2::Sha256::digest(data))),
             cipher: plan.cipher.as_ref().map(strata_core::BlobKey::stored),
+            ..Default::default()
         };
         let meta = ObjectMeta {
             size,

@@ -165,6 +165,7 @@ pub fn segment(plan: &WritePlan, d: &Digests) -> Segment {
         length: d.size,
         sha256: Some(d.sha256_hex.clone()),
         cipher: plan.cipher.as_ref().map(strata_core::BlobKey::stored),
+        ..Default::default()
     }
 }
 

@@ -121,6 +121,32 @@ impl ControlPlane for Fake {
             })
             .collect())
     }
+    async fn plan_reference(&self, _b: &str, _s: &str, _h: Option<u64>) -> CpResult<WritePlan> {
+        Err(CpError::Internal("no deltas in the fake".into()))
+    }
+
+    async fn commit_reference(
+        &self,
+        _p: &WritePlan,
+        _s: &str,
+        _h: &str,
+        _seg: Segment,
+    ) -> CpResult<strata_core::DeltaRef> {
+        Err(CpError::Internal("no deltas in the fake".into()))
+    }
+
+    async fn locate_reference(&self, _r: &str) -> CpResult<ObjectRecord> {
+        Err(CpError::NoSuchKey)
+    }
+
+    async fn record_delta(&self, _p: &WritePlan, _d: strata_core::DeltaDecision) -> CpResult<()> {
+        Ok(())
+    }
+
+    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
+        Ok(Vec::new())
+    }
+
     async fn report_corrupt(&self, _backend_id: &str, _backend_key: &str, _reason: &str) -> CpResult<()> {
         Ok(())
     }

@@ -44,11 +44,13 @@ pub async fn put_blob(
     }
 }
 
-/// The number of bytes a segment occupies on its backend.
+/// The number of bytes a segment occupies on its backend: its encoded form
+/// (compressed or delta, when it has one), sealed when it is.
 pub fn stored_len(seg: &Segment) -> u64 {
+    let encoded = seg.encoding.as_ref().map_or(seg.length, |e| e.encoded_len());
     match seg.cipher {
-        Some(_) => strata_crypto::sealed_len(seg.length),
-        None => seg.length,
+        Some(_) => strata_crypto::sealed_len(encoded),
+        None => encoded,
     }
 }
 

@@ -1,9 +1,9 @@
 use async_trait::async_trait;
 
 use crate::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
-    ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo,
-    UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, DeltaBucketReport, DeltaDecision, DeltaRef,
+    ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord,
+    PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
 
 /// Everything the data plane asks of the control plane. There are two
@@ -94,6 +94,29 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
     /// Drops an upload; returns the bytes of its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
+
+    /// Plans the blob of a new deltaspace reference (stored in the bucket's
+    /// hidden reference area, sealed as the bucket's policy says). The data
+    /// plane writes the reference's bytes zstd-compressed, then calls
+    /// [`ControlPlane::commit_reference`].
+    async fn plan_reference(&self, bucket: &str, space: &str, size_hint: Option<u64>) -> CpResult<WritePlan>;
+    /// Makes a written reference the deltaspace's current one (the previous
+    /// one is retired and freed once no object needs it). `segment` carries
+    /// the reference's logical length, SHA-256 and `Encoding::Zstd`.
+    async fn commit_reference(
+        &self,
+        plan: &WritePlan,
+        space: &str,
+        sha256: &str,
+        segment: Segment,
+    ) -> CpResult<DeltaRef>;
+    /// A reference's blob, with its digest, key and encoding, for decoding.
+    async fn locate_reference(&self, ref_id: &str) -> CpResult<ObjectRecord>;
+    /// Records what a write did about delta compression, and the size of the
+    /// encoded delta, for the deltaspace's reference re-selection and the report.
+    async fn record_delta(&self, plan: &WritePlan, decision: DeltaDecision) -> CpResult<()>;
+    /// Per bucket: logical bytes, stored bytes, and decisions by kind.
+    async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>>;
 
     /// Per-backend usage and limits of every configured backend, plus the
     /// cleanup dead-letter count, for `GET /status` and the metrics.

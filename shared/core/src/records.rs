@@ -15,6 +15,85 @@ pub struct Segment {
     pub sha256: Option<String>,
     /// The key the blob is sealed with; `None` for a plaintext blob.
     pub cipher: Option<BlobKey>,
+    /// How the blob encodes the segment's bytes (compressed, or a delta
+    /// against a deltaspace reference); `None`: stored as they are. Sealing,
+    /// when on, applies to the encoded bytes.
+    pub encoding: Option<Encoding>,
+}
+
+/// How a blob's bytes encode a segment's (see `docs/delta.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoding {
+    /// zstd frames of the whole segment (deltaspace references).
+    Zstd {
+        /// Bytes of the encoded form (before any sealing).
+        encoded_len: u64,
+    },
+    /// A delta container against the reference `ref_id`.
+    Delta {
+        /// Bytes of the encoded form (before any sealing).
+        encoded_len: u64,
+        /// The deltaspace reference it decodes against.
+        ref_id: String,
+    },
+}
+
+impl Encoding {
+    pub fn encoded_len(&self) -> u64 {
+        match self {
+            Encoding::Zstd { encoded_len } | Encoding::Delta { encoded_len, .. } => *encoded_len,
+        }
+    }
+}
+
+/// What a write may do with delta compression, as the control plane's
+/// policy decides for its bucket and key (the content is judged by the
+/// data plane).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeltaPlan {
+    /// The deltaspace: `bucket/prefix-up-to-the-last-slash` or a configured group.
+    pub space: String,
+    /// The reference to encode against; `None` when the deltaspace has none
+    /// yet or is due a new one (this object then becomes its reference).
+    pub reference: Option<DeltaRef>,
+    /// A delta is kept only when `encoded * 1000 <= original * max_delta_permille`.
+    pub max_delta_permille: u32,
+}
+
+/// A deltaspace reference as the data plane needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeltaRef {
+    pub ref_id: String,
+    /// Its bytes (logical size).
+    pub size: u64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// Delta compression in one bucket, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeltaBucketReport {
+    pub bucket: String,
+    /// Bytes of the current objects as clients see them.
+    pub logical_bytes: u64,
+    /// Bytes those objects and their live references occupy (encoded).
+    pub stored_bytes: u64,
+    /// Objects by decision: `reference`, `delta`, `passthrough`.
+    pub decisions: Vec<(String, u64)>,
+    pub references: u64,
+}
+
+/// What was done with an object's bytes, and why (recorded per object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaDecision {
+    /// `reference`, `delta` or `passthrough`.
+    pub decision: String,
+    /// e.g. `ratio 0.031 <= 0.75`, `media type gzip`, `below min_size`, `multipart upload`.
+    pub reason: String,
+    pub ref_id: Option<String>,
+    /// Logical bytes and bytes stored (encoded) for the object.
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
 }
 
 /// How a blob is sealed (see `docs/encryption-format.md`).
@@ -102,6 +181,8 @@ pub struct WritePlan {
     /// Set when the blob must be sealed (encryption at rest): the key to
     /// seal it with, already recorded in the catalog.
     pub cipher: Option<BlobKey>,
+    /// Set when delta compression may apply to this write.
+    pub delta: Option<DeltaPlan>,
 }
 
 /// Bytes no longer referenced by the catalog, to be deleted from a backend.
