@@ -2,6 +2,7 @@
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
 mod database;
+mod delta;
 mod encryption;
 mod env;
 mod jobs;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 pub use database::{
     DEFAULT_PG_MAX_CONNECTIONS, DEFAULT_PG_PORT, DatabaseConfig, DatabaseTarget, redact_url, scrub as scrub_secrets,
 };
+pub use delta::{DeltaConfig, DeltaRule, DeltaSwitch, MEDIA_SUFFIXES, glob_match};
 pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
@@ -104,6 +106,10 @@ pub struct Config {
     /// Encryption at rest: modes and master keys (control plane).
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    /// Delta compression of versioned artifacts (control plane policy, data
+    /// plane encoding). Off unless enabled or turned on by a rule.
+    #[serde(default)]
+    pub delta: DeltaConfig,
 }
 
 impl Default for Config {
