@@ -1,0 +1,840 @@
+//! Strata delta codec: encodes a versioned artifact against a reference version with zstd's
+//! "patch-from" mode (the reference, or a window of it, is given to zstd as a prefix) and long
+//! distance matching, into a container of independent frames with an index, so that any byte range
+//! can be decoded by fetching the footer, the index and only the frames that overlap it.
+//!
+//! The container format is documented in `docs/delta-format.md`.
+//!
+//! Memory is bounded whatever the object size: an encode or a decode holds at most one input (or
+//! output) frame, its compressed form, one reference window and zstd's state.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use zstd::zstd_safe::{self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer};
+
+mod sniff;
+pub use sniff::{Sniff, sniff};
+
+/// First 8 bytes of every container.
+pub const HEADER_MAGIC: &[u8; 8] = b"STRDLT1\0";
+/// Last 8 bytes of every container.
+pub const FOOTER_MAGIC: &[u8; 8] = b"STRDLTIX";
+/// Size of the footer in bytes.
+pub const FOOTER_LEN: u64 = 40;
+/// Size of one index entry in bytes.
+pub const ENTRY_LEN: u64 = 56;
+
+/// Frame kind: zstd frame compressed with the reference window as prefix.
+pub const KIND_PREFIX: u8 = 0;
+/// Frame kind: no bytes; output = reference[ref_start .. ref_start + out_len).
+pub const KIND_COPY: u8 = 1;
+/// Frame kind: zstd frame compressed without reference.
+pub const KIND_PLAIN: u8 = 2;
+
+/// Largest zstd window log (64-bit builds).
+const WINDOW_LOG_MAX: u32 = 31;
+/// Window log accepted by [`decompress_stream`] (bounds its memory: 128 MiB).
+const STREAM_WINDOW_LOG_MAX: u32 = 27;
+/// Largest output of one frame accepted by a decoder (guards allocations against a forged index).
+const MAX_FRAME_OUT: u64 = 1 << 32;
+/// Size of the chunks the decode streams yield.
+const CHUNK: usize = 1 << 20;
+
+const MIB: u64 = 1 << 20;
+
+/// Encoding parameters.
+#[derive(Debug, Clone)]
+pub struct DeltaParams {
+    /// zstd compression level (default 3).
+    pub level: i32,
+    /// Output bytes per frame (the unit of random access and of memory).
+    pub frame_size: u64,
+    /// Bytes of reference added on both sides of a frame's (scaled) region to form its window.
+    pub margin: u64,
+    /// A reference of at most this many bytes is used whole as the window of every frame.
+    pub whole_ref_max: u64,
+    /// zstd long distance matching.
+    pub long_distance: bool,
+}
+
+impl Default for DeltaParams {
+    fn default() -> Self {
+        DeltaParams {
+            level: 3,
+            frame_size: 32 * MIB,
+            margin: 32 * MIB,
+            whole_ref_max: 96 * MIB,
+            long_distance: true,
+        }
+    }
+}
+
+/// What an encode did.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeStats {
+    /// Length of the input (the decoded object).
+    pub logical_len: u64,
+    /// Length of the container written.
+    pub encoded_len: u64,
+    /// Number of frames.
+    pub frames: u32,
+    /// Wall time of the encode.
+    pub millis: u64,
+}
+
+/// A stream of bytes.
+pub type ByteStream = Pin<Box<dyn futures::Stream<Item = io::Result<Bytes>> + Send + Sync>>;
+
+/// Random access to a container.
+#[async_trait::async_trait]
+pub trait ContainerSource: Send + Sync + 'static {
+    /// Length of the container.
+    fn len(&self) -> u64;
+    /// Whether the container is empty (never a valid container).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A stream of the container's bytes [offset, offset+len).
+    async fn read(&self, offset: u64, len: u64) -> io::Result<ByteStream>;
+}
+
+/// A container held in memory.
+#[derive(Debug, Clone)]
+pub struct MemSource(pub Bytes);
+
+#[async_trait::async_trait]
+impl ContainerSource for MemSource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    async fn read(&self, offset: u64, len: u64) -> io::Result<ByteStream> {
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= self.0.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the container"))?;
+        let b = self.0.slice(offset as usize..end as usize);
+        Ok(Box::pin(futures::stream::iter([Ok(b)])))
+    }
+}
+
+/// A container in a local file.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: PathBuf,
+    len: u64,
+}
+
+impl FileSource {
+    /// Opens (stats) the container file.
+    pub async fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        let len = tokio::fs::metadata(&path).await?.len();
+        Ok(FileSource { path, len })
+    }
+}
+
+#[async_trait::async_trait]
+impl ContainerSource for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    async fn read(&self, offset: u64, len: u64) -> io::Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the container",
+            ));
+        }
+        let mut f = tokio::fs::File::open(&self.path).await?;
+        f.seek(SeekFrom::Start(offset)).await?;
+        let s = futures::stream::try_unfold((f, len), |(mut f, left)| async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let n = left.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; n];
+            f.read_exact(&mut buf).await?;
+            Ok(Some((Bytes::from(buf), (f, left - n as u64))))
+        });
+        Ok(Box::pin(s))
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn zerr(what: &str, code: usize) -> io::Error {
+    invalid(format!("{what}: {}", zstd_safe::get_error_name(code)))
+}
+
+fn join_err(e: tokio::task::JoinError) -> io::Error {
+    io::Error::other(format!("blocking task failed: {e}"))
+}
+
+/// One index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameEntry {
+    /// [`KIND_PREFIX`], [`KIND_COPY`] or [`KIND_PLAIN`].
+    pub kind: u8,
+    /// Offset of the frame's output in the decoded object.
+    pub out_offset: u64,
+    /// Length of the frame's output.
+    pub out_len: u64,
+    /// Offset of the frame's bytes in the container.
+    pub frame_offset: u64,
+    /// Length of the frame's bytes (0 for a copy frame).
+    pub frame_len: u64,
+    /// Start of the reference window (or of the copied run).
+    pub ref_start: u64,
+    /// Length of the reference window (for a copy frame: equal to out_len).
+    pub ref_len: u64,
+}
+
+impl FrameEntry {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.kind);
+        out.extend_from_slice(&[0u8; 7]);
+        for v in [
+            self.out_offset,
+            self.out_len,
+            self.frame_offset,
+            self.frame_len,
+            self.ref_start,
+            self.ref_len,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    fn decode(b: &[u8]) -> Self {
+        let u = |i: usize| u64::from_le_bytes(b[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        FrameEntry {
+            kind: b[0],
+            out_offset: u(0),
+            out_len: u(1),
+            frame_offset: u(2),
+            frame_len: u(3),
+            ref_start: u(4),
+            ref_len: u(5),
+        }
+    }
+}
+
+/// The footer of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    /// Offset of the index in the container.
+    pub index_offset: u64,
+    /// Number of frames (index entries).
+    pub frame_count: u32,
+    /// CRC-32 (IEEE) of the index bytes.
+    pub index_crc: u32,
+    /// Length of the decoded object.
+    pub logical_len: u64,
+    /// Length of the decoded reference the container was encoded against.
+    pub ref_len: u64,
+}
+
+impl Footer {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.index_offset.to_le_bytes());
+        out.extend_from_slice(&self.frame_count.to_le_bytes());
+        out.extend_from_slice(&self.index_crc.to_le_bytes());
+        out.extend_from_slice(&self.logical_len.to_le_bytes());
+        out.extend_from_slice(&self.ref_len.to_le_bytes());
+        out.extend_from_slice(FOOTER_MAGIC);
+    }
+
+    fn decode(b: &[u8], container_len: u64) -> io::Result<Self> {
+        if b.len() as u64 != FOOTER_LEN || &b[32..40] != FOOTER_MAGIC {
+            return Err(invalid("not a delta container (bad footer magic)"));
+        }
+        let u64at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u32at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        let f = Footer {
+            index_offset: u64at(0),
+            frame_count: u32at(8),
+            index_crc: u32at(12),
+            logical_len: u64at(16),
+            ref_len: u64at(24),
+        };
+        let expected = (f.index_offset as u128) + (f.frame_count as u128) * (ENTRY_LEN as u128) + FOOTER_LEN as u128;
+        if f.index_offset < HEADER_MAGIC.len() as u64 || expected != container_len as u128 {
+            return Err(invalid("corrupt delta container footer (index does not fit)"));
+        }
+        Ok(f)
+    }
+}
+
+fn write_tail(entries: &[FrameEntry], index_offset: u64, logical_len: u64, ref_len: u64) -> Vec<u8> {
+    let mut idx = Vec::with_capacity(entries.len() * ENTRY_LEN as usize + FOOTER_LEN as usize);
+    for e in entries {
+        e.encode(&mut idx);
+    }
+    let footer = Footer {
+        index_offset,
+        frame_count: entries.len() as u32,
+        index_crc: crc32fast::hash(&idx),
+        logical_len,
+        ref_len,
+    };
+    footer.encode(&mut idx);
+    idx
+}
+
+/// Checks that the index describes a well-formed container.
+fn validate_index(f: &Footer, entries: &[FrameEntry]) -> io::Result<()> {
+    let mut next_out = 0u64;
+    let bad = |i: usize, what: &str| invalid(format!("corrupt delta container index: frame {i}: {what}"));
+    for (i, e) in entries.iter().enumerate() {
+        if e.out_offset != next_out {
+            return Err(bad(i, "output offsets are not contiguous"));
+        }
+        if e.out_len == 0 || e.out_len > MAX_FRAME_OUT {
+            return Err(bad(i, "bad output length"));
+        }
+        next_out = next_out
+            .checked_add(e.out_len)
+            .ok_or_else(|| bad(i, "output overflows"))?;
+        let frame_end = e
+            .frame_offset
+            .checked_add(e.frame_len)
+            .ok_or_else(|| bad(i, "frame overflows"))?;
+        if e.frame_offset < HEADER_MAGIC.len() as u64 || frame_end > f.index_offset {
+            return Err(bad(i, "frame outside the frames area"));
+        }
+        let ref_end = e
+            .ref_start
+            .checked_add(e.ref_len)
+            .ok_or_else(|| bad(i, "reference overflows"))?;
+        if ref_end > f.ref_len {
+            return Err(bad(i, "reference window past the reference"));
+        }
+        match e.kind {
+            KIND_PREFIX => {
+                if e.frame_len == 0
+                    || e.ref_len == 0
+                    || e.frame_len > zstd_safe::compress_bound(e.out_len as usize) as u64
+                {
+                    return Err(bad(i, "bad prefix frame"));
+                }
+            }
+            KIND_COPY => {
+                if e.frame_len != 0 || e.ref_len != e.out_len {
+                    return Err(bad(i, "bad copy frame"));
+                }
+            }
+            KIND_PLAIN => {
+                if e.frame_len == 0
+                    || e.ref_len != 0
+                    || e.ref_start != 0
+                    || e.frame_len > zstd_safe::compress_bound(e.out_len as usize) as u64
+                {
+                    return Err(bad(i, "bad plain frame"));
+                }
+            }
+            k => return Err(bad(i, &format!("unknown frame kind {k}"))),
+        }
+    }
+    if next_out != f.logical_len {
+        return Err(invalid(
+            "corrupt delta container index: frames do not add up to the logical length",
+        ));
+    }
+    Ok(())
+}
+
+/// The container of an object identical to its reference (one copy frame).
+pub fn identity_container(ref_len: u64) -> Vec<u8> {
+    let mut out = HEADER_MAGIC.to_vec();
+    let entries: Vec<FrameEntry> = if ref_len == 0 {
+        Vec::new()
+    } else {
+        // A copy frame's output is bounded like any frame's; split long references.
+        let mut v = Vec::new();
+        let mut off = 0;
+        while off < ref_len {
+            let n = (ref_len - off).min(MAX_FRAME_OUT);
+            v.push(FrameEntry {
+                kind: KIND_COPY,
+                out_offset: off,
+                out_len: n,
+                frame_offset: HEADER_MAGIC.len() as u64,
+                frame_len: 0,
+                ref_start: off,
+                ref_len: n,
+            });
+            off += n;
+        }
+        v
+    };
+    let tail = write_tail(&entries, out.len() as u64, ref_len, ref_len);
+    out.extend_from_slice(&tail);
+    out
+}
+
+/// The reference window of frame `[out_offset, out_offset+out_len)` of an input of `input_len`
+/// bytes against a reference of `ref_len` bytes.
+pub fn ref_window(p: &DeltaParams, input_len: u64, ref_len: u64, out_offset: u64, out_len: u64) -> (u64, u64) {
+    if ref_len == 0 {
+        return (0, 0);
+    }
+    if ref_len <= p.whole_ref_max || input_len == 0 {
+        return (0, ref_len);
+    }
+    let scale = |x: u64| ((x as u128) * (ref_len as u128) / (input_len as u128)) as u64;
+    let start = scale(out_offset).saturating_sub(p.margin).min(ref_len);
+    let end = scale(out_offset + out_len).saturating_add(p.margin).min(ref_len);
+    (start, end - start)
+}
+
+fn window_log_for(len: u64) -> u32 {
+    let len = len.max(1);
+    let log = 64 - (len - 1).leading_zeros();
+    log.clamp(10, WINDOW_LOG_MAX)
+}
+
+fn read_at(f: &mut std::fs::File, offset: u64, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
+    buf.clear();
+    buf.resize(len as usize, 0);
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+fn compress_frame(p: &DeltaParams, input: &[u8], prefix: Option<&[u8]>, dst: &mut Vec<u8>) -> io::Result<()> {
+    let mut cctx = CCtx::create();
+    let set = |c: &mut CCtx, prm: CParameter| c.set_parameter(prm).map_err(|e| zerr("zstd parameter", e));
+    set(&mut cctx, CParameter::CompressionLevel(p.level))?;
+    set(&mut cctx, CParameter::ChecksumFlag(true))?;
+    set(&mut cctx, CParameter::ContentSizeFlag(true))?;
+    if let Some(prefix) = prefix {
+        let wlog = window_log_for(prefix.len() as u64 + input.len() as u64);
+        set(&mut cctx, CParameter::WindowLog(wlog))?;
+        if p.long_distance {
+            set(&mut cctx, CParameter::EnableLongDistanceMatching(true))?;
+        }
+    } else if p.long_distance && input.len() as u64 > (8 * MIB) {
+        set(&mut cctx, CParameter::WindowLog(window_log_for(input.len() as u64)))?;
+        set(&mut cctx, CParameter::EnableLongDistanceMatching(true))?;
+    }
+    cctx.set_pledged_src_size(Some(input.len() as u64))
+        .map_err(|e| zerr("zstd pledged size", e))?;
+    if let Some(prefix) = prefix {
+        cctx.ref_prefix(prefix).map_err(|e| zerr("zstd prefix", e))?;
+    }
+    dst.clear();
+    dst.reserve(zstd_safe::compress_bound(input.len()));
+    cctx.compress2(dst, input)
+        .map_err(|e| io::Error::other(format!("zstd compress: {}", zstd_safe::get_error_name(e))))?;
+    Ok(())
+}
+
+fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) -> io::Result<EncodeStats> {
+    let t0 = Instant::now();
+    let mut inf = std::fs::File::open(input)?;
+    let mut rf = std::fs::File::open(reference)?;
+    let input_len = inf.metadata()?.len();
+    let ref_len = rf.metadata()?.len();
+    let frame_size = p.frame_size.clamp(1, MAX_FRAME_OUT);
+    let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    w.write_all(HEADER_MAGIC)?;
+    let mut pos = HEADER_MAGIC.len() as u64;
+    let mut entries = Vec::new();
+    let mut inbuf = Vec::new();
+    let mut refbuf = Vec::new();
+    let mut refbuf_at: Option<(u64, u64)> = None;
+    let mut dst = Vec::new();
+    let mut out_offset = 0u64;
+    inf.seek(SeekFrom::Start(0))?;
+    while out_offset < input_len {
+        let out_len = (input_len - out_offset).min(frame_size);
+        read_at(&mut inf, out_offset, &mut inbuf, out_len)?;
+        let (ws, wl) = ref_window(p, input_len, ref_len, out_offset, out_len);
+        let entry = if wl > 0 {
+            if refbuf_at != Some((ws, wl)) {
+                read_at(&mut rf, ws, &mut refbuf, wl)?;
+                refbuf_at = Some((ws, wl));
+            }
+            compress_frame(p, &inbuf, Some(&refbuf), &mut dst)?;
+            FrameEntry {
+                kind: KIND_PREFIX,
+                out_offset,
+                out_len,
+                frame_offset: pos,
+                frame_len: dst.len() as u64,
+                ref_start: ws,
+                ref_len: wl,
+            }
+        } else {
+            compress_frame(p, &inbuf, None, &mut dst)?;
+            FrameEntry {
+                kind: KIND_PLAIN,
+                out_offset,
+                out_len,
+                frame_offset: pos,
+                frame_len: dst.len() as u64,
+                ref_start: 0,
+                ref_len: 0,
+            }
+        };
+        w.write_all(&dst)?;
+        pos += dst.len() as u64;
+        entries.push(entry);
+        out_offset += out_len;
+    }
+    if entries.len() > u32::MAX as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many frames"));
+    }
+    let tail = write_tail(&entries, pos, input_len, ref_len);
+    w.write_all(&tail)?;
+    pos += tail.len() as u64;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(EncodeStats {
+        logical_len: input_len,
+        encoded_len: pos,
+        frames: entries.len() as u32,
+        millis: t0.elapsed().as_millis() as u64,
+    })
+}
+
+/// Encodes the file `input` against the decoded reference file `reference` into a container
+/// written to `out`. Blocking work runs in `spawn_blocking`.
+pub async fn encode_file(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) -> io::Result<EncodeStats> {
+    let (input, reference, out, p) = (input.to_owned(), reference.to_owned(), out.to_owned(), p.clone());
+    tokio::task::spawn_blocking(move || encode_blocking(&input, &reference, &out, &p))
+        .await
+        .map_err(join_err)?
+}
+
+/// zstd-compresses a file into zstd frames (for references stored whole), returns the compressed
+/// length. The frames carry their content size and a checksum; their window is the level's default
+/// (at most 8 MiB up to level 19, 128 MiB at 22), which [`decompress_stream`] accepts.
+pub async fn compress_file(input: &Path, out: &Path, level: i32) -> io::Result<u64> {
+    let (input, out) = (input.to_owned(), out.to_owned());
+    tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        let mut inf = std::fs::File::open(&input)?;
+        let len = inf.metadata()?.len();
+        let outf = std::fs::File::create(&out)?;
+        let mut enc = zstd::stream::Encoder::new(io::BufWriter::with_capacity(1 << 20, outf), level)?;
+        enc.include_checksum(true)?;
+        enc.include_contentsize(true)?;
+        enc.set_pledged_src_size(Some(len))?;
+        io::copy(&mut inf, &mut enc)?;
+        let w = enc.finish()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(f.metadata()?.len())
+    })
+    .await
+    .map_err(join_err)?
+}
+
+struct DecompressState {
+    input: ByteStream,
+    dctx: DCtx<'static>,
+    pending: Bytes,
+    eof: bool,
+    /// Last return of decompress_stream: 0 when at a frame boundary.
+    hint: usize,
+    /// The last call filled the output buffer: zstd may hold more output.
+    maybe_more: bool,
+    done: bool,
+}
+
+/// Streams the decompression of zstd frames (a compressed reference) with bounded memory.
+/// Accepts windows up to 128 MiB; a truncated or corrupt input ends the stream with InvalidData.
+pub fn decompress_stream(compressed: ByteStream) -> ByteStream {
+    let mut dctx = DCtx::create();
+    let init = dctx.set_parameter(DParameter::WindowLogMax(STREAM_WINDOW_LOG_MAX));
+    let st = DecompressState {
+        input: compressed,
+        dctx,
+        pending: Bytes::new(),
+        eof: false,
+        hint: 0,
+        maybe_more: false,
+        done: false,
+    };
+    let s = futures::stream::unfold(st, move |mut st| async move {
+        if let Err(e) = init {
+            if st.done {
+                return None;
+            }
+            st.done = true;
+            return Some((Err(zerr("zstd parameter", e)), st));
+        }
+        loop {
+            if st.done {
+                return None;
+            }
+            if st.pending.is_empty() && !st.eof {
+                match st.input.next().await {
+                    Some(Ok(b)) => {
+                        st.pending = b;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                    None => st.eof = true,
+                }
+            }
+            if st.pending.is_empty() && st.eof && !st.maybe_more {
+                // No more input and no more output: the last frame must be complete.
+                st.done = true;
+                if st.hint != 0 {
+                    return Some((Err(invalid("truncated zstd stream")), st));
+                }
+                return None;
+            }
+            let mut out: Vec<u8> = Vec::with_capacity(256 * 1024);
+            let consumed;
+            {
+                let mut ob = OutBuffer::around(&mut out);
+                let mut ib = InBuffer::around(&st.pending);
+                match st.dctx.decompress_stream(&mut ob, &mut ib) {
+                    Ok(h) => st.hint = h,
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Err(zerr("zstd decompress", e)), st));
+                    }
+                }
+                consumed = ib.pos();
+            }
+            let _ = st.pending.split_to(consumed);
+            st.maybe_more = out.len() == out.capacity();
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+        }
+    });
+    Box::pin(sync_wrapper::SyncStream::new(s))
+}
+
+async fn read_exact_from(src: &dyn ContainerSource, offset: u64, len: u64) -> io::Result<Bytes> {
+    let mut s = src.read(offset, len).await?;
+    let mut buf = BytesMut::with_capacity(len as usize);
+    while let Some(b) = s.next().await {
+        let b = b?;
+        if buf.len() + b.len() > len as usize {
+            return Err(invalid("container source returned more bytes than asked"));
+        }
+        buf.extend_from_slice(&b);
+    }
+    if buf.len() as u64 != len {
+        return Err(invalid(
+            "container source returned fewer bytes than asked (truncated container?)",
+        ));
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and checks the footer of a container.
+pub async fn read_footer(src: &dyn ContainerSource) -> io::Result<Footer> {
+    let len = src.len();
+    if len < HEADER_MAGIC.len() as u64 + FOOTER_LEN {
+        return Err(invalid("delta container too short"));
+    }
+    let b = read_exact_from(src, len - FOOTER_LEN, FOOTER_LEN).await?;
+    Footer::decode(&b, len)
+}
+
+/// Reads and checks the footer and the index of a container.
+pub async fn read_index(src: &dyn ContainerSource) -> io::Result<(Footer, Vec<FrameEntry>)> {
+    let f = read_footer(src).await?;
+    let ilen = f.frame_count as u64 * ENTRY_LEN;
+    let b = if ilen == 0 {
+        Bytes::new()
+    } else {
+        read_exact_from(src, f.index_offset, ilen).await?
+    };
+    if crc32fast::hash(&b) != f.index_crc {
+        return Err(invalid("corrupt delta container index (checksum mismatch)"));
+    }
+    let entries: Vec<FrameEntry> = b.chunks_exact(ENTRY_LEN as usize).map(FrameEntry::decode).collect();
+    validate_index(&f, &entries)?;
+    Ok((f, entries))
+}
+
+/// The logical length recorded in a container's footer (reads the footer only).
+pub async fn logical_len(src: &dyn ContainerSource) -> io::Result<u64> {
+    Ok(read_footer(src).await?.logical_len)
+}
+
+type RefCache = Option<((u64, u64), Arc<Vec<u8>>)>;
+
+fn decode_frame_blocking(
+    e: FrameEntry,
+    frame: Bytes,
+    reference: &Path,
+    cache: RefCache,
+    lo: u64,
+    hi: u64,
+) -> io::Result<(Bytes, RefCache)> {
+    match e.kind {
+        KIND_COPY => {
+            let mut f = std::fs::File::open(reference)?;
+            let mut buf = Vec::new();
+            read_at(&mut f, e.ref_start + lo, &mut buf, hi - lo)?;
+            Ok((Bytes::from(buf), cache))
+        }
+        KIND_PREFIX | KIND_PLAIN => {
+            let window = if e.kind == KIND_PREFIX {
+                match cache {
+                    Some((at, w)) if at == (e.ref_start, e.ref_len) => Some((at, w)),
+                    _ => {
+                        drop(cache);
+                        let mut f = std::fs::File::open(reference)?;
+                        let mut buf = Vec::new();
+                        read_at(&mut f, e.ref_start, &mut buf, e.ref_len)?;
+                        Some(((e.ref_start, e.ref_len), Arc::new(buf)))
+                    }
+                }
+            } else {
+                cache
+            };
+            let mut out: Vec<u8> = Vec::with_capacity(e.out_len as usize);
+            {
+                let mut dctx = DCtx::create();
+                dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+                    .map_err(|c| zerr("zstd parameter", c))?;
+                if e.kind == KIND_PREFIX {
+                    let w = &window.as_ref().expect("prefix window").1;
+                    dctx.ref_prefix(&w[..]).map_err(|c| zerr("zstd prefix", c))?;
+                }
+                let n = dctx
+                    .decompress(&mut out, &frame)
+                    .map_err(|c| zerr("zstd decompress", c))?;
+                if n as u64 != e.out_len || out.len() as u64 != e.out_len {
+                    return Err(invalid("frame decoded to the wrong length"));
+                }
+            }
+            let b = Bytes::from(out).slice(lo as usize..hi as usize);
+            Ok((b, window))
+        }
+        k => Err(invalid(format!("unknown frame kind {k}"))),
+    }
+}
+
+struct RangeState {
+    src: Arc<dyn ContainerSource>,
+    reference: PathBuf,
+    /// Frames to decode with the part [lo, hi) of each one's output wanted.
+    todo: std::vec::IntoIter<(FrameEntry, u64, u64)>,
+    cache: RefCache,
+    pending: Bytes,
+    done: bool,
+}
+
+/// Streams logical bytes [start, end) of a container, decoding only the frames that overlap,
+/// against the decoded reference file. Output is streamed frame by frame (bounded memory); errors
+/// (corrupt container, wrong reference length, zstd errors) are `InvalidData` and end the stream;
+/// it never yields bytes that did not decode cleanly.
+pub async fn decode_range(
+    src: Arc<dyn ContainerSource>,
+    reference: PathBuf,
+    start: u64,
+    end: u64,
+) -> io::Result<ByteStream> {
+    let (f, entries) = read_index(&*src).await?;
+    if start > end || end > f.logical_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("range {start}..{end} outside the object (length {})", f.logical_len),
+        ));
+    }
+    if entries.iter().any(|e| e.kind != KIND_PLAIN) {
+        let rlen = tokio::fs::metadata(&reference).await?.len();
+        if rlen != f.ref_len {
+            return Err(invalid(format!(
+                "wrong reference: length {rlen}, the container was encoded against {} bytes",
+                f.ref_len
+            )));
+        }
+    }
+    let todo: Vec<(FrameEntry, u64, u64)> = entries
+        .into_iter()
+        .filter(|e| e.out_offset < end && e.out_offset + e.out_len > start)
+        .map(|e| {
+            let lo = start.saturating_sub(e.out_offset);
+            let hi = (end - e.out_offset).min(e.out_len);
+            (e, lo, hi)
+        })
+        .collect();
+    let st = RangeState {
+        src,
+        reference,
+        todo: todo.into_iter(),
+        cache: None,
+        pending: Bytes::new(),
+        done: false,
+    };
+    let s = futures::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if st.pending.is_empty() {
+            let (e, lo, hi) = st.todo.next()?;
+            let frame = if e.frame_len > 0 {
+                match read_exact_from(&*st.src, e.frame_offset, e.frame_len).await {
+                    Ok(b) => b,
+                    Err(err) => {
+                        st.done = true;
+                        return Some((Err(err), st));
+                    }
+                }
+            } else {
+                Bytes::new()
+            };
+            let reference = st.reference.clone();
+            let cache = st.cache.take();
+            let r = tokio::task::spawn_blocking(move || decode_frame_blocking(e, frame, &reference, cache, lo, hi))
+                .await
+                .map_err(join_err)
+                .and_then(|r| r);
+            match r {
+                Ok((b, cache)) => {
+                    st.pending = b;
+                    st.cache = cache;
+                }
+                Err(err) => {
+                    st.done = true;
+                    let err = if err.kind() == io::ErrorKind::UnexpectedEof {
+                        invalid(format!("reference shorter than the container says: {err}"))
+                    } else {
+                        err
+                    };
+                    return Some((Err(err), st));
+                }
+            }
+        }
+        let n = st.pending.len().min(CHUNK);
+        let chunk = st.pending.split_to(n);
+        Some((Ok(chunk), st))
+    });
+    Ok(Box::pin(sync_wrapper::SyncStream::new(s)))
+}
+
+/// Convenience: decodes a whole container to a file (streaming, bounded memory). Returns the length.
+pub async fn decode_to_file(src: Arc<dyn ContainerSource>, reference: PathBuf, out: &Path) -> io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let len = logical_len(&*src).await?;
+    let mut s = decode_range(src, reference, 0, len).await?;
+    let mut f = tokio::fs::File::create(out).await?;
+    let mut n = 0u64;
+    while let Some(b) = s.next().await {
+        let b = b?;
+        f.write_all(&b).await?;
+        n += b.len() as u64;
+    }
+    f.flush().await?;
+    Ok(n)
+}
