@@ -51,7 +51,7 @@ const MIB: u64 = 1 << 20;
 /// Encoding parameters.
 #[derive(Debug, Clone)]
 pub struct DeltaParams {
-    /// zstd compression level (default 3).
+    /// zstd compression level (default 6: see docs/delta-format.md for the measurements).
     pub level: i32,
     /// Output bytes per frame (the unit of random access and of memory).
     pub frame_size: u64,
@@ -66,10 +66,10 @@ pub struct DeltaParams {
 impl Default for DeltaParams {
     fn default() -> Self {
         DeltaParams {
-            level: 3,
+            level: 6,
             frame_size: 32 * MIB,
-            margin: 32 * MIB,
-            whole_ref_max: 96 * MIB,
+            margin: 16 * MIB,
+            whole_ref_max: 64 * MIB,
             long_distance: true,
         }
     }
