@@ -52,6 +52,14 @@ pub struct BlobRecord {
     pub state: BlobState,
     /// When the blob was last checked (0: never).
     pub checked_ms: i64,
+    /// How the bytes encode the segment: `zstd` (a deltaspace reference) or
+    /// `delta` (against `ref_id`); `None`: plain.
+    pub codec: Option<String>,
+    /// Bytes of the encoded form (before any sealing).
+    pub encoded_len: Option<u64>,
+    /// For `delta`: the reference the blob decodes against. A reference is
+    /// freed only once no segment's blob names it.
+    pub ref_id: Option<String>,
 }
 
 /// Progress of a resumable admin job, saved after each batch.
@@ -79,14 +87,18 @@ pub(crate) type BlobRow = (
     Option<String>,
     String,
     i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
 );
 
 /// The columns of a [`BlobRow`], in order.
 pub(crate) const BLOB_COLUMNS: &str =
-    "backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, checked_ms";
+    "backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, checked_ms, codec, encoded_len, ref_id";
 
 pub(crate) fn blob_from_row(row: BlobRow) -> CpResult<BlobRecord> {
-    let (backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, checked_ms) = row;
+    let (backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, checked_ms, codec, encoded_len, ref_id) =
+        row;
     let state = BlobState::parse(&state).ok_or_else(|| CpError::Internal(format!("stored blob state {state:?}")))?;
     Ok(BlobRecord {
         backend_id,
@@ -97,6 +109,9 @@ pub(crate) fn blob_from_row(row: BlobRow) -> CpResult<BlobRecord> {
         context,
         state,
         checked_ms,
+        codec,
+        encoded_len: encoded_len.and_then(|n| u64::try_from(n).ok()),
+        ref_id,
     })
 }
 

@@ -3,6 +3,7 @@
 //! crate; data planes never open the database.
 
 mod blobs;
+mod delta;
 mod listing;
 mod multipart_rules;
 mod postgres;
@@ -15,6 +16,10 @@ use strata_core::{
 };
 
 pub use blobs::{BlobRecord, BlobState, JobProgress};
+pub use delta::{
+    DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, REF_CURRENT, REF_RETIRED, ReselectPolicy, refs_bucket,
+    user_bucket_of,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -75,7 +80,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Fails with `NoSuchBucket`, or `BucketNotEmpty` when it holds objects or uploads.
     async fn delete_bucket(&self, name: &str) -> CpResult<()>;
     async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo>;
-    /// Sorted by name.
+    /// Sorted by name. Internal buckets (names starting with `.`, such as
+    /// the `.refs.<bucket>` of delta references) are left out.
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
 
     /// Records a pending intent before any byte reaches a backend. A known
@@ -290,4 +296,49 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn put_job(&self, job: &JobProgress) -> CpResult<()>;
     /// Every job's progress, sorted by name.
     async fn list_jobs(&self) -> CpResult<Vec<JobProgress>>;
+
+    /// The state of deltaspace `space`; `None` when it never had a reference.
+    async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>>;
+    /// A reference, current or retired; `None` once dropped.
+    async fn get_delta_ref(&self, ref_id: &str) -> CpResult<Option<DeltaRefRecord>>;
+    /// In one transaction: inserts `reference` (state `current`, whatever
+    /// its `state` says) as the current reference of its space, retires the
+    /// space's previous current reference, empties the space's window of
+    /// recent ratios and clears `want_new_ref`. Returns the id of the
+    /// reference it retired. Fails when the `ref_id` exists.
+    async fn set_current_ref(&self, reference: &DeltaRefRecord) -> CpResult<Option<String>>;
+    /// Raises a reference's `last_used_ms` to `now_ms` (no-op if absent).
+    async fn touch_delta_ref(&self, ref_id: &str, now_ms: i64) -> CpResult<()>;
+    /// In one transaction: upserts the decision of `decision.object_id`;
+    /// when it is a `delta` and `space` exists, pushes its ratio
+    /// (`stored * 1000 / logical`) into the space's window of the last
+    /// `policy.window` ratios and sets `want_new_ref` once the window is
+    /// full and its mean exceeds `policy.threshold_permille`. Returns the
+    /// space's `want_new_ref` afterwards (false without a space).
+    /// `InvalidArgument` unless the decision is `reference`, `delta` or
+    /// `passthrough`.
+    async fn record_delta_decision(
+        &self,
+        decision: &DeltaDecisionRecord,
+        space: Option<&str>,
+        policy: ReselectPolicy,
+    ) -> CpResult<bool>;
+    /// Per user bucket that has any decision or reference, sorted by name,
+    /// over current objects only: logical bytes = sizes of all its current
+    /// objects; stored bytes = the decisions' `stored_bytes` (an object
+    /// without a decision counts its size) plus the encoded bytes of the
+    /// primary copy of every reference not yet dropped; decisions counted
+    /// by kind; references = references not yet dropped.
+    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>>;
+    /// Up to `limit` references (current or retired) last used before
+    /// `older_than_ms` whose id no current segment's blob names as its
+    /// `ref_id`, least recently used first: safe to free. A current one
+    /// of those serves a deltaspace none of whose objects is a delta.
+    async fn unreferenced_refs(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<DeltaRefRecord>>;
+    /// In one transaction, re-checking what [`MetaStore::unreferenced_refs`]
+    /// checks (last used before `older_than_ms`, named by no current
+    /// segment's blob): deletes the reference's row and clears it as its
+    /// space's current reference; returns whether it did. The reference's
+    /// object (in `.refs.<bucket>`) is the caller's to delete.
+    async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool>;
 }

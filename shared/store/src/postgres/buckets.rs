@@ -110,10 +110,11 @@ impl PgStore {
     }
 
     pub(super) async fn list_buckets_impl(&self) -> CpResult<Vec<BucketInfo>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, created_ms FROM buckets ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, created_ms FROM buckets WHERE substr(name, 1, 1) <> '.' ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(rows
             .into_iter()
             .map(|(name, created_unix_ms)| BucketInfo { name, created_unix_ms })

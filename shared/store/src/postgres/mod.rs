@@ -12,6 +12,7 @@ mod blobs;
 mod buckets;
 mod complete;
 mod copies;
+mod delta;
 mod jobs;
 mod jobs_progress;
 mod list;

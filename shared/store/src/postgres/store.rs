@@ -8,6 +8,7 @@ use strata_core::{
 
 use super::{PgStore, db, monthly, multipart};
 use crate::{BackendUsage, BlobRecord, BlobState, CleanupClaim, JobProgress, MetaStore, StaleIntent, StoredCredential};
+use crate::{DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, ReselectPolicy};
 
 #[async_trait]
 impl MetaStore for PgStore {
@@ -277,5 +278,42 @@ impl MetaStore for PgStore {
 
     async fn list_jobs(&self) -> CpResult<Vec<JobProgress>> {
         self.list_jobs_impl().await
+    }
+
+    async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>> {
+        self.get_deltaspace_impl(space).await
+    }
+
+    async fn get_delta_ref(&self, ref_id: &str) -> CpResult<Option<DeltaRefRecord>> {
+        self.get_delta_ref_impl(ref_id).await
+    }
+
+    async fn set_current_ref(&self, reference: &DeltaRefRecord) -> CpResult<Option<String>> {
+        self.set_current_ref_impl(reference).await
+    }
+
+    async fn touch_delta_ref(&self, ref_id: &str, now_ms: i64) -> CpResult<()> {
+        self.touch_delta_ref_impl(ref_id, now_ms).await
+    }
+
+    async fn record_delta_decision(
+        &self,
+        decision: &DeltaDecisionRecord,
+        space: Option<&str>,
+        policy: ReselectPolicy,
+    ) -> CpResult<bool> {
+        self.record_delta_decision_impl(decision, space, policy).await
+    }
+
+    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
+        self.delta_report_impl().await
+    }
+
+    async fn unreferenced_refs(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
+        self.unreferenced_refs_impl(older_than_ms, limit).await
+    }
+
+    async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool> {
+        self.drop_ref_impl(ref_id, older_than_ms).await
     }
 }

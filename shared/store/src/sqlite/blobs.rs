@@ -15,12 +15,15 @@ impl SqliteStore {
         for b in blobs {
             sqlx::query(
                 "INSERT INTO blobs (backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, \
-                 checked_ms, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 checked_ms, created_ms, codec, encoded_len, ref_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (backend_id, backend_key) DO UPDATE SET \
                  sha256 = COALESCE(excluded.sha256, blobs.sha256), \
                  key_id = COALESCE(excluded.key_id, blobs.key_id), \
                  wrapped_dek = COALESCE(excluded.wrapped_dek, blobs.wrapped_dek), \
-                 context = COALESCE(excluded.context, blobs.context)",
+                 context = COALESCE(excluded.context, blobs.context), \
+                 codec = COALESCE(excluded.codec, blobs.codec), \
+                 encoded_len = COALESCE(excluded.encoded_len, blobs.encoded_len), \
+                 ref_id = COALESCE(excluded.ref_id, blobs.ref_id)",
             )
             .bind(&b.backend_id)
             .bind(&b.backend_key)
@@ -31,6 +34,9 @@ impl SqliteStore {
             .bind(b.state.as_str())
             .bind(b.checked_ms)
             .bind(now_ms)
+            .bind(b.codec.as_deref())
+            .bind(b.encoded_len.map(crate::blobs::counter).transpose()?)
+            .bind(b.ref_id.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -7,6 +7,7 @@ mod blobs;
 mod buckets;
 mod complete;
 mod copies;
+mod delta;
 mod jobs;
 mod jobs_progress;
 mod list;

@@ -5,6 +5,7 @@
 mod blobs;
 mod buckets;
 mod copies;
+mod delta;
 mod jobs;
 mod list;
 mod list_model;
@@ -92,6 +93,9 @@ macro_rules! all_cases {
             rewrite::replace_copy_deletes_its_intent,
             rewrite::corrupt_blobs_owners_and_counts,
             blobs::job_progress_round_trip,
+            delta::delta_refs_current_and_retired,
+            delta::blob_codec_facts_merge,
+            delta::delta_report_and_reference_liveness,
         }
     };
 }

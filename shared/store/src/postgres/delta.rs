@@ -1,0 +1,225 @@
+//! Delta compression: references, deltaspaces, decisions and the report.
+
+use strata_core::{CpResult, DeltaBucketReport};
+
+use super::{PgStore, advisory_lock, db};
+use crate::delta::{
+    DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, REF_COLUMNS, REF_CURRENT, REF_RETIRED, RefRow,
+    ReselectPolicy, assemble_report, check_decision, format_recent, parse_recent, push_ratio, ratio_permille,
+    ref_from_row,
+};
+
+/// Whether any current segment's blob decodes against reference `r.ref_id`.
+const REF_IN_USE: &str = "EXISTS (SELECT 1 FROM blobs b JOIN segments s \
+     ON s.backend_id = b.backend_id AND s.backend_key = b.backend_key WHERE b.ref_id = r.ref_id)";
+
+impl PgStore {
+    pub(super) async fn get_deltaspace_impl(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>> {
+        let row: Option<(String, String, Option<String>, String, bool)> = sqlx::query_as(
+            "SELECT space, bucket, current_ref_id, recent, want_new_ref FROM deltaspaces WHERE space = $1",
+        )
+        .bind(space)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(
+            |(space, bucket, current_ref_id, recent, want_new_ref)| DeltaSpaceRecord {
+                space,
+                bucket,
+                current_ref_id,
+                recent: parse_recent(&recent),
+                want_new_ref,
+            },
+        ))
+    }
+
+    pub(super) async fn get_delta_ref_impl(&self, ref_id: &str) -> CpResult<Option<DeltaRefRecord>> {
+        let sql = format!("SELECT {REF_COLUMNS} FROM delta_refs WHERE ref_id = $1");
+        let row: Option<RefRow> = sqlx::query_as(&sql)
+            .bind(ref_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(ref_from_row))
+    }
+
+    pub(super) async fn set_current_ref_impl(&self, r: &DeltaRefRecord) -> CpResult<Option<String>> {
+        let mut tx = self.write_tx().await?;
+        advisory_lock(&mut tx, "deltaspace", &r.space).await?;
+        sqlx::query(
+            "INSERT INTO delta_refs (ref_id, bucket, space, ref_bucket, ref_key, size, sha256, state, \
+             last_used_ms, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&r.ref_id)
+        .bind(&r.bucket)
+        .bind(&r.space)
+        .bind(&r.ref_bucket)
+        .bind(&r.ref_key)
+        .bind(crate::blobs::counter(r.size)?)
+        .bind(&r.sha256)
+        .bind(REF_CURRENT)
+        .bind(r.last_used_ms)
+        .bind(r.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let previous: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT current_ref_id FROM deltaspaces WHERE space = $1")
+                .bind(&r.space)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        let previous = previous.and_then(|(p,)| p).filter(|p| *p != r.ref_id);
+        if let Some(p) = &previous {
+            sqlx::query("UPDATE delta_refs SET state = $1 WHERE ref_id = $2")
+                .bind(REF_RETIRED)
+                .bind(p)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::query(
+            "INSERT INTO deltaspaces (space, bucket, current_ref_id, recent, want_new_ref) VALUES ($1, $2, $3, '', FALSE) \
+             ON CONFLICT (space) DO UPDATE SET current_ref_id = excluded.current_ref_id, recent = '', want_new_ref = FALSE",
+        )
+        .bind(&r.space)
+        .bind(&r.bucket)
+        .bind(&r.ref_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(previous)
+    }
+
+    pub(super) async fn touch_delta_ref_impl(&self, ref_id: &str, now_ms: i64) -> CpResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE delta_refs SET last_used_ms = GREATEST(last_used_ms, $1) WHERE ref_id = $2")
+            .bind(now_ms)
+            .bind(ref_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub(super) async fn record_delta_decision_impl(
+        &self,
+        d: &DeltaDecisionRecord,
+        space: Option<&str>,
+        policy: ReselectPolicy,
+    ) -> CpResult<bool> {
+        check_decision(d)?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO delta_decisions (object_id, bucket, decision, reason, ref_id, logical_bytes, \
+             stored_bytes, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (object_id) DO UPDATE SET bucket = excluded.bucket, decision = excluded.decision, \
+             reason = excluded.reason, ref_id = excluded.ref_id, logical_bytes = excluded.logical_bytes, \
+             stored_bytes = excluded.stored_bytes, created_ms = excluded.created_ms",
+        )
+        .bind(&d.object_id)
+        .bind(&d.bucket)
+        .bind(&d.decision)
+        .bind(&d.reason)
+        .bind(d.ref_id.as_deref())
+        .bind(crate::blobs::counter(d.logical_bytes)?)
+        .bind(crate::blobs::counter(d.stored_bytes)?)
+        .bind(d.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut want = false;
+        if let Some(space) = space {
+            let row: Option<(String, bool)> =
+                sqlx::query_as("SELECT recent, want_new_ref FROM deltaspaces WHERE space = $1 FOR UPDATE")
+                    .bind(space)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if let Some((recent, wanted)) = row {
+                want = wanted;
+                if d.decision == "delta" {
+                    let mut recent = parse_recent(&recent);
+                    want |= push_ratio(&mut recent, ratio_permille(d), policy);
+                    sqlx::query("UPDATE deltaspaces SET recent = $1, want_new_ref = $2 WHERE space = $3")
+                        .bind(format_recent(&recent))
+                        .bind(want)
+                        .bind(space)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(want)
+    }
+
+    pub(super) async fn delta_report_impl(&self) -> CpResult<Vec<DeltaBucketReport>> {
+        let mut tx = self.read_tx().await?;
+        let bytes: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT o.bucket, SUM(o.size)::BIGINT, SUM(COALESCE(d.stored_bytes, o.size))::BIGINT FROM objects o \
+             LEFT JOIN delta_decisions d ON d.object_id = o.object_id \
+             WHERE o.bucket IN (SELECT DISTINCT bucket FROM delta_decisions) GROUP BY o.bucket",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let refs: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT r.bucket, COUNT(DISTINCT r.ref_id), COALESCE(SUM(COALESCE(b.encoded_len, s.length)), 0)::BIGINT \
+             FROM delta_refs r \
+             LEFT JOIN objects o ON o.bucket = r.ref_bucket AND o.key = r.ref_key \
+             LEFT JOIN segments s ON s.object_id = o.object_id AND s.seq < 100000 \
+             LEFT JOIN blobs b ON b.backend_id = s.backend_id AND b.backend_key = s.backend_key \
+             GROUP BY r.bucket",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let decisions: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT d.bucket, d.decision, COUNT(*) FROM delta_decisions d \
+             JOIN objects o ON o.object_id = d.object_id GROUP BY d.bucket, d.decision",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(assemble_report(bytes, refs, decisions))
+    }
+
+    pub(super) async fn unreferenced_refs_impl(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
+        let sql = format!(
+            "SELECT {REF_COLUMNS} FROM delta_refs r WHERE r.last_used_ms < $1 AND NOT {REF_IN_USE} \
+             ORDER BY r.last_used_ms, r.ref_id LIMIT $2"
+        );
+        let rows: Vec<RefRow> = sqlx::query_as(&sql)
+            .bind(older_than_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(ref_from_row).collect())
+    }
+
+    pub(super) async fn drop_ref_impl(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let sql =
+            format!("DELETE FROM delta_refs AS r WHERE r.ref_id = $1 AND r.last_used_ms < $2 AND NOT {REF_IN_USE}");
+        let done = sqlx::query(&sql)
+            .bind(ref_id)
+            .bind(older_than_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() > 0 {
+            sqlx::query("UPDATE deltaspaces SET current_ref_id = NULL, recent = '', want_new_ref = FALSE WHERE current_ref_id = $1")
+                .bind(ref_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
