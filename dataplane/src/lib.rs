@@ -5,6 +5,7 @@
 
 mod auth;
 mod checksum;
+mod delta;
 mod errors;
 mod guard;
 mod host;
@@ -22,6 +23,7 @@ use strata_backend::Backends;
 use strata_core::ControlPlane;
 use strata_core::config::ServerConfig;
 
+pub use crate::delta::{DeltaEngine, DeltaSettings};
 pub use crate::guard::Guard;
 pub use crate::http::{Front, Readiness, serve};
 pub use crate::metrics::Metrics;
@@ -29,6 +31,7 @@ pub use crate::s3::StrataS3;
 pub use crate::spool::Failover;
 
 /// Builds the S3 front for one data plane.
+#[allow(clippy::too_many_arguments)]
 pub fn build_front(
     cfg: &ServerConfig,
     cp: Arc<dyn ControlPlane>,
@@ -37,12 +40,14 @@ pub fn build_front(
     registry: prometheus::Registry,
     failover: Option<Failover>,
     guard: Option<Arc<Guard>>,
+    delta: Option<Arc<DeltaEngine>>,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(
         StrataS3::new(cp.clone(), backends, cfg.region.clone())
             .with_failover(failover.map(Arc::new))
-            .with_guard(guard),
+            .with_guard(guard)
+            .with_delta(delta),
     );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });

@@ -271,6 +271,21 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             g.run_reporter(cp2, flush, wait(stop)).await;
             Ok(())
         });
+        let d = &config.delta;
+        let delta = strata_dataplane::DeltaEngine::open(strata_dataplane::DeltaSettings {
+            cache_dir: d
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("delta-cache")),
+            cache_bytes: d.cache_bytes,
+            memory_cache_bytes: d.memory_cache_bytes,
+            max_concurrency: d.max_concurrency,
+            level: d.level,
+            deny_media: d.deny_media,
+            min_size: d.min_size,
+            max_object_size: d.max_object_size,
+        })
+        .await?;
         let front = strata_dataplane::build_front(
             &config.server,
             cp,
@@ -279,6 +294,7 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             registry.clone(),
             failover,
             Some(guard),
+            Some(delta),
         )?;
         let listener = bind(config.server.listen, "S3", "server.listen").await?;
         tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");

@@ -109,6 +109,11 @@ impl ReaperJob {
         if facts.role != BlobRole::Object || facts.bucket != intent.bucket || facts.key != intent.key {
             return Ok(false);
         }
+        // Sealed, compressed and delta blobs, and references, are not an
+        // object's plain bytes: they are dropped, never promoted.
+        if facts.codec != "none" {
+            return Ok(false);
+        }
         if facts.meta.size > 0 && facts.meta.size != head.size {
             return Ok(false);
         }

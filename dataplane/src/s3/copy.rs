@@ -85,9 +85,32 @@ impl StrataS3 {
             bucket: &i.bucket,
             key: &i.key,
         };
-        let (plan, digests, segment) = self
-            .copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta, &sealing)
-            .await?;
+        let (plan, digests, segment) = match &self.delta {
+            // A copy into a delta-enabled place is encoded like any PUT.
+            Some(engine) if !matches!(sealing, super::sse::Sealing::Customer(_)) => {
+                let plan = self
+                    .first_plan(&target, Some(src.meta.size), &sealing)
+                    .await
+                    .map_err(from_cp)?;
+                if plan.delta.is_some() {
+                    let body = self.read_range(&src, 0, src.meta.size)?;
+                    let body = futures::TryStreamExt::map_err(body, |e| Box::new(e) as s3s::StdError);
+                    let expect = crate::pipeline::Expect {
+                        length: Some(src.meta.size),
+                        ..Default::default()
+                    };
+                    self.write_delta(engine, &target, plan, &tag_meta, body, expect, &sealing)
+                        .await?
+                } else {
+                    self.copy_planned(&target, &src, 0, src.meta.size, &tag_meta, plan, &sealing)
+                        .await?
+                }
+            }
+            _ => {
+                self.copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta, &sealing)
+                    .await?
+            }
+        };
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         meta.checksums.clear();

@@ -67,7 +67,7 @@ impl StrataS3 {
     /// The first plan of a write: backends whose breaker is open are left
     /// out, unless that leaves nothing, in which case they are tried anyway
     /// (a half-open trial may succeed; failing fast is better than 507).
-    async fn first_plan(&self, t: &Target<'_>, hint: Option<u64>, sealing: &Sealing) -> CpResult<WritePlan> {
+    pub(super) async fn first_plan(&self, t: &Target<'_>, hint: Option<u64>, sealing: &Sealing) -> CpResult<WritePlan> {
         let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
         if open.is_empty() {
             return self.plan_for(t, hint, &[], sealing).await;
@@ -95,6 +95,25 @@ impl StrataS3 {
         S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
     {
         let plan = self.first_plan(target, hint, sealing).await.map_err(from_cp)?;
+        self.write_planned(target, hint, plan, meta, body, expect, sealing)
+            .await
+    }
+
+    /// [`StrataS3::write_with_failover`] with its first plan already made.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_planned<S>(
+        &self,
+        target: &Target<'_>,
+        hint: Option<u64>,
+        plan: WritePlan,
+        meta: &ObjectMeta,
+        body: S,
+        expect: Expect,
+        sealing: &Sealing,
+    ) -> S3Result<(WritePlan, Digests, Segment)>
+    where
+        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
+    {
         let declared = expect.length.or(hint);
         let failover = match (&self.failover, declared) {
             (Some(f), Some(n)) if n <= f.max_spool_bytes => f.clone(),
@@ -142,8 +161,27 @@ impl StrataS3 {
         tag_meta: &ObjectMeta,
         sealing: &Sealing,
     ) -> S3Result<(WritePlan, Digests, Segment)> {
+        let plan = self
+            .first_plan(target, Some(end - start), sealing)
+            .await
+            .map_err(from_cp)?;
+        self.copy_planned(target, src, start, end, tag_meta, plan, sealing)
+            .await
+    }
+
+    /// [`StrataS3::copy_with_failover`] with its first plan already made.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn copy_planned(
+        &self,
+        target: &Target<'_>,
+        src: &ObjectRecord,
+        start: u64,
+        end: u64,
+        tag_meta: &ObjectMeta,
+        plan: WritePlan,
+        sealing: &Sealing,
+    ) -> S3Result<(WritePlan, Digests, Segment)> {
         let hint = Some(end - start);
-        let plan = self.first_plan(target, hint, sealing).await.map_err(from_cp)?;
         self.place(target, hint, tag_meta, plan, Source::Copy { src, start, end }, sealing)
             .await
     }

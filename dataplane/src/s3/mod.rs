@@ -4,6 +4,7 @@
 mod bucket;
 mod cleanup;
 mod copy;
+mod delta_put;
 mod failover;
 mod list;
 mod meta;
@@ -34,6 +35,8 @@ pub struct StrataS3 {
     pub(crate) guard: Option<Arc<crate::guard::Guard>>,
     /// Deletes obsolete bytes in the background (see `cleanup.rs`).
     cleaner: cleanup::Cleaner,
+    /// Delta compression (encoding, decoding, the reference cache).
+    pub(crate) delta: Option<Arc<crate::delta::DeltaEngine>>,
 }
 
 impl StrataS3 {
@@ -45,6 +48,7 @@ impl StrataS3 {
             region,
             guard: None,
             cleaner: cleanup::Cleaner::default(),
+            delta: None,
         }
     }
 
@@ -54,6 +58,13 @@ impl StrataS3 {
             self.backends = g.backends();
         }
         self.guard = guard;
+        self
+    }
+
+    /// Delta compression on (`Some`): new writes follow the control plane's
+    /// delta policy, and delta objects can be read.
+    pub fn with_delta(mut self, delta: Option<Arc<crate::delta::DeltaEngine>>) -> StrataS3 {
+        self.delta = delta;
         self
     }
 

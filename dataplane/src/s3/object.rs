@@ -157,9 +157,17 @@ impl StrataS3 {
             bucket: &i.bucket,
             key: &i.key,
         };
-        let (plan, digests, segment) = self
-            .write_with_failover(&target, size_hint, &meta, body, expect, &sealing)
-            .await?;
+        let plan = self.first_plan(&target, size_hint, &sealing).await.map_err(from_cp)?;
+        let (plan, digests, segment) = match (&self.delta, plan.delta.is_some()) {
+            (Some(engine), true) => {
+                self.write_delta(engine, &target, plan, &meta, body, expect, &sealing)
+                    .await?
+            }
+            _ => {
+                self.write_planned(&target, size_hint, plan, &meta, body, expect, &sealing)
+                    .await?
+            }
+        };
         meta.size = digests.size;
         meta.etag = digests.md5_hex.clone();
         if let Some((algo, v)) = &digests.checksum {

@@ -15,6 +15,7 @@ use strata_backend::{Backend, Backends, ByteStream};
 use strata_core::{BreakerState, ControlPlane, ObjectRecord, Segment};
 
 use super::StrataS3;
+use crate::delta::DeltaEngine;
 use crate::guard::Guard;
 
 /// One full copy of the object, with a handle for each segment's backend.
@@ -125,6 +126,8 @@ struct Read {
     guard: Option<Arc<Guard>>,
     /// Where corrupt blobs are reported.
     cp: Option<Arc<dyn ControlPlane>>,
+    /// Decodes delta segments (with the backends to fetch references from).
+    delta: Option<(Arc<DeltaEngine>, Backends)>,
     done: bool,
 }
 
@@ -151,6 +154,29 @@ impl Read {
             }
         }
         self.fail_over(e);
+    }
+
+    /// Opens `[start, end)` of one segment: decoded when it is a delta.
+    async fn open_piece(
+        &self,
+        seg: &Segment,
+        backend: &Arc<dyn Backend>,
+        start: u64,
+        end: u64,
+    ) -> std::io::Result<ByteStream> {
+        if seg.encoding.is_none() {
+            return get_blob(&**backend, seg, start, end)
+                .await
+                .map_err(std::io::Error::other);
+        }
+        let (Some((engine, backends)), Some(cp)) = (&self.delta, &self.cp) else {
+            return Err(std::io::Error::other(
+                "an encoded segment, and no delta engine to decode it",
+            ));
+        };
+        engine
+            .open_segment(seg, backend.clone(), &**cp, backends, start, end)
+            .await
     }
 
     /// Moves to the next copy after a failure of the current one.
@@ -182,7 +208,7 @@ impl Read {
                     return Some(Err(std::io::Error::other("object segments do not cover its size")));
                 };
                 let (seg, backend) = &source.parts[i];
-                match get_blob(&**backend, seg, offset, offset + len).await {
+                match self.open_piece(seg, backend, offset, offset + len).await {
                     Ok(s) => self.current = Some((s, self.pos + len, i)),
                     Err(e) => self.fail_over(&e),
                 }
@@ -226,6 +252,7 @@ fn new_read(
         current: None,
         guard,
         cp,
+        delta: None,
         done: false,
     }
 }
@@ -238,6 +265,7 @@ fn stream_rest(read: Read, first: Option<Bytes>) -> ByteStream {
 }
 
 /// Streams `[start, end)` from the first source that serves it, failing over.
+#[cfg(test)]
 fn stream_sources(
     sources: Vec<Source>,
     start: u64,
@@ -260,6 +288,7 @@ impl StrataS3 {
             self.guard.clone(),
             Some(self.cp.clone()),
         );
+        read.delta = self.delta.clone().map(|d| (d, self.backends.clone()));
         match read.next_chunk().await {
             None => Ok(stream_rest(read, None)),
             Some(Ok(first)) => Ok(stream_rest(read, Some(first))),
@@ -277,13 +306,9 @@ impl StrataS3 {
     /// when the previous one is exhausted, so memory stays bounded.
     pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
         let list = self.readable_copies(rec)?;
-        Ok(stream_sources(
-            list,
-            start,
-            end,
-            self.guard.clone(),
-            Some(self.cp.clone()),
-        ))
+        let mut read = new_read(list, start, end, self.guard.clone(), Some(self.cp.clone()));
+        read.delta = self.delta.clone().map(|d| (d, self.backends.clone()));
+        Ok(stream_rest(read, None))
     }
 
     /// The copies a read may use, best first, or the S3 error for none.

@@ -54,25 +54,58 @@ pub fn stored_len(seg: &Segment) -> u64 {
     }
 }
 
-/// Streams plaintext bytes `[start, end)` of a segment. A full read of a
-/// segment with a recorded SHA-256 is verified.
+/// Streams plaintext bytes `[start, end)` of a segment stored as it is (no
+/// encoding). A full read of a segment with a recorded SHA-256 is verified.
+/// An encoded segment (compressed, delta) is read with [`get_encoded`] and
+/// decoded by the caller, who verifies the decoded bytes.
 pub async fn get_blob(backend: &dyn Backend, seg: &Segment, start: u64, end: u64) -> Result<ByteStream, BackendError> {
+    if seg.encoding.is_some() {
+        return Err(BackendError::Key(
+            "an encoded blob must be decoded, not read as it is".into(),
+        ));
+    }
     let end = end.min(seg.length);
     let start = start.min(end);
-    let plain = match &seg.cipher {
-        None => backend.get(&seg.backend_key, start, end - start).await?,
-        Some(c) => {
-            let dek = dek(c)?;
-            let span = strata_crypto::span(seg.length, start, end);
-            let raw = backend
-                .get(&seg.backend_key, span.cipher_start, span.cipher_end - span.cipher_start)
-                .await?;
-            strata_crypto::open(raw, dek, &c.context, seg.length, start, end)
-        }
-    };
+    let plain = open_range(backend, seg, seg.length, start, end).await?;
     match &seg.sha256 {
         Some(hex) if start == 0 && end == seg.length => Ok(verify_sha256(plain, hex.clone())),
         _ => Ok(plain),
+    }
+}
+
+/// Streams bytes `[start, end)` of a segment's encoded form (what was sealed,
+/// if sealed), for a decoder. Not verified against the segment's SHA-256,
+/// which is of the decoded bytes.
+pub async fn get_encoded(
+    backend: &dyn Backend,
+    seg: &Segment,
+    start: u64,
+    end: u64,
+) -> Result<ByteStream, BackendError> {
+    let len = seg.encoding.as_ref().map_or(seg.length, |e| e.encoded_len());
+    let end = end.min(len);
+    let start = start.min(end);
+    open_range(backend, seg, len, start, end).await
+}
+
+/// `[start, end)` of a blob whose pre-sealing length is `len`, opened.
+async fn open_range(
+    backend: &dyn Backend,
+    seg: &Segment,
+    len: u64,
+    start: u64,
+    end: u64,
+) -> Result<ByteStream, BackendError> {
+    match &seg.cipher {
+        None => backend.get(&seg.backend_key, start, end - start).await,
+        Some(c) => {
+            let dek = dek(c)?;
+            let span = strata_crypto::span(len, start, end);
+            let raw = backend
+                .get(&seg.backend_key, span.cipher_start, span.cipher_end - span.cipher_start)
+                .await?;
+            Ok(strata_crypto::open(raw, dek, &c.context, len, start, end))
+        }
     }
 }
 

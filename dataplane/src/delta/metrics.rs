@@ -1,0 +1,75 @@
+//! Delta metrics, in the process-wide registry the front renders.
+
+use std::sync::LazyLock;
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "delta metric not registered");
+    }
+    c
+}
+
+static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("strata_delta_decisions_total", "Writes by delta decision"),
+            &["decision"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+static SAVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "strata_delta_bytes_saved_total",
+                "Bytes not stored thanks to delta compression (original minus stored), by bucket",
+            ),
+            &["bucket"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+static CACHE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("strata_delta_ref_cache_total", "Reference cache lookups by result"),
+            &["result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+static CACHE_BYTES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "strata_delta_ref_cache_bytes",
+                "Bytes of decoded references cached, by tier",
+            ),
+            &["tier"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub fn decision(decision: &str, bucket: &str, logical: u64, stored: u64) {
+    DECISIONS.with_label_values(&[decision]).inc();
+    SAVED
+        .with_label_values(&[bucket])
+        .inc_by(logical.saturating_sub(stored));
+}
+
+pub fn cache(hit: bool) {
+    CACHE.with_label_values(&[if hit { "hit" } else { "miss" }]).inc();
+}
+
+pub fn cache_bytes(disk: u64, memory: u64) {
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    CACHE_BYTES.with_label_values(&["disk"]).set(int(disk));
+    CACHE_BYTES.with_label_values(&["memory"]).set(int(memory));
+}

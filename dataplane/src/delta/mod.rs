@@ -1,0 +1,60 @@
+//! Delta compression in the data plane (see `docs/delta.md`): a body that
+//! the control plane's policy allows is spooled to local disk, judged by its
+//! content, then stored as a delta against its deltaspace's reference, as a
+//! new reference, or as it is, whichever the rules and the measured ratio
+//! say. Reads decode only the frames a range needs, against a locally cached
+//! copy of the reference, and a full read is verified against the original's
+//! SHA-256 before its last bytes leave.
+
+mod cache;
+mod metrics;
+mod read;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use cache::RefCache;
+pub(crate) use metrics::decision as count_decision;
+
+/// Codec settings and the shared reference cache.
+pub struct DeltaEngine {
+    pub cache: RefCache,
+    pub params: strata_delta::DeltaParams,
+    /// Encodes and decodes running at once (each holds about one frame and
+    /// one reference window in memory).
+    pub permits: Arc<tokio::sync::Semaphore>,
+    /// Refuse media compressed as one whole stream (gzip, zstd, jpeg, ...).
+    pub deny_media: bool,
+    pub min_size: u64,
+    pub max_object_size: u64,
+}
+
+/// What the engine is built from (the `delta:` config section).
+pub struct DeltaSettings {
+    pub cache_dir: PathBuf,
+    pub cache_bytes: u64,
+    pub memory_cache_bytes: u64,
+    pub max_concurrency: u32,
+    pub level: i32,
+    pub deny_media: bool,
+    pub min_size: u64,
+    pub max_object_size: u64,
+}
+
+impl DeltaEngine {
+    pub async fn open(s: DeltaSettings) -> Result<Arc<DeltaEngine>, String> {
+        let cache = RefCache::open(s.cache_dir, s.cache_bytes, s.memory_cache_bytes).await?;
+        let params = strata_delta::DeltaParams {
+            level: s.level,
+            ..Default::default()
+        };
+        Ok(Arc::new(DeltaEngine {
+            cache,
+            params,
+            permits: Arc::new(tokio::sync::Semaphore::new(s.max_concurrency.max(1) as usize)),
+            deny_media: s.deny_media,
+            min_size: s.min_size,
+            max_object_size: s.max_object_size,
+        }))
+    }
+}
