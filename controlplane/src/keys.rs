@@ -59,8 +59,10 @@ impl Sealer {
         })
     }
 
-    /// Whether a new blob of `bucket` on `backend_id` is sealed.
+    /// Whether a new blob of `bucket` on `backend_id` is sealed. The hidden
+    /// `.refs.<bucket>` of delta references is sealed as `<bucket>`.
     pub fn seals(&self, bucket: &str, backend_id: &str) -> bool {
+        let bucket = strata_store::user_bucket_of(bucket).unwrap_or(bucket);
         let backend = self.backend_modes.get(backend_id).copied().flatten();
         self.config.mode_for(bucket, backend) == EncryptionMode::Aes256Gcm
     }
@@ -105,8 +107,9 @@ impl Sealer {
         Ok(())
     }
 
-    /// Fills in the digest and key of every blob of `rec`, unwrapping master-
-    /// key data keys (customer keys stay wrapped for the data plane).
+    /// Fills in the digest, key and encoding of every blob of `rec`,
+    /// unwrapping master-key data keys (customer keys stay wrapped for the
+    /// data plane).
     pub async fn attach(&self, store: &dyn MetaStore, rec: &mut ObjectRecord) -> CpResult<()> {
         let segments = rec.segments.iter_mut().chain(rec.copies.iter_mut().flatten());
         attach_segments(self, store, segments.collect()).await
@@ -201,6 +204,7 @@ async fn attach_segments(sealer: &Sealer, store: &dyn MetaStore, segments: Vec<&
             continue;
         };
         seg.sha256 = row.sha256.clone();
+        seg.encoding = encoding_of(row, seg.length);
         if let (Some(key_id), Some(wrapped)) = (&row.key_id, &row.wrapped_dek) {
             let mut key = BlobKey {
                 key_id: key_id.clone(),
@@ -215,4 +219,20 @@ async fn attach_segments(sealer: &Sealer, store: &dyn MetaStore, segments: Vec<&
         }
     }
     Ok(())
+}
+
+/// A blob's encoding as its facts record it (`None`: plain).
+fn encoding_of(row: &BlobRecord, length: u64) -> Option<strata_core::Encoding> {
+    let encoded_len = row.encoded_len.unwrap_or(length);
+    match row.codec.as_deref()? {
+        "zstd" => Some(strata_core::Encoding::Zstd { encoded_len }),
+        "delta" => Some(strata_core::Encoding::Delta {
+            encoded_len,
+            ref_id: row.ref_id.clone().unwrap_or_default(),
+        }),
+        other => {
+            tracing::warn!(codec = other, blob = %row.backend_key, "unknown blob codec");
+            None
+        }
+    }
 }

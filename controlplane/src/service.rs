@@ -33,6 +33,8 @@ pub struct ControlPlaneService {
     monthly: std::sync::Mutex<Option<(std::time::Instant, String, Vec<MonthlyUsage>)>>,
     /// Encryption policy and master keys.
     sealer: Arc<Sealer>,
+    /// Delta compression policy (see `crate::delta`).
+    delta: Arc<strata_core::config::DeltaConfig>,
 }
 
 /// How long placement trusts cached monthly totals (reports from other
@@ -55,7 +57,15 @@ impl ControlPlaneService {
             breakers: BreakerView::new(DEFAULT_BREAKER_WINDOW),
             monthly: std::sync::Mutex::new(None),
             sealer: Arc::new(Sealer::disabled()),
+            delta: Arc::default(),
         }
+    }
+
+    /// Plans writes with delta compression as `config` says (default: off).
+    pub fn with_delta(mut self, config: strata_core::config::DeltaConfig) -> Self {
+        crate::delta::register_metrics();
+        self.delta = Arc::new(config);
+        self
     }
 
     /// Seals new blobs as `sealer`'s policy says, and opens sealed ones.
@@ -119,15 +129,29 @@ impl ControlPlaneService {
         size_hint: Option<u64>,
         exclude: &[String],
     ) -> CpResult<WritePlan> {
+        self.new_plan_as(bucket, key, size_hint, exclude, None).await
+    }
+
+    /// [`Self::new_plan`] with a given object id (a delta reference's id).
+    /// Blobs of a hidden `.refs.<bucket>` are placed as `<bucket>`'s.
+    async fn new_plan_as(
+        &self,
+        bucket: &str,
+        key: &str,
+        size_hint: Option<u64>,
+        exclude: &[String],
+        object_id: Option<&str>,
+    ) -> CpResult<WritePlan> {
+        let placed_as = strata_store::user_bucket_of(bucket).unwrap_or(bucket);
         // The choice reads the counters without a lock; the reservation
         // re-checks the quota in the same transaction that records the
         // intent. A backend that filled up in between is excluded and the
         // choice made again.
         let mut exclude = exclude.to_vec();
         loop {
-            let backend_id = self.place(bucket, size_hint, &exclude).await?;
+            let backend_id = self.place(placed_as, size_hint, &exclude).await?;
             let quota = self.placement.quota_of(&backend_id);
-            let object_id = ObjectId::random().to_string();
+            let object_id = object_id.map_or_else(|| ObjectId::random().to_string(), str::to_owned);
             let plan = WritePlan {
                 intent_id: ObjectId::random().to_string(),
                 backend_key: object_id.clone(),
@@ -189,13 +213,19 @@ impl ControlPlane for ControlPlaneService {
     ) -> CpResult<WritePlan> {
         // The reservation checks the bucket in its transaction; a missing
         // bucket wins over a full cluster.
-        match self.new_plan(bucket, key, size_hint, exclude).await {
+        let mut plan = match self.new_plan(bucket, key, size_hint, exclude).await {
             Err(CpError::NoCapacity(why)) => {
                 self.store.get_bucket(bucket).await?;
-                Err(CpError::NoCapacity(why))
+                return Err(CpError::NoCapacity(why));
             }
-            other => other,
+            other => other?,
+        };
+        match crate::delta::plan_for(&*self.store, &self.delta, bucket, key, size_hint, now_ms()).await {
+            Ok(delta) => plan.delta = delta,
+            // Delta compression is an optimisation: the write goes on without it.
+            Err(e) => tracing::warn!(error = %e, bucket, "no delta plan"),
         }
+        Ok(plan)
     }
 
     async fn commit_write(
@@ -215,6 +245,9 @@ impl ControlPlane for ControlPlaneService {
             segments,
             copies: Vec::new(),
         };
+        // Before the commit: once the object is current, its blobs' encoding
+        // keeps their delta reference alive.
+        crate::delta::record_encodings(&*self.store, &record.segments, now_ms()).await?;
         let obsolete = self.store.commit_object(&plan.intent_id, &record).await?;
         if let Err(e) = keys::record_digests(&*self.store, &record.segments, now_ms()).await {
             // The object is committed; the backfill job fills the digest in.
@@ -234,30 +267,35 @@ impl ControlPlane for ControlPlaneService {
         .await
     }
 
-    async fn plan_reference(&self, _bucket: &str, _space: &str, _size_hint: Option<u64>) -> CpResult<WritePlan> {
-        crate::delta::not_yet()
+    async fn plan_reference(&self, bucket: &str, space: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
+        let hidden = crate::delta::prepare_reference(&*self.store, bucket, space, now_ms()).await?;
+        let ref_id = ObjectId::random().to_string();
+        let key = crate::delta::ref_key(space, &ref_id);
+        self.new_plan_as(&hidden, &key, size_hint, &[], Some(&ref_id)).await
     }
 
     async fn commit_reference(
         &self,
-        _plan: &WritePlan,
-        _space: &str,
-        _sha256: &str,
-        _segment: Segment,
+        plan: &WritePlan,
+        space: &str,
+        sha256: &str,
+        segment: Segment,
     ) -> CpResult<strata_core::DeltaRef> {
-        crate::delta::not_yet()
+        crate::delta::commit_reference(&*self.store, plan, space, sha256, segment, now_ms()).await
     }
 
-    async fn locate_reference(&self, _ref_id: &str) -> CpResult<ObjectRecord> {
-        crate::delta::not_yet()
+    async fn locate_reference(&self, ref_id: &str) -> CpResult<ObjectRecord> {
+        let mut rec = crate::delta::locate_reference(&*self.store, ref_id).await?;
+        self.sealer.attach(&*self.store, &mut rec).await?;
+        Ok(rec)
     }
 
-    async fn record_delta(&self, _plan: &WritePlan, _decision: strata_core::DeltaDecision) -> CpResult<()> {
-        crate::delta::not_yet()
+    async fn record_delta(&self, plan: &WritePlan, decision: strata_core::DeltaDecision) -> CpResult<()> {
+        crate::delta::record_decision(&*self.store, &self.delta, plan, decision, now_ms()).await
     }
 
     async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
-        Ok(Vec::new())
+        crate::delta::report(&*self.store).await
     }
 
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {

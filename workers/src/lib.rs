@@ -5,11 +5,13 @@
 //! further backends, [`RewrapJob`] moves data keys under the primary master
 //! key, [`IntegrityJob`] verifies blobs against their digests and repairs
 //! corrupt copies, and [`RewriteJob`] seals or opens existing blobs when the
-//! encryption policy changes. [`write_copy`] is their shared way of writing
+//! encryption policy changes, [`DeltaGcJob`] frees delta-compression
+//! references no object needs any more. [`write_copy`] is their shared way of writing
 //! a new blob from a verified copy.
 
 mod blobcopy;
 mod cleanup;
+mod delta_gc;
 mod integrity;
 #[cfg(test)]
 mod jobs_tests;
@@ -31,6 +33,7 @@ use tokio::task::JoinSet;
 
 pub use blobcopy::{copy_raw, write_copy};
 pub use cleanup::CleanupJob;
+pub use delta_gc::DeltaGcJob;
 pub use integrity::{IntegrityJob, Readable};
 pub use reaper::ReaperJob;
 pub use replication::ReplicationJob;
