@@ -142,6 +142,38 @@ impl Front {
                     (StatusCode::SERVICE_UNAVAILABLE, JSON, body)
                 }
             },
+            "/status/delta" => match tokio::time::timeout(STATUS_TIMEOUT, self.cp.delta_report()).await {
+                Ok(Ok(buckets)) => {
+                    let rows: Vec<serde_json::Value> = buckets
+                        .iter()
+                        .map(|b| {
+                            let ratio = if b.logical_bytes == 0 {
+                                1.0
+                            } else {
+                                b.stored_bytes as f64 / b.logical_bytes as f64
+                            };
+                            let decisions: serde_json::Map<String, serde_json::Value> =
+                                b.decisions.iter().map(|(k, n)| (k.clone(), (*n).into())).collect();
+                            serde_json::json!({
+                                "bucket": b.bucket, "logical_bytes": b.logical_bytes,
+                                "stored_bytes": b.stored_bytes, "ratio": ratio,
+                                "decisions": decisions, "references": b.references,
+                            })
+                        })
+                        .collect();
+                    (StatusCode::OK, JSON, json(&serde_json::json!({ "buckets": rows })))
+                }
+                Ok(Err(e)) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    JSON,
+                    json(&serde_json::json!({ "error": e.to_string() })),
+                ),
+                Err(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    JSON,
+                    json(&serde_json::json!({ "error": "timed out" })),
+                ),
+            },
             "/metrics" => {
                 let status = self.status().await;
                 if let Err(e) = &status {

@@ -10,8 +10,8 @@ use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, PgStore, SqliteStore};
 use strata_workers::{
-    CleanupJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob, RewriteKind, Runner,
-    SealPolicy,
+    CleanupJob, DeltaGcJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob, RewriteKind,
+    Runner, SealPolicy,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -214,7 +214,8 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         let cp: Arc<dyn ControlPlane> = Arc::new(
             ControlPlaneService::new(store.clone(), identity, &backends, placement)
                 .with_usage_flush_secs(config.resilience.usage.flush_secs)
-                .with_sealer(loaded),
+                .with_sealer(loaded)
+                .with_delta(config.delta.clone()),
         );
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
@@ -337,6 +338,10 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
                 local_guard.clone(),
             );
         }
+        let mut gc = DeltaGcJob::new(store.clone());
+        gc.period = Duration::from_secs(jobs.delta_gc_period_secs);
+        gc.grace = Duration::from_secs(jobs.delta_gc_grace_secs);
+        runner.add(Arc::new(gc));
         let mut reaper = ReaperJob::new(store, backends);
         reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);
         reaper.period = Duration::from_secs(jobs.reaper_period_secs);

@@ -6,7 +6,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
     if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
-        tracing::warn!(error = %e, "delta metric not registered");
+        tracing::debug!(error = %e, "delta metric registered by the control plane in this process");
     }
     c
 }

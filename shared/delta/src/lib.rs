@@ -543,7 +543,7 @@ struct DecompressState {
     eof: bool,
     /// Last return of decompress_stream: 0 when at a frame boundary.
     hint: usize,
-    /// The last call filled the output buffer: zstd may hold more output.
+    /// The last call made progress: zstd may hold more output.
     maybe_more: bool,
     done: bool,
 }
@@ -601,7 +601,10 @@ pub fn decompress_stream(compressed: ByteStream) -> ByteStream {
                 let mut ob = OutBuffer::around(&mut out);
                 let mut ib = InBuffer::around(&st.pending);
                 match st.dctx.decompress_stream(&mut ob, &mut ib) {
-                    Ok(h) => st.hint = h,
+                    // A call that makes no progress after a frame ended answers with
+                    // the next frame's header size; only progress updates the hint.
+                    Ok(h) if ib.pos() > 0 || ob.pos() > 0 => st.hint = h,
+                    Ok(_) => {}
                     Err(e) => {
                         st.done = true;
                         return Some((Err(zerr("zstd decompress", e)), st));
@@ -610,7 +613,9 @@ pub fn decompress_stream(compressed: ByteStream) -> ByteStream {
                 consumed = ib.pos();
             }
             let _ = st.pending.split_to(consumed);
-            st.maybe_more = out.len() == out.capacity();
+            // zstd may hold decoded data back even when the output buffer
+            // was not filled: keep calling while a call makes progress.
+            st.maybe_more = !out.is_empty() || consumed > 0;
             if !out.is_empty() {
                 return Some((Ok(Bytes::from(out)), st));
             }

@@ -397,6 +397,28 @@ async fn compress_and_stream_decompress() {
     assert!(out.is_empty());
 }
 
+/// Highly compressible input in 256 KiB pieces, the shape a backend streams:
+/// zstd holds decoded data back between calls, and a call after the frame's
+/// end answers with the next header's size, not 0 (both once broke the end).
+#[tokio::test]
+async fn compressible_input_in_backend_sized_pieces() {
+    let text: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| b"abcdefgh "[(i % 9) as usize] ^ ((i / 4096) as u8 & 1))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, op) = (dir.path().join("in"), dir.path().join("out.zst"));
+    std::fs::write(&ip, &text).unwrap();
+    compress_file(&ip, &op, 6).await.unwrap();
+    let z = std::fs::read(&op).unwrap();
+    for piece in [256 * 1024, 65536, 1000] {
+        let chunks: Vec<io::Result<Bytes>> = z.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let out = collect(decompress_stream(Box::pin(futures::stream::iter(chunks))))
+            .await
+            .unwrap();
+        assert!(out == text, "piece size {piece}");
+    }
+}
+
 #[test]
 fn reference_windows_follow_growth() {
     let p = DeltaParams {

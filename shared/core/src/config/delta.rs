@@ -55,7 +55,8 @@ pub struct DeltaConfig {
     /// How many recent deltas `reselect_ratio` averages. Default 5.
     #[serde(default = "default_reselect_window")]
     pub reselect_window: u32,
-    /// zstd level of references and deltas. Default 3.
+    /// zstd level of references and deltas (6 measured best for speed and
+    /// ratio on real releases; see docs/delta.md). Default 6.
     #[serde(default = "default_level")]
     pub level: i32,
     /// Objects larger than this are stored whole. Default 4 GiB.
@@ -134,7 +135,7 @@ fn default_reselect_window() -> u32 {
     5
 }
 fn default_level() -> i32 {
-    3
+    6
 }
 fn default_max_object_size() -> u64 {
     4 * GIB
@@ -271,7 +272,7 @@ impl DeltaConfig {
             err("reselect_window", "must be at least 1, e.g. 5");
         }
         if !(-7..=22).contains(&self.level) {
-            err("level", "must be a zstd level from -7 to 22; 3 is a good default");
+            err("level", "must be a zstd level from -7 to 22; 6 is a good default");
         }
         if self.max_object_size == 0 {
             err("max_object_size", "must be at least 1 byte, e.g. 4294967296 (4 GiB)");
@@ -336,7 +337,7 @@ mod tests {
         assert_eq!(c.min_size, 64 * 1024);
         assert_eq!(c.reselect_ratio, 0.5);
         assert_eq!(c.reselect_window, 5);
-        assert_eq!(c.level, 3);
+        assert_eq!(c.level, 6);
         assert_eq!(c.max_object_size, 4 << 30);
         assert_eq!(c.cache_bytes, 2 << 30);
         assert_eq!(c.memory_cache_bytes, 64 << 20);

@@ -38,6 +38,14 @@ pub struct JobsConfig {
     /// idle. Default 10.
     #[serde(default = "default_rewrite_period")]
     pub rewrite_period_secs: u64,
+    /// Seconds between passes that free deltaspace references no object
+    /// needs any more. Default 300.
+    #[serde(default = "default_delta_gc_period")]
+    pub delta_gc_period_secs: u64,
+    /// A reference is freed only when it has not been handed to a writer
+    /// for this long (it must exceed the longest PUT). Default 3600.
+    #[serde(default = "default_delta_gc_grace")]
+    pub delta_gc_grace_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -51,6 +59,8 @@ impl Default for JobsConfig {
             scrub_objects_per_cycle: default_scrub_objects(),
             scrub_bytes_per_cycle: default_scrub_bytes(),
             rewrite_period_secs: default_rewrite_period(),
+            delta_gc_period_secs: default_delta_gc_period(),
+            delta_gc_grace_secs: default_delta_gc_grace(),
         }
     }
 }
@@ -79,6 +89,12 @@ fn default_scrub_bytes() -> u64 {
 fn default_rewrite_period() -> u64 {
     10
 }
+fn default_delta_gc_period() -> u64 {
+    300
+}
+fn default_delta_gc_grace() -> u64 {
+    3600
+}
 
 pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
     for (name, v) in [
@@ -87,6 +103,7 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         ("cleanup_period_secs", j.cleanup_period_secs),
         ("cleanup_lease_secs", j.cleanup_lease_secs),
         ("rewrite_period_secs", j.rewrite_period_secs),
+        ("delta_gc_period_secs", j.delta_gc_period_secs),
     ] {
         if v == 0 {
             errs.push(ConfigError::new(format!("jobs.{name}"), "must be at least 1 second"));
