@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests need, idempotently and quietly:
 #   apt:  rclone s3cmd curl      (apt-get update only when something is missing)
+#         zstd xdelta3           (the baseline of `strata bench delta` / bench/delta.sh)
 #         postgresql             (only when initdb is on neither PATH nor /usr/lib/postgresql/*/bin;
 #                                 the store's conformance tests start a throwaway PostgreSQL)
 #   pip:  boto3 awscli awscrt pytest requests   (only when not importable / not on PATH)
@@ -16,7 +17,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 apt_missing=()
-for tool in rclone s3cmd curl; do
+for tool in rclone s3cmd curl zstd xdelta3; do
   command -v "$tool" >/dev/null 2>&1 || apt_missing+=("$tool")
 done
 if ! command -v "$PY" >/dev/null 2>&1; then

@@ -1,6 +1,8 @@
 //! `strata bench`: a load generator that signs real SigV4 requests to any S3 endpoint
-//! (`run`), and an A/B comparison of two endpoints on the same workloads (`compare`).
+//! (`run`), an A/B comparison of two endpoints on the same workloads (`compare`), and a
+//! measurement of delta compression over a versioned-artifact corpus (`delta`).
 
+mod delta;
 mod load;
 mod procstat;
 mod stats;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+pub use delta::{DeltaArgs, DeltaReport, version_cmp, version_sort};
 pub use load::{Limits, OpSummary, RunStats, Spec, Target, Workload};
 pub use procstat::ServerUsage;
 pub use stats::{Latency, format_size, parse_duration, parse_size, percentile, ratio};
@@ -29,6 +32,9 @@ pub enum BenchCommand {
     Run(Box<RunArgs>),
     /// Run the same workloads against two endpoints, alternating A, B, A, B, and print A/B ratios.
     Compare(Box<CompareArgs>),
+    /// Delta compression of a versioned-artifact corpus: stored/logical ratio against a zstd/xdelta3
+    /// baseline, PUT/GET MB/s with delta on and off, peak server RSS.
+    Delta(Box<DeltaArgs>),
 }
 
 /// How much load, shared by `run` and `compare`.
@@ -245,6 +251,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
     let result = match args.command {
         BenchCommand::Run(a) => cmd_run(*a),
         BenchCommand::Compare(a) => cmd_compare(*a),
+        BenchCommand::Delta(a) => delta::cmd_delta(*a),
     };
     match result {
         Ok(code) => code,

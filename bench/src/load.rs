@@ -219,7 +219,7 @@ pub fn client(t: &Target) -> Client {
     Client::from_conf(conf)
 }
 
-async fn ensure_bucket(c: &Client, bucket: &str) -> anyhow::Result<()> {
+pub(crate) async fn ensure_bucket(c: &Client, bucket: &str) -> anyhow::Result<()> {
     if c.head_bucket().bucket(bucket).send().await.is_ok() {
         return Ok(());
     }
@@ -250,7 +250,7 @@ fn payload(size: u64) -> Bytes {
     Bytes::from(v)
 }
 
-fn err_text<E: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
+pub(crate) fn err_text<E: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
     match e {
         aws_sdk_s3::error::SdkError::ServiceError(s) => {
             format!("HTTP {}: {:?}", s.raw().status().as_u16(), s.err())
