@@ -175,7 +175,9 @@ def test_copy_and_multipart_work_on_delta_buckets(srv):
 
 
 def test_deleting_a_deltaspace_frees_its_reference(tmp_path):
-    s = Strata("all", tmp_path, extra_yaml=DELTA_YAML).start()
+    extra = DELTA_YAML.replace("jobs: {cleanup_period_secs: 1}",
+                               "jobs: {cleanup_period_secs: 1, delta_gc_period_secs: 1, delta_gc_grace_secs: 1}")
+    s = Strata("all", tmp_path, extra_yaml=extra).start()
     try:
         c = boto3_client(s.endpoint)
         c.create_bucket(Bucket=BUCKET)

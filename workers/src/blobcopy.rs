@@ -31,6 +31,13 @@ pub(crate) fn is_customer_copy(segments: &[Segment]) -> bool {
         .any(|s| s.cipher.as_ref().is_some_and(BlobKey::is_customer))
 }
 
+/// Whether any segment of a copy is encoded (compressed, or a delta): the
+/// jobs here move plaintext and do not decode, so they leave such copies
+/// alone (replication, repair, rewrite and scrubbing skip them).
+pub(crate) fn is_encoded_copy(segments: &[Segment]) -> bool {
+    segments.iter().any(|s| s.encoding.is_some())
+}
+
 /// The tags of a blob written for `rec` under `plan`: a sealed blob tells its
 /// backend nothing about the object, a plaintext blob carries the full facts.
 pub(crate) fn tags_for(rec: &ObjectRecord, plan: &WritePlan) -> Tags {

@@ -8,7 +8,7 @@ use strata_backend::Backends;
 use strata_core::{ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::MetaStore;
 
-use crate::blobcopy::{all_copies, copy_raw, discard, is_customer_copy, record_digest, write_copy};
+use crate::blobcopy::{all_copies, copy_raw, discard, is_customer_copy, is_encoded_copy, record_digest, write_copy};
 use crate::{Clock, Job, Outcome, system_clock};
 
 /// Copies under-replicated objects to further backends until each has
@@ -67,6 +67,10 @@ impl ReplicationJob {
     fn source(&self, rec: &ObjectRecord) -> Option<Source> {
         let readable = |segs: &[Segment]| segs.iter().all(|s| self.backends.get(&s.backend_id).is_some());
         let copies: Vec<&[Segment]> = all_copies(rec).collect();
+        if copies.iter().any(|c| is_encoded_copy(c)) {
+            tracing::debug!(job = "replication", object = %rec.object_id, "encoded (delta) objects are not replicated");
+            return None;
+        }
         if let Some(i) = (0..copies.len()).find(|&i| readable(copies[i]) && !is_customer_copy(copies[i])) {
             return Some(Source::Plain(i));
         }

@@ -10,7 +10,7 @@ use strata_backend::Backends;
 use strata_core::{BlobKey, ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::{JobProgress, MetaStore};
 
-use crate::blobcopy::{all_copies, discard, is_customer_copy, record_digest, write_copy};
+use crate::blobcopy::{all_copies, discard, is_customer_copy, is_encoded_copy, record_digest, write_copy};
 use crate::integrity::{format_detail, parse_cursor, parse_detail};
 use crate::{Clock, Job, Outcome, metrics, system_clock};
 
@@ -119,7 +119,7 @@ impl RewriteJob {
             }
         };
         for (ci, copy) in all_copies(&rec).enumerate() {
-            if is_customer_copy(copy) {
+            if is_customer_copy(copy) || is_encoded_copy(copy) {
                 out.customer += 1;
                 continue;
             }
