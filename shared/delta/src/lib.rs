@@ -45,6 +45,8 @@ const STREAM_WINDOW_LOG_MAX: u32 = 27;
 const MAX_FRAME_OUT: u64 = 1 << 32;
 /// Size of the chunks the decode streams yield.
 const CHUNK: usize = 1 << 20;
+/// Bytes of a copy frame read from the reference at a time.
+const COPY_PIECE: u64 = 8 << 20;
 
 const MIB: u64 = 1 << 20;
 
@@ -67,8 +69,8 @@ impl Default for DeltaParams {
     fn default() -> Self {
         DeltaParams {
             level: 6,
-            frame_size: 32 * MIB,
-            margin: 16 * MIB,
+            frame_size: 16 * MIB,
+            margin: 8 * MIB,
             whole_ref_max: 64 * MIB,
             long_distance: true,
         }
@@ -768,10 +770,20 @@ pub async fn decode_range(
     let todo: Vec<(FrameEntry, u64, u64)> = entries
         .into_iter()
         .filter(|e| e.out_offset < end && e.out_offset + e.out_len > start)
-        .map(|e| {
+        .flat_map(|e| {
             let lo = start.saturating_sub(e.out_offset);
             let hi = (end - e.out_offset).min(e.out_len);
-            (e, lo, hi)
+            // A copy frame is read from the reference piece by piece, so that
+            // an identity container of any size needs one piece of memory.
+            let step = if e.kind == KIND_COPY { COPY_PIECE } else { u64::MAX };
+            let mut pieces = Vec::new();
+            let mut at = lo;
+            while at < hi {
+                let to = hi.min(at.saturating_add(step));
+                pieces.push((e.clone(), at, to));
+                at = to;
+            }
+            pieces
         })
         .collect();
     let st = RangeState {
