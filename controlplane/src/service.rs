@@ -409,9 +409,33 @@ impl ControlPlane for ControlPlaneService {
         parts: Vec<(u32, String)>,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         let object_id = ObjectId::random().to_string();
-        self.store
+        let (rec, obsolete) = self
+            .store
             .complete_upload(bucket, upload_id, &parts, &object_id, now_ms())
-            .await
+            .await?;
+        // Multipart objects keep their parts as they are; where delta
+        // compression applies, the decision says so.
+        if let Ok(space) = self.delta.policy(bucket, &rec.key, Some(rec.meta.size)) {
+            let plan = WritePlan {
+                object_id: rec.object_id.clone(),
+                delta: Some(strata_core::DeltaPlan {
+                    space,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let decision = strata_core::DeltaDecision {
+                decision: "passthrough".into(),
+                reason: "multipart upload (its parts are stored as they are)".into(),
+                ref_id: None,
+                logical_bytes: rec.meta.size,
+                stored_bytes: rec.meta.size,
+            };
+            if let Err(e) = crate::delta::record_decision(&*self.store, &self.delta, &plan, decision, now_ms()).await {
+                tracing::warn!(error = %e, "could not record the delta decision of a multipart upload");
+            }
+        }
+        Ok((rec, obsolete))
     }
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {

@@ -166,10 +166,15 @@ def test_copy_and_multipart_work_on_delta_buckets(srv):
     for n, at in enumerate(range(0, len(v2), 5 * MiB), start=1):
         e = c.upload_part(Bucket=BUCKET, Key="mp/v2", UploadId=up, PartNumber=n, Body=v2[at:at + 5 * MiB])["ETag"]
         parts.append({"PartNumber": n, "ETag": e})
+    before = delta_status(srv)["decisions"].get("passthrough", 0)
     c.complete_multipart_upload(Bucket=BUCKET, Key="mp/v2", UploadId=up, MultipartUpload={"Parts": parts})
     assert c.get_object(Bucket=BUCKET, Key="mp/v2")["Body"].read() == v2
+    # Multipart chooses passthrough, and the decision says so.
+    assert delta_status(srv)["decisions"].get("passthrough", 0) == before + 1
     c.copy_object(Bucket=BUCKET, Key="mp/v1-copy", CopySource={"Bucket": BUCKET, "Key": "mp/v1"})
     assert c.get_object(Bucket=BUCKET, Key="mp/v1-copy")["Body"].read() == v1
+    # The copy is encoded like a PUT: a delta against the deltaspace's reference.
+    assert delta_status(srv)["decisions"].get("delta", 0) >= 1
     c.copy_object(Bucket=PLAIN, Key="from-delta", CopySource={"Bucket": BUCKET, "Key": "mp/v1"})
     assert c.get_object(Bucket=PLAIN, Key="from-delta")["Body"].read() == v1
 
