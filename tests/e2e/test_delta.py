@@ -321,3 +321,31 @@ def test_a_1gib_artifact_with_delta_keeps_memory_bounded(tmp_path):
         assert peak < 256, f"peak RSS {peak:.1f} MiB"
     finally:
         s.stop_and_check()
+
+
+def test_delta_with_encryption_at_rest(tmp_path):
+    import base64
+    key = base64.b64encode(os.urandom(32)).decode()
+    extra = DELTA_YAML + f"encryption:\n  mode: aes256-gcm\n  primary_key: {{id: k1, base64: \"{key}\"}}\n"
+    s = Strata("all", tmp_path, extra_yaml=extra).start()
+    try:
+        c = boto3_client(s.endpoint)
+        c.create_bucket(Bucket=BUCKET)
+        versions = [base_blob(1 * MiB, 91)]
+        for i in range(1, 4):
+            versions.append(edit(versions[-1], 400 + i))
+        for i, v in enumerate(versions):
+            c.put_object(Bucket=BUCKET, Key=f"enc/v{i}", Body=v)
+        st = delta_status(s)
+        assert st["decisions"].get("delta") == 3, st
+        # Every blob on the backend, the reference included, is sealed.
+        files = blob_files(s.data_dir / "objects")
+        assert files and all(f.read_bytes()[:6] == b"STRATA" for f in files)
+        s.restart()  # empties the reference cache: the sealed reference is fetched and opened
+        c = boto3_client(s.endpoint)
+        for i, v in enumerate(versions):
+            assert c.get_object(Bucket=BUCKET, Key=f"enc/v{i}")["Body"].read() == v, i
+        got = c.get_object(Bucket=BUCKET, Key="enc/v3", Range="bytes=1000-200000")["Body"].read()
+        assert got == versions[3][1000:200001]
+    finally:
+        s.stop_and_check()
