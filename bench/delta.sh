@@ -147,7 +147,7 @@ MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: $(nproc) CPU(s), $MODEL, $MEM RAM, $(uname -sr)"
     echo "- strata build: $PROFILE${BUILD_NOTE:+, $BUILD_NOTE}; one \`strata serve --role all\`, local-disk backend"
-    echo "- corpus: \`$CORPUS\` ($(du -sh "$CORPUS" | cut -f1)); $(zstd --version | head -1); $(xdelta3 -V 2>&1 | head -1 | cut -d, -f1)"
+    echo "- corpus: \`$CORPUS\` ($(du -sh "$CORPUS" | cut -f1)); $(zstd --version | head -1 | tr -d "*" | sed "s/^ *//; s/ *$//; s/, by .*//"); $(xdelta3 -V 2>&1 | head -1 | cut -d, -f1)"
     echo "- load average (1/5/15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- command: \`bash bench/delta.sh\`, which ran \`strata bench delta --corpus $CORPUS --endpoint http://127.0.0.1:$S3_PORT --server-pid $SERVER_PID --delta-bucket $DELTA_PREFIX --plain-bucket $PLAIN_BUCKET --markdown ${BENCH_ARGS:-}\`"
     echo
@@ -156,7 +156,8 @@ MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "random Range GETs. MB/s = bytes / summed request time (MB = 10^6 bytes). Stored/logical comes from"
     echo "\`GET /status/delta\`. Baseline: (\`zstd -19 --long=27\` of the first version + \`xdelta3 -e -9 -s FIRST\`"
     echo "of every later one) / the versions' total size; the raw-reference variant stores the first version"
-    echo "uncompressed. Peak RSS is the server's VmHWM at the end of the run. Client and server share the CPUs."
+    echo "uncompressed. Peak RSS: the server's VmRSS sampled every 100 ms while a subdirectory ran, and its VmHWM"
+    echo "(peak since start, judged against the target) at the end of it. Client and server share the CPUs."
     echo
     echo "Server config (\`delta:\` section):"
     echo
