@@ -23,7 +23,10 @@ struct Entry {
     path: PathBuf,
     size: u64,
     used: Instant,
-    /// The whole reference, when it is small enough for the memory tier.
+    /// Whether `path` holds the reference now (the disk tier).
+    on_disk: bool,
+    /// The whole reference, when it is small enough for the memory tier;
+    /// it outlives the file and rewrites it without a backend fetch.
     bytes: Option<Bytes>,
 }
 
@@ -61,25 +64,34 @@ impl RefCache {
         self.dir.join(format!("scratch-{}", uuid::Uuid::new_v4().simple()))
     }
 
-    fn lookup(&self, ref_id: &str) -> Option<(PathBuf, Option<Bytes>)> {
+    fn lookup(&self, ref_id: &str) -> Option<(PathBuf, bool, Option<Bytes>)> {
         let mut entries = self.entries.lock().expect("ref cache");
         let e = entries.get_mut(ref_id)?;
         e.used = Instant::now();
-        Some((e.path.clone(), e.bytes.clone()))
+        Some((e.path.clone(), e.on_disk, e.bytes.clone()))
     }
 
     /// The decoded reference as a local file, fetching it on a miss.
     pub async fn get(&self, ref_id: &str, cp: &dyn ControlPlane, backends: &Backends) -> std::io::Result<PathBuf> {
-        if let Some((path, _)) = self.lookup(ref_id) {
-            metrics::cache(true);
+        if let Some((path, true, _)) = self.lookup(ref_id) {
+            metrics::cache("disk");
             return Ok(path);
         }
         let _one = self.fetching.lock().await;
-        if let Some((path, _)) = self.lookup(ref_id) {
-            metrics::cache(true);
-            return Ok(path);
+        match self.lookup(ref_id) {
+            Some((path, true, _)) => {
+                metrics::cache("disk");
+                return Ok(path);
+            }
+            Some((path, false, Some(bytes))) => {
+                tokio::fs::write(&path, &bytes).await?;
+                metrics::cache("memory");
+                self.insert(ref_id, path.clone(), bytes.len() as u64).await;
+                return Ok(path);
+            }
+            _ => {}
         }
-        metrics::cache(false);
+        metrics::cache("miss");
         let path = self.fetch(ref_id, cp, backends).await?;
         Ok(path)
     }
@@ -165,10 +177,18 @@ impl RefCache {
     }
 
     async fn insert(&self, ref_id: &str, path: PathBuf, size: u64) {
-        let bytes = if size <= MEMORY_ENTRY_MAX && size <= self.memory_max {
-            tokio::fs::read(&path).await.ok().map(Bytes::from)
-        } else {
-            None
+        let known = self
+            .entries
+            .lock()
+            .expect("ref cache")
+            .get(ref_id)
+            .and_then(|e| e.bytes.clone());
+        let bytes = match known {
+            Some(b) => Some(b),
+            None if size <= MEMORY_ENTRY_MAX && size <= self.memory_max => {
+                tokio::fs::read(&path).await.ok().map(Bytes::from)
+            }
+            None => None,
         };
         let evicted = {
             let mut entries = self.entries.lock().expect("ref cache");
@@ -178,6 +198,7 @@ impl RefCache {
                     path,
                     size,
                     used: Instant::now(),
+                    on_disk: true,
                     bytes,
                 },
             );
@@ -187,7 +208,7 @@ impl RefCache {
             let _ = tokio::fs::remove_file(p).await;
         }
         let entries = self.entries.lock().expect("ref cache");
-        let disk: u64 = entries.values().map(|e| e.size).sum();
+        let disk: u64 = entries.values().filter(|e| e.on_disk).map(|e| e.size).sum();
         let mem: u64 = entries
             .values()
             .filter_map(|e| e.bytes.as_ref())
@@ -218,19 +239,23 @@ fn evict(entries: &mut HashMap<String, Entry>, max_disk: u64, max_mem: u64, keep
             mem -= b.len() as u64;
         }
     }
-    let mut disk: u64 = entries.values().map(|e| e.size).sum();
+    let mut disk: u64 = entries.values().filter(|e| e.on_disk).map(|e| e.size).sum();
     for (_, k) in order {
         if disk <= max_disk {
             break;
         }
-        if k == keep {
+        let Some(e) = entries.get_mut(&k).filter(|e| e.on_disk && k != keep) else {
             continue;
-        }
-        if let Some(e) = entries.remove(&k) {
-            disk -= e.size;
-            removed.push(e.path);
+        };
+        disk -= e.size;
+        e.on_disk = false;
+        removed.push(e.path.clone());
+        if e.bytes.is_none() {
+            entries.remove(&k);
         }
     }
+    // Entries in neither tier are forgotten.
+    entries.retain(|_, e| e.on_disk || e.bytes.is_some());
     removed
 }
 
@@ -243,6 +268,7 @@ mod tests {
             path: PathBuf::from(format!("/x/{size}")),
             size,
             used: Instant::now() - std::time::Duration::from_millis(age_ms),
+            on_disk: true,
             bytes: mem.then(|| Bytes::from(vec![0u8; size as usize])),
         }
     }
@@ -265,5 +291,19 @@ mod tests {
         m.insert("b".to_string(), entry(10, 0, true));
         assert!(evict(&mut m, 1000, 10, "b").is_empty());
         assert!(m["a"].bytes.is_none() && m["b"].bytes.is_some());
+    }
+
+    #[test]
+    fn a_file_evicted_from_disk_stays_in_memory_when_small() {
+        let mut m = HashMap::new();
+        m.insert("small".to_string(), entry(10, 100, true));
+        m.insert("big".to_string(), entry(100, 0, false));
+        let removed = evict(&mut m, 100, 1000, "big");
+        assert_eq!(removed, vec![PathBuf::from("/x/10")]);
+        assert!(
+            !m["small"].on_disk && m["small"].bytes.is_some(),
+            "kept in the memory tier"
+        );
+        assert!(m["big"].on_disk);
     }
 }

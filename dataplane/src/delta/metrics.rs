@@ -37,7 +37,10 @@ static SAVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 static CACHE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("strata_delta_ref_cache_total", "Reference cache lookups by result"),
+            Opts::new(
+                "strata_delta_ref_cache_total",
+                "Reference cache lookups: disk or memory hits, misses fetched from a backend",
+            ),
             &["result"],
         )
         .expect("valid metric"),
@@ -64,8 +67,9 @@ pub fn decision(decision: &str, bucket: &str, logical: u64, stored: u64) {
         .inc_by(logical.saturating_sub(stored));
 }
 
-pub fn cache(hit: bool) {
-    CACHE.with_label_values(&[if hit { "hit" } else { "miss" }]).inc();
+/// One reference lookup: served from `disk`, rebuilt from `memory`, or a `miss` (fetched).
+pub fn cache(result: &str) {
+    CACHE.with_label_values(&[result]).inc();
 }
 
 pub fn cache_bytes(disk: u64, memory: u64) {

@@ -23,6 +23,9 @@ pub struct DeltaEngine {
     /// Encodes and decodes running at once (each holds about one frame and
     /// one reference window in memory).
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// Decodes streaming at once (twice `max_concurrency`: a decode holds
+    /// less memory than an encode, but slow clients hold theirs longer).
+    pub decode_permits: Arc<tokio::sync::Semaphore>,
     /// Refuse media compressed as one whole stream (gzip, zstd, jpeg, ...).
     pub deny_media: bool,
     pub min_size: u64,
@@ -52,6 +55,7 @@ impl DeltaEngine {
             cache,
             params,
             permits: Arc::new(tokio::sync::Semaphore::new(s.max_concurrency.max(1) as usize)),
+            decode_permits: Arc::new(tokio::sync::Semaphore::new(2 * s.max_concurrency.max(1) as usize)),
             deny_media: s.deny_media,
             min_size: s.min_size,
             max_object_size: s.max_object_size,

@@ -44,6 +44,12 @@ impl DeltaEngine {
         let Some(Encoding::Delta { encoded_len, ref_id }) = &seg.encoding else {
             return Err(std::io::Error::other("not a delta segment"));
         };
+        // Each decode holds about one frame and one reference window until
+        // its response ends: the permit bounds how many do at once.
+        let permit = (self.decode_permits.clone())
+            .acquire_owned()
+            .await
+            .map_err(|_| std::io::Error::other("delta decoder closed"))?;
         let reference = self.cache.get(ref_id, cp, backends).await?;
         let src = Arc::new(BlobSource {
             backend,
@@ -51,6 +57,10 @@ impl DeltaEngine {
             len: *encoded_len,
         });
         let decoded = strata_delta::decode_range(src, reference, start, end).await?;
+        let decoded: ByteStream = Box::pin(futures::StreamExt::map(decoded, move |item| {
+            let _held = &permit;
+            item
+        }));
         Ok(match &seg.sha256 {
             Some(hex) if start == 0 && end == seg.length => verify_sha256(decoded, hex.clone()),
             _ => decoded,

@@ -37,6 +37,8 @@ impl Drop for Scratch {
 struct Written {
     segment: Segment,
     decision: DeltaDecision,
+    /// Bytes stored besides the object's own blob (a new reference's).
+    extra_stored: u64,
 }
 
 impl StrataS3 {
@@ -94,7 +96,7 @@ impl StrataS3 {
             &written.decision.decision,
             target.bucket(),
             written.decision.logical_bytes,
-            written.decision.stored_bytes,
+            written.decision.stored_bytes + written.extra_stored,
         );
         tracing::debug!(
             bucket = target.bucket(), key = target.key(), decision = %written.decision.decision,
@@ -197,6 +199,7 @@ impl StrataS3 {
                 logical_bytes: size,
                 stored_bytes: stats.encoded_len,
             },
+            extra_stored: 0,
         })
     }
 
@@ -222,6 +225,7 @@ impl StrataS3 {
                 logical_bytes: digests.size,
                 stored_bytes: digests.size,
             },
+            extra_stored: 0,
         })
     }
 
@@ -323,8 +327,11 @@ impl StrataS3 {
                 ),
                 ref_id: Some(dref.ref_id),
                 logical_bytes: size,
-                stored_bytes: stored + clen,
+                // The reference's own bytes are counted once, as a live
+                // reference, in the report; this object is the container.
+                stored_bytes: clen,
             },
+            extra_stored: stored,
         })
     }
 

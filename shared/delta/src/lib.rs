@@ -780,7 +780,7 @@ pub async fn decode_range(
             let mut at = lo;
             while at < hi {
                 let to = hi.min(at.saturating_add(step));
-                pieces.push((e.clone(), at, to));
+                pieces.push((e, at, to));
                 at = to;
             }
             pieces
