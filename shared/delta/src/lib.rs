@@ -538,6 +538,38 @@ pub async fn compress_file(input: &Path, out: &Path, level: i32) -> io::Result<u
     .map_err(join_err)?
 }
 
+/// zstd-compresses a file like [`compress_file`] but with long distance matching and a window of
+/// `2^window_log` bytes (clamped to what the input needs), for recompressing references at a high
+/// level off the write path. `window_log` must be at most 27 so that [`decompress_stream`] (which
+/// accepts windows up to 128 MiB) can decode the result. Returns the compressed length.
+pub async fn compress_file_long(input: &Path, out: &Path, level: i32, window_log: u32) -> io::Result<u64> {
+    if !(10..=STREAM_WINDOW_LOG_MAX).contains(&window_log) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("window log {window_log} outside 10..={STREAM_WINDOW_LOG_MAX}"),
+        ));
+    }
+    let (input, out) = (input.to_owned(), out.to_owned());
+    tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        let mut inf = std::fs::File::open(&input)?;
+        let len = inf.metadata()?.len();
+        let outf = std::fs::File::create(&out)?;
+        let mut enc = zstd::stream::Encoder::new(io::BufWriter::with_capacity(1 << 20, outf), level)?;
+        enc.include_checksum(true)?;
+        enc.include_contentsize(true)?;
+        enc.long_distance_matching(true)?;
+        enc.window_log(window_log.min(window_log_for(len)))?;
+        enc.set_pledged_src_size(Some(len))?;
+        io::copy(&mut inf, &mut enc)?;
+        let w = enc.finish()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(f.metadata()?.len())
+    })
+    .await
+    .map_err(join_err)?
+}
+
 struct DecompressState {
     input: ByteStream,
     dctx: DCtx<'static>,
@@ -737,8 +769,35 @@ struct RangeState {
     /// Frames to decode with the part [lo, hi) of each one's output wanted.
     todo: std::vec::IntoIter<(FrameEntry, u64, u64)>,
     cache: RefCache,
+    /// The next frame, being fetched and decoded while the current one streams.
+    next: Option<tokio::task::JoinHandle<io::Result<(Bytes, RefCache)>>>,
     pending: Bytes,
     done: bool,
+}
+
+/// Fetches one frame's bytes and decodes them (on the blocking pool).
+async fn fetch_and_decode(
+    src: Arc<dyn ContainerSource>,
+    reference: PathBuf,
+    cache: RefCache,
+    (e, lo, hi): (FrameEntry, u64, u64),
+) -> io::Result<(Bytes, RefCache)> {
+    let frame = if e.frame_len > 0 {
+        read_exact_from(&*src, e.frame_offset, e.frame_len).await?
+    } else {
+        Bytes::new()
+    };
+    tokio::task::spawn_blocking(move || decode_frame_blocking(e, frame, &reference, cache, lo, hi))
+        .await
+        .map_err(join_err)
+        .and_then(|r| r)
+        .map_err(|err| {
+            if err.kind() == io::ErrorKind::UnexpectedEof {
+                invalid(format!("reference shorter than the container says: {err}"))
+            } else {
+                err
+            }
+        })
 }
 
 /// Streams logical bytes [start, end) of a container, decoding only the frames that overlap,
@@ -791,6 +850,7 @@ pub async fn decode_range(
         reference,
         todo: todo.into_iter(),
         cache: None,
+        next: None,
         pending: Bytes::new(),
         done: false,
     };
@@ -799,38 +859,34 @@ pub async fn decode_range(
             return None;
         }
         if st.pending.is_empty() {
-            let (e, lo, hi) = st.todo.next()?;
-            let frame = if e.frame_len > 0 {
-                match read_exact_from(&*st.src, e.frame_offset, e.frame_len).await {
-                    Ok(b) => b,
-                    Err(err) => {
-                        st.done = true;
-                        return Some((Err(err), st));
-                    }
+            let decoded = match st.next.take() {
+                Some(handle) => handle.await.map_err(join_err).and_then(|r| r),
+                None => {
+                    let item = st.todo.next()?;
+                    fetch_and_decode(st.src.clone(), st.reference.clone(), st.cache.take(), item).await
                 }
-            } else {
-                Bytes::new()
             };
-            let reference = st.reference.clone();
-            let cache = st.cache.take();
-            let r = tokio::task::spawn_blocking(move || decode_frame_blocking(e, frame, &reference, cache, lo, hi))
-                .await
-                .map_err(join_err)
-                .and_then(|r| r);
-            match r {
+            match decoded {
                 Ok((b, cache)) => {
                     st.pending = b;
-                    st.cache = cache;
+                    // Decode the next frame while this one streams out (one
+                    // frame ahead: memory stays two frames and one window).
+                    match st.todo.next() {
+                        Some(item) => {
+                            let job = fetch_and_decode(st.src.clone(), st.reference.clone(), cache, item);
+                            st.next = Some(tokio::spawn(job));
+                        }
+                        None => st.cache = cache,
+                    }
                 }
                 Err(err) => {
                     st.done = true;
-                    let err = if err.kind() == io::ErrorKind::UnexpectedEof {
-                        invalid(format!("reference shorter than the container says: {err}"))
-                    } else {
-                        err
-                    };
                     return Some((Err(err), st));
                 }
+            }
+            if st.pending.is_empty() {
+                // An empty piece (cannot happen for a valid index): go on.
+                return Some((Ok(Bytes::new()), st));
             }
         }
         let n = st.pending.len().min(CHUNK);
