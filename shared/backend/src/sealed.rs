@@ -55,7 +55,8 @@ pub fn stored_len(seg: &Segment) -> u64 {
 }
 
 /// Streams plaintext bytes `[start, end)` of a segment stored as it is (no
-/// encoding). A full read of a segment with a recorded SHA-256 is verified.
+/// encoding). A full read of a plaintext segment with a recorded SHA-256 is
+/// verified; a sealed one is authenticated chunk by chunk instead.
 /// An encoded segment (compressed, delta) is read with [`get_encoded`] and
 /// decoded by the caller, who verifies the decoded bytes.
 pub async fn get_blob(backend: &dyn Backend, seg: &Segment, start: u64, end: u64) -> Result<ByteStream, BackendError> {
@@ -67,8 +68,10 @@ pub async fn get_blob(backend: &dyn Backend, seg: &Segment, start: u64, end: u64
     let end = end.min(seg.length);
     let start = start.min(end);
     let plain = open_range(backend, seg, seg.length, start, end).await?;
+    // A sealed blob's every chunk is authenticated as it is opened, which is
+    // stronger than the digest and costs no second pass over the bytes.
     match &seg.sha256 {
-        Some(hex) if start == 0 && end == seg.length => Ok(verify_sha256(plain, hex.clone())),
+        Some(hex) if start == 0 && end == seg.length && seg.cipher.is_none() => Ok(verify_sha256(plain, hex.clone())),
         _ => Ok(plain),
     }
 }
