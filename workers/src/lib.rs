@@ -6,11 +6,13 @@
 //! key, [`IntegrityJob`] verifies blobs against their digests and repairs
 //! corrupt copies, and [`RewriteJob`] seals or opens existing blobs when the
 //! encryption policy changes, [`DeltaGcJob`] frees delta-compression
-//! references no object needs any more. [`write_copy`] is their shared way of writing
+//! references no object needs any more, [`DeltaCompactJob`] recompresses them
+//! at a high level. [`write_copy`] is their shared way of writing
 //! a new blob from a verified copy.
 
 mod blobcopy;
 mod cleanup;
+mod delta_compact;
 mod delta_gc;
 mod integrity;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use tokio::task::JoinSet;
 
 pub use blobcopy::{copy_raw, write_copy};
 pub use cleanup::CleanupJob;
+pub use delta_compact::DeltaCompactJob;
 pub use delta_gc::DeltaGcJob;
 pub use integrity::{IntegrityJob, Readable};
 pub use reaper::ReaperJob;

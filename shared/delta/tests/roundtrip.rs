@@ -433,3 +433,33 @@ fn reference_windows_follow_growth() {
     assert_eq!(ref_window(&p, 1000, 2000, 900, 100), (1790, 210));
     assert_eq!(ref_window(&p, 1000, 0, 0, 100), (0, 0));
 }
+
+/// A long-window compression (window beyond the level's default, repeated content further apart
+/// than 8 MiB) is smaller than the default and still decodes with `decompress_stream`.
+#[tokio::test]
+async fn long_window_compression_decodes_with_stream() {
+    let mut rng = StdRng::seed_from_u64(27);
+    let block = random_bytes(&mut rng, 12 << 20);
+    let mut data = block.clone();
+    data.extend_from_slice(&block);
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, op, lp) = (
+        dir.path().join("in"),
+        dir.path().join("plain.zst"),
+        dir.path().join("long.zst"),
+    );
+    std::fs::write(&ip, &data).unwrap();
+    let plain = compress_file(&ip, &op, 3).await.unwrap();
+    let long = compress_file_long(&ip, &lp, 3, 27).await.unwrap();
+    let z = std::fs::read(&lp).unwrap();
+    assert_eq!(long, z.len() as u64);
+    assert!(long * 10 < plain * 6, "long {long} plain {plain}");
+    let chunks: Vec<io::Result<Bytes>> = z.chunks(256 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let out = collect(decompress_stream(Box::pin(futures::stream::iter(chunks))))
+        .await
+        .unwrap();
+    assert!(out == data);
+    // A window decompress_stream would refuse is refused up front.
+    let e = compress_file_long(&ip, &lp, 3, 28).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+}

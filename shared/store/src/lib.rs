@@ -341,4 +341,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// space's current reference; returns whether it did. The reference's
     /// object (in `.refs.<bucket>`) is the caller's to delete.
     async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool>;
+    /// Up to `limit` references (current or retired) whose
+    /// `compacted_level` is below `below_level` (0 until
+    /// [`MetaStore::mark_ref_compacted`]), oldest (`created_ms`, then
+    /// `ref_id`) first: those the `delta-compact` job has yet to recompress.
+    async fn refs_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>>;
+    /// Sets a reference's `compacted_level` (no-op if absent).
+    async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()>;
 }

@@ -316,4 +316,12 @@ impl MetaStore for PgStore {
     async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool> {
         self.drop_ref_impl(ref_id, older_than_ms).await
     }
+
+    async fn refs_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
+        self.refs_to_compact_impl(below_level, limit).await
+    }
+
+    async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()> {
+        self.mark_ref_compacted_impl(ref_id, level).await
+    }
 }

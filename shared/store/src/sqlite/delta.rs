@@ -222,4 +222,28 @@ impl SqliteStore {
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
+
+    pub(super) async fn refs_to_compact_impl(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
+        let sql = format!(
+            "SELECT {REF_COLUMNS} FROM delta_refs WHERE compacted_level < ? ORDER BY created_ms, ref_id LIMIT ?"
+        );
+        let rows: Vec<RefRow> = sqlx::query_as(&sql)
+            .bind(below_level)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(ref_from_row).collect())
+    }
+
+    pub(super) async fn mark_ref_compacted_impl(&self, ref_id: &str, level: i32) -> CpResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE delta_refs SET compacted_level = ? WHERE ref_id = ?")
+            .bind(level)
+            .bind(ref_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
 }

@@ -205,3 +205,31 @@ pub async fn delta_report_and_reference_liveness(s: &dyn MetaStore) {
     assert_eq!(report[0].logical_bytes, 2000);
     assert_eq!(report[0].stored_bytes, 2000);
 }
+
+pub async fn refs_to_compact_and_mark(s: &dyn MetaStore) {
+    let ids = |v: Vec<DeltaRefRecord>| v.into_iter().map(|r| r.ref_id).collect::<Vec<_>>();
+    assert!(s.refs_to_compact(19, 10).await.unwrap().is_empty());
+    // r2 created before r1; r3 (another space) last; r1 is retired by r4.
+    s.set_current_ref(&reference("r2", "b/y/", 5)).await.unwrap();
+    s.set_current_ref(&reference("r1", "b/x/", 10)).await.unwrap();
+    s.set_current_ref(&reference("r3", "b/z/", 20)).await.unwrap();
+    s.set_current_ref(&reference("r4", "b/x/", 30)).await.unwrap();
+    assert_eq!(s.get_delta_ref("r1").await.unwrap().unwrap().state, REF_RETIRED);
+    assert_eq!(ids(s.refs_to_compact(19, 10).await.unwrap()), ["r2", "r1", "r3", "r4"]);
+    assert_eq!(ids(s.refs_to_compact(19, 2).await.unwrap()), ["r2", "r1"]);
+    assert!(s.refs_to_compact(19, 0).await.unwrap().is_empty());
+    // Level 0 is what every reference starts at.
+    assert!(s.refs_to_compact(0, 10).await.unwrap().is_empty());
+
+    s.mark_ref_compacted("r2", 19).await.unwrap();
+    s.mark_ref_compacted("r1", 12).await.unwrap();
+    s.mark_ref_compacted("absent", 19).await.unwrap();
+    assert_eq!(ids(s.refs_to_compact(19, 10).await.unwrap()), ["r1", "r3", "r4"]);
+    assert_eq!(ids(s.refs_to_compact(12, 10).await.unwrap()), ["r3", "r4"]);
+    assert_eq!(ids(s.refs_to_compact(20, 10).await.unwrap()), ["r2", "r1", "r3", "r4"]);
+    // The record itself is unchanged by marking.
+    assert_eq!(s.get_delta_ref("r2").await.unwrap(), Some(reference("r2", "b/y/", 5)));
+    // A dropped reference is gone from the list.
+    assert!(s.drop_ref("r3", i64::MAX).await.unwrap());
+    assert_eq!(ids(s.refs_to_compact(19, 10).await.unwrap()), ["r1", "r4"]);
+}

@@ -96,6 +96,7 @@ macro_rules! all_cases {
             delta::delta_refs_current_and_retired,
             delta::blob_codec_facts_merge,
             delta::delta_report_and_reference_liveness,
+            delta::refs_to_compact_and_mark,
         }
     };
 }

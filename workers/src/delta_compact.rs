@@ -1,0 +1,504 @@
+//! Recompresses delta-compression references at a high zstd level with a
+//! long window, off the write path.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use prometheus::IntCounter;
+use sha2::{Digest, Sha256};
+use strata_backend::Backends;
+use strata_backend::sealed::{get_encoded, put_blob};
+use strata_core::blobtags::{self, BlobFacts, BlobRole};
+use strata_core::{BlobKey, ControlPlane, Encoding, ObjectMeta, ObjectRecord, Segment, WritePlan};
+use strata_store::{BlobRecord, DeltaRefRecord, MetaStore};
+use tokio::io::AsyncWriteExt;
+
+use crate::blobcopy::discard;
+use crate::{Clock, Job, Outcome, system_clock};
+
+static COMPACTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_delta_compacted_refs_total",
+        "Delta references recompressed into a smaller blob by the delta-compact job.",
+    )
+});
+
+static SAVED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_delta_compact_bytes_saved_total",
+        "Encoded bytes saved by recompressing delta references.",
+    )
+});
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid counter");
+    let _ = prometheus::default_registry().register(Box::new(c.clone()));
+    c
+}
+
+/// Recompresses deltaspace references (written at a fast zstd level on the
+/// PUT path) at `level` with long distance matching and a `2^window_log`
+/// window, one reference per cycle, oldest first
+/// (`MetaStore::refs_to_compact`).
+///
+/// Per reference: its hidden object is located (`locate_reference`: the
+/// blob's key unwrapped), its blob read, opened and decompressed to a
+/// scratch file while hashing (a SHA-256 other than the recorded one is an
+/// error and the reference is left alone), recompressed to another scratch
+/// file, and, when that is at least 1% smaller than the current encoded
+/// form, written as a new blob on the same backend (sealed as the bucket's
+/// policy says), its facts recorded, and swapped in with `replace_copy`,
+/// which queues the old blob for the cleanup job. The reference is then
+/// marked compacted at `level` (also when recompression did not pay), so it
+/// is not looked at again. Decoded bytes, and so every delta against the
+/// reference, are unchanged.
+pub struct DeltaCompactJob {
+    pub store: Arc<dyn MetaStore>,
+    pub cp: Arc<dyn ControlPlane>,
+    pub backends: Backends,
+    /// Where the decoded and recompressed scratch files go.
+    pub scratch_dir: PathBuf,
+    /// zstd level (default 19).
+    pub level: i32,
+    /// zstd window log (default 27, the most `decompress_stream` accepts).
+    pub window_log: u32,
+    /// Pause between cycles when nothing is left.
+    pub period: Duration,
+    pub clock: Clock,
+    /// References that failed in this process: skipped until a restart.
+    failed: Mutex<HashSet<String>>,
+}
+
+/// What became of one reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compacted {
+    /// Replaced by a blob of this many fewer encoded bytes.
+    Saved(u64),
+    /// Left as it is (recompression did not pay, or nothing to do).
+    Kept,
+}
+
+impl DeltaCompactJob {
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        cp: Arc<dyn ControlPlane>,
+        backends: Backends,
+        scratch_dir: PathBuf,
+        level: i32,
+        period: Duration,
+    ) -> DeltaCompactJob {
+        DeltaCompactJob {
+            store,
+            cp,
+            backends,
+            scratch_dir,
+            level,
+            window_log: 27,
+            period,
+            clock: system_clock(),
+            failed: Mutex::new(HashSet::new()),
+        }
+    }
+
+    async fn compact(&self, r: &DeltaRefRecord) -> Result<Compacted, String> {
+        let rec = match self.cp.locate_reference(&r.ref_id).await {
+            Ok(rec) => rec,
+            // Freed meanwhile: its row is gone too, or about to be.
+            Err(strata_core::CpError::NoSuchKey) => return Ok(Compacted::Kept),
+            Err(e) => return Err(format!("locate reference {}: {e}", r.ref_id)),
+        };
+        let [seg] = rec.segments.as_slice() else {
+            return Err(format!(
+                "reference {} has {} segments, not 1",
+                r.ref_id,
+                rec.segments.len()
+            ));
+        };
+        let Some(Encoding::Zstd { encoded_len }) = seg.encoding else {
+            return Ok(Compacted::Kept);
+        };
+        if seg.cipher.as_ref().is_some_and(BlobKey::is_customer) {
+            return Ok(Compacted::Kept);
+        }
+        tokio::fs::create_dir_all(&self.scratch_dir)
+            .await
+            .map_err(|e| format!("create {}: {e}", self.scratch_dir.display()))?;
+        let tag = strata_core::ObjectId::random().to_string();
+        let plain = self.scratch_dir.join(format!("compact-{tag}.ref"));
+        let packed = self.scratch_dir.join(format!("compact-{tag}.zst"));
+        let result = self.compact_files(r, &rec, seg, encoded_len, &plain, &packed).await;
+        let _ = tokio::fs::remove_file(&plain).await;
+        let _ = tokio::fs::remove_file(&packed).await;
+        result
+    }
+
+    async fn compact_files(
+        &self,
+        r: &DeltaRefRecord,
+        rec: &ObjectRecord,
+        seg: &Segment,
+        encoded_len: u64,
+        plain: &Path,
+        packed: &Path,
+    ) -> Result<Compacted, String> {
+        let t0 = Instant::now();
+        let backend = (self.backends.get(&seg.backend_id))
+            .cloned()
+            .ok_or_else(|| format!("backend {} is not configured", seg.backend_id))?;
+        let raw = get_encoded(backend.as_ref(), seg, 0, encoded_len)
+            .await
+            .map_err(|e| format!("read reference {}: {e}", r.ref_id))?;
+        let mut decoded = strata_delta::decompress_stream(raw);
+        let mut f = tokio::fs::File::create(plain)
+            .await
+            .map_err(|e| format!("create {}: {e}", plain.display()))?;
+        let (mut hash, mut len) = (Sha256::new(), 0u64);
+        while let Some(b) = decoded.next().await {
+            let b = b.map_err(|e| format!("decode reference {}: {e}", r.ref_id))?;
+            hash.update(&b);
+            len += b.len() as u64;
+            f.write_all(&b)
+                .await
+                .map_err(|e| format!("write {}: {e}", plain.display()))?;
+        }
+        f.flush().await.map_err(|e| format!("write {}: {e}", plain.display()))?;
+        drop(f);
+        let sha = hex::encode(hash.finalize());
+        let want_sha = seg.sha256.as_deref().unwrap_or(&r.sha256);
+        if sha != want_sha || len != seg.length {
+            return Err(format!(
+                "reference {} decodes to {len} bytes with SHA-256 {sha}, not {} bytes with {want_sha}",
+                r.ref_id, seg.length
+            ));
+        }
+        let new_len = strata_delta::compress_file_long(plain, packed, self.level, self.window_log)
+            .await
+            .map_err(|e| format!("recompress reference {}: {e}", r.ref_id))?;
+        let secs = t0.elapsed().as_secs_f64();
+        if new_len.saturating_mul(100) > encoded_len.saturating_mul(99) {
+            tracing::info!(job = "delta-compact", ref_id = %r.ref_id, size = len, encoded_len, new_len, secs, "recompressing a delta reference would not pay");
+            return Ok(Compacted::Kept);
+        }
+        // Same backend, sealed as the bucket's policy says.
+        let exclude: Vec<String> = (self.backends.all().iter())
+            .map(|b| b.id().to_owned())
+            .filter(|id| *id != seg.backend_id)
+            .collect();
+        let plan = (self.cp)
+            .plan_write(&rec.bucket, &rec.key, Some(len), &exclude)
+            .await
+            .map_err(|e| format!("plan the recompressed reference {}: {e}", r.ref_id))?;
+        let replaced = self.swap(r, rec, seg, &plan, &sha, len, new_len, packed).await;
+        match replaced {
+            Ok(true) => {
+                let saved = encoded_len - new_len;
+                tracing::info!(job = "delta-compact", ref_id = %r.ref_id, size = len, encoded_len, new_len, secs = t0.elapsed().as_secs_f64(), "delta reference recompressed");
+                Ok(Compacted::Saved(saved))
+            }
+            // The reference changed or went meanwhile: replace_copy queued our blob.
+            Ok(false) => Ok(Compacted::Kept),
+            Err(e) => {
+                discard(&*self.cp, &self.backends, &plan).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Uploads the recompressed reference under `plan`, records its facts and
+    /// swaps it in; returns whether the swap won.
+    #[allow(clippy::too_many_arguments)]
+    async fn swap(
+        &self,
+        r: &DeltaRefRecord,
+        rec: &ObjectRecord,
+        seg: &Segment,
+        plan: &WritePlan,
+        sha: &str,
+        len: u64,
+        new_len: u64,
+        packed: &Path,
+    ) -> Result<bool, String> {
+        if plan.backend_id != seg.backend_id {
+            return Err(format!("planned on {} instead of {}", plan.backend_id, seg.backend_id));
+        }
+        let target = (self.backends.get(&plan.backend_id))
+            .cloned()
+            .ok_or_else(|| format!("backend {} is not configured", plan.backend_id))?;
+        let file = tokio::fs::File::open(packed)
+            .await
+            .map_err(|e| format!("open {}: {e}", packed.display()))?;
+        let body = file_stream(file);
+        let stored = put_blob(
+            target.as_ref(),
+            &plan.backend_key,
+            &tags(rec, plan),
+            body,
+            plan.cipher.as_ref(),
+        )
+        .await
+        .map_err(|e| format!("upload the recompressed reference {}: {e}", r.ref_id))?;
+        let want = match plan.cipher {
+            Some(_) => strata_crypto::sealed_len(new_len),
+            None => new_len,
+        };
+        if stored != want {
+            return Err(format!("stored {stored} of {want} bytes"));
+        }
+        let now = (self.clock)();
+        let facts = BlobRecord {
+            backend_id: plan.backend_id.clone(),
+            backend_key: plan.backend_key.clone(),
+            sha256: Some(sha.to_owned()),
+            codec: Some("zstd".into()),
+            encoded_len: Some(new_len),
+            ..Default::default()
+        };
+        (self.store.put_blobs(&[facts], now).await).map_err(|e| format!("record the facts of the new blob: {e}"))?;
+        let new_seg = Segment {
+            backend_id: plan.backend_id.clone(),
+            backend_key: plan.backend_key.clone(),
+            length: len,
+            sha256: Some(sha.to_owned()),
+            cipher: plan.cipher.as_ref().map(BlobKey::stored),
+            encoding: Some(Encoding::Zstd { encoded_len: new_len }),
+        };
+        let done = (self.store)
+            .replace_copy(
+                &rec.bucket,
+                &rec.key,
+                &rec.object_id,
+                0,
+                std::slice::from_ref(seg),
+                &[new_seg],
+                Some(&plan.intent_id),
+                now,
+            )
+            .await
+            .map_err(|e| format!("swap in the recompressed reference {}: {e}", r.ref_id))?;
+        Ok(done.is_some())
+    }
+}
+
+/// Streams a file in 1 MiB chunks.
+fn file_stream(file: tokio::fs::File) -> strata_backend::ByteStream {
+    use tokio::io::AsyncReadExt;
+    let s = futures::stream::try_unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((bytes::Bytes::from(buf), f)))
+    })
+    .into_stream();
+    Box::pin(sync_wrapper::SyncStream::new(s))
+}
+
+/// Tags of the new blob: a sealed blob says nothing about its object; a
+/// plaintext one names the user bucket and deltaspace, like the PUT path's.
+fn tags(rec: &ObjectRecord, plan: &WritePlan) -> strata_core::blobtags::Tags {
+    if plan.cipher.is_some() {
+        return blobtags::encode(&BlobFacts {
+            bucket: String::new(),
+            key: String::new(),
+            object_id: rec.object_id.clone(),
+            role: BlobRole::Object,
+            meta: ObjectMeta::default(),
+            codec: "aes256-gcm".into(),
+        });
+    }
+    let bucket = strata_store::user_bucket_of(&rec.bucket).unwrap_or(&rec.bucket);
+    let space = rec.key.rsplit_once('/').map_or("", |(s, _)| s);
+    let mut tags = blobtags::encode(&BlobFacts {
+        bucket: bucket.to_owned(),
+        key: space.to_owned(),
+        object_id: rec.object_id.clone(),
+        role: BlobRole::Object,
+        meta: ObjectMeta::default(),
+        codec: "none".into(),
+    });
+    tags.insert("codec".into(), "reference".into());
+    tags
+}
+
+#[async_trait]
+impl Job for DeltaCompactJob {
+    fn name(&self) -> &'static str {
+        "delta-compact"
+    }
+
+    fn period(&self) -> Duration {
+        self.period
+    }
+
+    async fn run_once(&self) -> Result<Outcome, String> {
+        let skipped = self.failed.lock().expect("failed set").len();
+        let limit = u32::try_from(skipped + 2).unwrap_or(u32::MAX);
+        let refs = (self.store.refs_to_compact(self.level, limit).await)
+            .map_err(|e| format!("list delta references to compact: {e}"))?;
+        let todo: Vec<&DeltaRefRecord> = {
+            let failed = self.failed.lock().expect("failed set");
+            refs.iter().filter(|r| !failed.contains(&r.ref_id)).collect()
+        };
+        let Some(r) = todo.first() else {
+            return Ok(Outcome::Idle);
+        };
+        match self.compact(r).await {
+            Ok(Compacted::Saved(saved)) => {
+                COMPACTED.inc();
+                SAVED.inc_by(saved);
+            }
+            Ok(Compacted::Kept) => {}
+            Err(e) => {
+                // Left unmarked and skipped until a restart, so that one bad
+                // reference does not hold the others up.
+                self.failed.lock().expect("failed set").insert(r.ref_id.clone());
+                tracing::warn!(job = "delta-compact", ref_id = %r.ref_id, error = %e, "could not recompress a delta reference");
+                return Err(e);
+            }
+        }
+        (self.store.mark_ref_compacted(&r.ref_id, self.level).await)
+            .map_err(|e| format!("mark delta reference {} compacted: {e}", r.ref_id))?;
+        Ok(if todo.len() > 1 { Outcome::Busy } else { Outcome::Idle })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    use strata_core::config::DeltaConfig;
+    use strata_core::{ControlPlane, Encoding, Segment};
+
+    use super::DeltaCompactJob;
+    use crate::testkit::{cp_kit, enc};
+    use crate::{Job, Outcome};
+
+    /// 12 MiB of pseudo-random text repeated twice: the copy is further
+    /// away than level 6's window, within the long window.
+    fn data() -> Vec<u8> {
+        let mut x = 1u64;
+        let half: Vec<u8> = (0..12 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b"abcdefghijklmnop"[(x % 16) as usize]
+            })
+            .collect();
+        [half.clone(), half].concat()
+    }
+
+    async fn decode(kit: &crate::testkit::CpKit, seg: &Segment) -> Vec<u8> {
+        let b = kit.backends.get(&seg.backend_id).unwrap();
+        let raw = strata_backend::sealed::get_encoded(b.as_ref(), seg, 0, u64::MAX)
+            .await
+            .unwrap();
+        let mut s = strata_delta::decompress_stream(raw);
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_reference_is_recompressed_smaller_on_its_backend_and_decodes_the_same() {
+        let kit = cp_kit(2, &enc(true)).await;
+        let cp: Arc<dyn ControlPlane> = Arc::new(
+            strata_controlplane::ControlPlaneService::new(
+                kit.store.clone(),
+                strata_controlplane::Identity::new(&[], kit.store.clone()),
+                &kit.configs,
+                Default::default(),
+            )
+            .with_sealer(kit.sealer.clone())
+            .with_delta(DeltaConfig {
+                enabled: true,
+                min_size: 0,
+                ..DeltaConfig::default()
+            }),
+        );
+        let scratch = kit.dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let job = DeltaCompactJob::new(
+            kit.store.clone(),
+            cp.clone(),
+            kit.backends.clone(),
+            scratch.clone(),
+            19,
+            Duration::from_secs(60),
+        );
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+
+        // A reference written as the PUT path does: zstd level 6, sealed.
+        let data = data();
+        let sha = hex::encode(Sha256::digest(&data));
+        let (ip, zp) = (scratch.join("in"), scratch.join("in.zst"));
+        std::fs::write(&ip, &data).unwrap();
+        let encoded_len = strata_delta::compress_file(&ip, &zp, 6).await.unwrap();
+        let size = data.len() as u64;
+        let pr = cp.plan_reference("b", "b/x/", Some(size)).await.unwrap();
+        assert!(pr.cipher.is_some());
+        let backend = kit.backends.get(&pr.backend_id).unwrap();
+        let body = Box::pin(futures::stream::iter([Ok(Bytes::from(std::fs::read(&zp).unwrap()))]));
+        strata_backend::sealed::put_blob(
+            backend.as_ref(),
+            &pr.backend_key,
+            &Default::default(),
+            body,
+            pr.cipher.as_ref(),
+        )
+        .await
+        .unwrap();
+        std::fs::remove_dir_all(&scratch).unwrap();
+        let seg = Segment {
+            backend_id: pr.backend_id.clone(),
+            backend_key: pr.backend_key.clone(),
+            length: size,
+            cipher: pr.cipher.as_ref().map(strata_core::BlobKey::stored),
+            encoding: Some(Encoding::Zstd { encoded_len }),
+            ..Default::default()
+        };
+        let dref = cp.commit_reference(&pr, "b/x/", &sha, seg).await.unwrap();
+
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+        let rec = cp.locate_reference(&dref.ref_id).await.unwrap();
+        let new = rec.segments[0].clone();
+        let Some(Encoding::Zstd { encoded_len: new_len }) = new.encoding else {
+            panic!("{new:?}")
+        };
+        assert!(new_len * 10 < encoded_len * 7, "{new_len} vs {encoded_len}");
+        assert_eq!(new.backend_id, pr.backend_id, "stays on its backend");
+        assert_ne!(new.backend_key, pr.backend_key);
+        assert!(new.cipher.is_some(), "sealed as the bucket's policy says");
+        assert_eq!((new.length, new.sha256.as_deref()), (size, Some(sha.as_str())));
+        assert_eq!(rec.object_id, dref.ref_id);
+        let out = decode(&kit, &new).await;
+        assert!(out == data);
+        // The old blob is queued for cleanup, the scratch files are gone.
+        let queued: Vec<String> = (kit.store.pending_cleanup(100).await.unwrap().into_iter())
+            .map(|c| c.backend_key)
+            .collect();
+        assert!(queued.contains(&pr.backend_key), "{queued:?}");
+        assert!(!queued.contains(&new.backend_key));
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+        // Marked: not looked at again.
+        assert!(kit.store.refs_to_compact(19, 10).await.unwrap().is_empty());
+        assert_eq!(job.run_once().await.unwrap(), Outcome::Idle);
+        let rendered = prometheus::TextEncoder::new()
+            .encode_to_string(&prometheus::default_registry().gather())
+            .unwrap();
+        assert!(rendered.contains("strata_delta_compacted_refs_total"));
+        assert!(rendered.contains("strata_delta_compact_bytes_saved_total"));
+    }
+}
