@@ -101,6 +101,8 @@ backends:
 credentials:
   - {access_key_id: $AK, secret_access_key: $SK, unrestricted: true}
 logging: {format: json, level: warn}
+# References are recompressed (level 19, long window) soon after they are written.
+jobs: {delta_compact_period_secs: 2}
 delta:
   enabled: false
 ${BENCH_DELTA_YAML:+  $BENCH_DELTA_YAML

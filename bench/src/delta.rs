@@ -62,6 +62,10 @@ pub struct DeltaArgs {
     /// Skip the zstd/xdelta3 baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Wait up to this long for the server's stored bytes to stop changing
+    /// (background reference recompression) before reading the ratio.
+    #[arg(long, default_value_t = 120)]
+    pub settle_secs: u64,
     /// Print markdown tables instead of plain ones.
     #[arg(long)]
     pub markdown: bool,
@@ -326,6 +330,23 @@ fn response_body(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
         return Ok(body[..n].to_vec());
     }
     Ok(body.to_vec())
+}
+
+/// The bucket's `/status/delta` row once its stored bytes have been the same
+/// for three polls two seconds apart (or `wait` has passed).
+fn settled_status(endpoint: &str, bucket: &str, wait: Duration) -> anyhow::Result<Option<DeltaStatusBucket>> {
+    let until = std::time::Instant::now() + wait;
+    let (mut last, mut same) = (None, 0);
+    loop {
+        let row = delta_status(endpoint)?.into_iter().find(|b| b.bucket == bucket);
+        let stored = row.as_ref().map(|r| r.stored_bytes);
+        same = if stored == last { same + 1 } else { 0 };
+        last = stored;
+        if same >= 3 || std::time::Instant::now() >= until {
+            return Ok(row);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// `GET /status/delta` (unsigned).
@@ -809,14 +830,6 @@ pub fn cmd_delta(a: DeltaArgs) -> anyhow::Result<ExitCode> {
             anyhow::Ok((d, p))
         })?;
         let sub_usage = sub_monitor.map(Monitor::finish);
-        let strata = delta_status(&a.endpoint)?
-            .into_iter()
-            .find(|b| b.bucket == delta_bucket);
-        if strata.is_none() {
-            eprintln!(
-                "warning: /status/delta does not list {delta_bucket} (is delta on for it in the server's config?)"
-            );
-        }
         let baseline = if a.no_baseline {
             None
         } else {
@@ -824,6 +837,14 @@ pub fn cmd_delta(a: DeltaArgs) -> anyhow::Result<ExitCode> {
             let sizes: Vec<u64> = versions.iter().map(|v| v.size).collect();
             Some(baseline(files, &sizes)?)
         };
+        // The server recompresses references in the background (delta-compact):
+        // the stored size is read once it has stopped changing.
+        let strata = settled_status(&a.endpoint, &delta_bucket, Duration::from_secs(a.settle_secs))?;
+        if strata.is_none() {
+            eprintln!(
+                "warning: /status/delta does not list {delta_bucket} (is delta on for it in the server's config?)"
+            );
+        }
         reports.push(SubdirReport {
             name: name.clone(),
             versions: versions.iter().map(|v| v.name.clone()).collect(),

@@ -10,8 +10,8 @@ use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, PgStore, SqliteStore};
 use strata_workers::{
-    CleanupJob, DeltaGcJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob, RewriteKind,
-    Runner, SealPolicy,
+    CleanupJob, DeltaCompactJob, DeltaGcJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob,
+    RewriteKind, Runner, SealPolicy,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -337,6 +337,21 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
                 sealer,
                 local_guard.clone(),
             );
+        }
+        if config.delta.compact_level > 0
+            && let Some(cp) = in_process.clone()
+        {
+            let scratch = config.delta.cache_dir(&config.data_dir).join("compact");
+            let period = Duration::from_secs(jobs.delta_compact_period_secs);
+            let job = DeltaCompactJob::new(
+                store.clone(),
+                cp,
+                backends.clone(),
+                scratch,
+                config.delta.compact_level,
+                period,
+            );
+            runner.add(Arc::new(job));
         }
         let mut gc = DeltaGcJob::new(store.clone());
         gc.period = Duration::from_secs(jobs.delta_gc_period_secs);

@@ -59,6 +59,11 @@ pub struct DeltaConfig {
     /// ratio on real releases; see docs/delta.md). Default 6.
     #[serde(default = "default_level")]
     pub level: i32,
+    /// zstd level the background `delta-compact` job recompresses
+    /// references at (long window), off the write path; 0 turns it off.
+    /// Default 19.
+    #[serde(default = "default_compact_level")]
+    pub compact_level: i32,
     /// Objects larger than this are stored whole. Default 4 GiB.
     #[serde(default = "default_max_object_size")]
     pub max_object_size: u64,
@@ -134,6 +139,10 @@ fn default_reselect_ratio() -> f64 {
 fn default_reselect_window() -> u32 {
     5
 }
+fn default_compact_level() -> i32 {
+    19
+}
+
 fn default_level() -> i32 {
     6
 }
@@ -273,6 +282,12 @@ impl DeltaConfig {
         }
         if !(-7..=22).contains(&self.level) {
             err("level", "must be a zstd level from -7 to 22; 6 is a good default");
+        }
+        if self.compact_level != 0 && !(1..=22).contains(&self.compact_level) {
+            err(
+                "compact_level",
+                "must be 0 (off) or a zstd level from 1 to 22; 19 is usual",
+            );
         }
         if self.max_object_size == 0 {
             err("max_object_size", "must be at least 1 byte, e.g. 4294967296 (4 GiB)");

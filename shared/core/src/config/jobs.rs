@@ -46,6 +46,11 @@ pub struct JobsConfig {
     /// for this long (it must exceed the longest PUT). Default 3600.
     #[serde(default = "default_delta_gc_grace")]
     pub delta_gc_grace_secs: u64,
+    /// Seconds between `delta-compact` passes when idle (references are
+    /// recompressed one at a time, back to back, while any is waiting).
+    /// Default 30.
+    #[serde(default = "default_delta_compact_period")]
+    pub delta_compact_period_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -61,6 +66,7 @@ impl Default for JobsConfig {
             rewrite_period_secs: default_rewrite_period(),
             delta_gc_period_secs: default_delta_gc_period(),
             delta_gc_grace_secs: default_delta_gc_grace(),
+            delta_compact_period_secs: default_delta_compact_period(),
         }
     }
 }
@@ -95,6 +101,9 @@ fn default_delta_gc_period() -> u64 {
 fn default_delta_gc_grace() -> u64 {
     3600
 }
+fn default_delta_compact_period() -> u64 {
+    30
+}
 
 pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
     for (name, v) in [
@@ -104,6 +113,7 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         ("cleanup_lease_secs", j.cleanup_lease_secs),
         ("rewrite_period_secs", j.rewrite_period_secs),
         ("delta_gc_period_secs", j.delta_gc_period_secs),
+        ("delta_compact_period_secs", j.delta_compact_period_secs),
     ] {
         if v == 0 {
             errs.push(ConfigError::new(format!("jobs.{name}"), "must be at least 1 second"));
