@@ -149,7 +149,10 @@ impl ChunkCipher {
         let nonce = Nonce::assume_unique_for_key(self.nonce_and_aad(index, last));
         let mut out = [0; TAG_LEN as usize];
         // Only a chunk over 64 GiB can fail, which `seal` never builds.
-        if let Ok(tag) = self.aead.seal_in_place_separate_tag(nonce, Aad::from(&self.aad[..]), buf) {
+        if let Ok(tag) = self
+            .aead
+            .seal_in_place_separate_tag(nonce, Aad::from(&self.aad[..]), buf)
+        {
             out.copy_from_slice(tag.as_ref());
         }
         out
