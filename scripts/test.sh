@@ -17,7 +17,10 @@ done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-export STRATA_BIN="${STRATA_BIN:-$REPO/target/debug/strata}"
+# CI may keep the cargo target directory outside the clone (CARGO_TARGET_DIR).
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$REPO/$TARGET_DIR" ;; esac
+export STRATA_BIN="${STRATA_BIN:-$TARGET_DIR/debug/strata}"
 PY="${PYTHON:-python3}"
 
 step() { printf '\n==> %s\n' "$*"; }
