@@ -210,3 +210,34 @@ async fn encrypt_existing_seals_plaintext_blobs_resumes_and_stops_when_cancelled
     }
     assert!(k.store.stale_intents(i64::MAX, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn scrub_leaves_backends_past_their_egress_limit_alone() {
+    let k = cp_kit(1, &enc(false)).await;
+    let plan = k.put("k", b"corrupt but out of reach", &[], true).await;
+    k.flip("disk-1", &plan.backend_key, 2);
+    // The backend's monthly egress limit is used up: nothing is read from it.
+    let out_of_egress = IntegrityJob::new(
+        k.store.clone(),
+        k.cp.clone(),
+        k.backends.clone(),
+        10,
+        u64::MAX,
+        Duration::from_secs(1),
+        Arc::new(|id: &str| id != "disk-1"),
+    );
+    out_of_egress.run_once().await.unwrap();
+    assert_eq!(blob(&k, "disk-1", &plan.backend_key).await.state, BlobState::Ok);
+    let p = k.store.get_job("scrub").await.unwrap().unwrap();
+    assert!(p.detail.contains("egress-skipped=1"), "{}", p.detail);
+    assert_eq!(p.done, 0, "no blob was checked");
+    // With egress back, the next pass over the objects (after the cursor
+    // wraps around) reads the same blob and finds it corrupt.
+    for _ in 0..2 {
+        scrubber(&k).run_once().await.unwrap();
+    }
+    assert_eq!(
+        blob(&k, "disk-1", &plan.backend_key).await.state,
+        BlobState::Quarantined
+    );
+}
