@@ -348,4 +348,16 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn refs_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>>;
     /// Sets a reference's `compacted_level` (no-op if absent).
     async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()>;
+    /// Up to `limit` current objects (`(bucket, key, object_id)`) whose
+    /// decision is `delta` and whose decision's `compacted_level` is below
+    /// `below_level` (0 until [`MetaStore::mark_delta_compacted`]), oldest
+    /// decision (`created_ms`, then `object_id`) first: the deltas the
+    /// `delta-compact` job has yet to re-encode. Decisions of objects
+    /// replaced or deleted since are left out.
+    async fn deltas_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<(String, String, String)>>;
+    /// Sets the `compacted_level` of an object's decision and, when
+    /// `stored_bytes` is given (its delta was replaced by one of that many
+    /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
+    /// the object has no decision.
+    async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()>;
 }

@@ -324,4 +324,12 @@ impl MetaStore for PgStore {
     async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()> {
         self.mark_ref_compacted_impl(ref_id, level).await
     }
+
+    async fn deltas_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<(String, String, String)>> {
+        self.deltas_to_compact_impl(below_level, limit).await
+    }
+
+    async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()> {
+        self.mark_delta_compacted_impl(object_id, level, stored_bytes).await
+    }
 }

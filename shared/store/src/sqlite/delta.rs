@@ -246,4 +246,43 @@ impl SqliteStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)
     }
+
+    pub(super) async fn deltas_to_compact_impl(
+        &self,
+        below_level: i32,
+        limit: u32,
+    ) -> CpResult<Vec<(String, String, String)>> {
+        sqlx::query_as(
+            "SELECT o.bucket, o.key, o.object_id FROM delta_decisions d \
+             JOIN objects o ON o.object_id = d.object_id \
+             WHERE d.decision = 'delta' AND d.compacted_level < ? \
+             ORDER BY d.created_ms, d.object_id LIMIT ?",
+        )
+        .bind(below_level)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    pub(super) async fn mark_delta_compacted_impl(
+        &self,
+        object_id: &str,
+        level: i32,
+        stored_bytes: Option<u64>,
+    ) -> CpResult<()> {
+        let stored = stored_bytes.map(crate::blobs::counter).transpose()?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE delta_decisions SET compacted_level = ?, stored_bytes = COALESCE(?, stored_bytes) \
+             WHERE object_id = ?",
+        )
+        .bind(level)
+        .bind(stored)
+        .bind(object_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
 }

@@ -233,3 +233,57 @@ pub async fn refs_to_compact_and_mark(s: &dyn MetaStore) {
     assert!(s.drop_ref("r3", i64::MAX).await.unwrap());
     assert_eq!(ids(s.refs_to_compact(19, 10).await.unwrap()), ["r1", "r4"]);
 }
+
+pub async fn deltas_to_compact_and_mark(s: &dyn MetaStore) {
+    s.create_bucket("b", "o", 1).await.unwrap();
+    assert!(s.deltas_to_compact(19, 10).await.unwrap().is_empty());
+    // v1 a reference, v2..v5 deltas (v3 decided first), v6 passed through;
+    // v5's object is replaced, its decision left behind.
+    for (tag, key) in [
+        ("v1", "x/1"),
+        ("v2", "x/2"),
+        ("v3", "x/3"),
+        ("v4", "y/4"),
+        ("v5", "x/5"),
+        ("v6", "x/6"),
+    ] {
+        put(s, "b", key, tag, 1000).await;
+    }
+    for (tag, kind, created) in [
+        ("v1", "reference", 1),
+        ("v2", "delta", 5),
+        ("v3", "delta", 2),
+        ("v4", "delta", 7),
+        ("v5", "delta", 3),
+        ("v6", "passthrough", 4),
+    ] {
+        let mut d = decision(tag, kind, 1000, 100);
+        d.created_ms = created;
+        s.record_delta_decision(&d, Some("b/x/"), POLICY).await.unwrap();
+    }
+    put(s, "b", "x/5", "v5b", 1000).await;
+    let ids = |v: Vec<(String, String, String)>| v.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>();
+    let todo = s.deltas_to_compact(19, 10).await.unwrap();
+    assert_eq!(todo[0], ("b".to_string(), "x/3".to_string(), "obj-v3".to_string()));
+    assert_eq!(ids(todo), ["obj-v3", "obj-v2", "obj-v4"]);
+    assert_eq!(ids(s.deltas_to_compact(19, 2).await.unwrap()), ["obj-v3", "obj-v2"]);
+    assert!(s.deltas_to_compact(19, 0).await.unwrap().is_empty());
+    assert!(s.deltas_to_compact(0, 10).await.unwrap().is_empty());
+
+    let stored = |rep: Vec<DeltaBucketReport>| rep.into_iter().find(|r| r.bucket == "b").unwrap().stored_bytes;
+    let before = stored(s.delta_report().await.unwrap());
+    // v3 recompacted smaller; v2 looked at at level 12, unchanged; absent ids are no-ops.
+    s.mark_delta_compacted("obj-v3", 19, Some(40)).await.unwrap();
+    s.mark_delta_compacted("obj-v2", 12, None).await.unwrap();
+    s.mark_delta_compacted("absent", 19, Some(1)).await.unwrap();
+    assert_eq!(ids(s.deltas_to_compact(19, 10).await.unwrap()), ["obj-v2", "obj-v4"]);
+    assert_eq!(ids(s.deltas_to_compact(12, 10).await.unwrap()), ["obj-v4"]);
+    assert_eq!(
+        ids(s.deltas_to_compact(20, 10).await.unwrap()),
+        ["obj-v3", "obj-v2", "obj-v4"]
+    );
+    assert_eq!(stored(s.delta_report().await.unwrap()), before - 60);
+    // A deleted object is gone from the list.
+    s.delete_object("b", "y/4").await.unwrap();
+    assert_eq!(ids(s.deltas_to_compact(19, 10).await.unwrap()), ["obj-v2"]);
+}

@@ -97,6 +97,7 @@ macro_rules! all_cases {
             delta::blob_codec_facts_merge,
             delta::delta_report_and_reference_liveness,
             delta::refs_to_compact_and_mark,
+            delta::deltas_to_compact_and_mark,
         }
     };
 }
