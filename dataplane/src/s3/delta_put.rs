@@ -61,12 +61,42 @@ impl StrataS3 {
         let mut scratch = Scratch(Vec::new());
         let spool = engine.cache.scratch();
         scratch.0.push(spool.clone());
-        let digests = match spool_body(&spool, body, expect).await {
+        let mut streaming = self
+            .start_stream_encode(engine, &plan, expect.length, sealing, &mut scratch)
+            .await;
+        let digests = match spool_body(
+            &spool,
+            body,
+            expect,
+            streaming.as_mut().map(|s| (&mut s.enc, engine.deny_media)),
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 self.abort(&plan).await;
                 return Err(e);
             }
+        };
+        // The container encoded while the body arrived, when that went well
+        // (any failure falls back to encoding the spooled body).
+        let pre = match streaming {
+            Some(StreamEncode {
+                enc: Some(enc),
+                out,
+                permit,
+            }) => {
+                let finished = enc.finish().await;
+                drop(permit);
+                match finished {
+                    Ok(stats) => Some((out, stats)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "streamed delta encoding failed; encoding the spooled body");
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
         let mut tag_meta = meta.clone();
         tag_meta.size = digests.size;
@@ -83,6 +113,7 @@ impl StrataS3 {
                 &tag_meta,
                 sealing,
                 &mut scratch,
+                pre,
             )
             .await;
         let written = match written {
@@ -121,6 +152,7 @@ impl StrataS3 {
         tag_meta: &ObjectMeta,
         sealing: &Sealing,
         scratch: &mut Scratch,
+        pre: Option<(PathBuf, strata_delta::EncodeStats)>,
     ) -> S3Result<Written> {
         let size = digests.size;
         let head = read_head(spool).await;
@@ -155,11 +187,18 @@ impl StrataS3 {
                 return self.passthrough(target, plan, spool, digests, tag_meta, reason).await;
             }
         };
-        let out = engine.cache.scratch();
-        scratch.0.push(out.clone());
-        let stats = {
-            let _permit = engine.permits.acquire().await.map_err(|_| s3_error!(InternalError))?;
-            strata_delta::encode_file(spool, &ref_path, &out, &engine.params).await
+        let (out, stats) = match pre {
+            // Encoded while the body arrived, against the same reference.
+            Some((out, stats)) if stats.logical_len == size => (out, Ok(stats)),
+            _ => {
+                let out = engine.cache.scratch();
+                scratch.0.push(out.clone());
+                let stats = {
+                    let _permit = engine.permits.acquire().await.map_err(|_| s3_error!(InternalError))?;
+                    strata_delta::encode_file(spool, &ref_path, &out, &engine.params).await
+                };
+                (out, stats)
+            }
         };
         let stats = stats.map_err(|e| {
             tracing::error!(error = %e, "delta encoding failed");
@@ -201,6 +240,45 @@ impl StrataS3 {
             },
             extra_stored: 0,
         })
+    }
+
+    /// Starts encoding the body against its deltaspace's reference while it
+    /// arrives, when that can pay: the plan names a reference, the declared
+    /// length is known and eligible, and an encode permit is free now (a
+    /// slow client never makes other encodes wait). `None` means encode the
+    /// spooled body afterwards, as before.
+    async fn start_stream_encode(
+        &self,
+        engine: &Arc<DeltaEngine>,
+        plan: &WritePlan,
+        declared: Option<u64>,
+        sealing: &Sealing,
+        scratch: &mut Scratch,
+    ) -> Option<StreamEncode> {
+        let reference = plan.delta.as_ref()?.reference.as_ref()?;
+        let len = declared?;
+        if matches!(sealing, Sealing::Customer(_)) || len < engine.min_size || len > engine.max_object_size {
+            return None;
+        }
+        let permit = engine.permits.clone().try_acquire_owned().ok()?;
+        let ref_path = engine
+            .cache
+            .get(&reference.ref_id, &*self.cp, &self.backends)
+            .await
+            .ok()?;
+        let out = engine.cache.scratch();
+        scratch.0.push(out.clone());
+        match strata_delta::StreamEncoder::new(&ref_path, &out, len, &engine.params).await {
+            Ok(enc) => Some(StreamEncode {
+                enc: Some(enc),
+                out,
+                permit,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not start a streamed delta encoding");
+                None
+            }
+        }
     }
 
     /// Stores the spooled body as it is.
@@ -395,17 +473,49 @@ fn blob_tags(
     tags
 }
 
-/// Streams the verified body to `path`; returns its digests.
-async fn spool_body<S>(path: &Path, body: S, expect: Expect) -> S3Result<Digests>
+/// A delta encoding fed with the body as it is spooled.
+struct StreamEncode {
+    /// `None` once it failed or the content turned out not to be worth it.
+    enc: Option<strata_delta::StreamEncoder>,
+    out: PathBuf,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Streams the verified body to `path` (and into `enc`, with whether
+/// whole-stream compressed media stop it); returns its digests.
+async fn spool_body<S>(
+    path: &Path,
+    body: S,
+    expect: Expect,
+    mut enc: Option<(&mut Option<strata_delta::StreamEncoder>, bool)>,
+) -> S3Result<Digests>
 where
     S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
 {
     let (mut verified, slot) = verify(body, expect);
     let mut file = tokio::fs::File::create(path).await.map_err(local_error)?;
+    let mut head: Vec<u8> = Vec::new();
     while let Some(chunk) = verified.next().await {
-        match chunk {
-            Ok(b) => file.write_all(&b).await.map_err(local_error)?,
+        let b = match chunk {
+            Ok(b) => b,
             Err(e) => return Err(from_upload(BackendError::Body(e))),
+        };
+        file.write_all(&b).await.map_err(local_error)?;
+        if let Some((slot, deny_media)) = enc.as_mut()
+            && let Some(e) = slot.as_mut()
+        {
+            if head.len() < HEAD_LEN {
+                let n = (HEAD_LEN - head.len()).min(b.len());
+                head.extend_from_slice(&b[..n]);
+                if head.len() == HEAD_LEN && *deny_media && strata_delta::sniff(&head).whole_stream_compressed() {
+                    **slot = None;
+                    continue;
+                }
+            }
+            if let Err(err) = e.push(&b).await {
+                tracing::debug!(error = %err, "streamed delta encoding stopped; encoding the spooled body");
+                **slot = None;
+            }
         }
     }
     file.flush().await.map_err(local_error)?;
@@ -415,9 +525,12 @@ where
         .ok_or_else(|| s3_error!(InternalError))
 }
 
+/// Bytes of the body the sniffer looks at.
+const HEAD_LEN: usize = 64;
+
 async fn read_head(path: &Path) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 64];
+    let mut buf = vec![0u8; HEAD_LEN];
     let Ok(mut f) = tokio::fs::File::open(path).await else {
         return Vec::new();
     };

@@ -410,6 +410,58 @@ fn read_at(f: &mut std::fs::File, offset: u64, buf: &mut Vec<u8>, len: u64) -> i
     f.read_exact(buf)
 }
 
+/// Largest reference window kept in memory between encodes and decodes (see [`shared_window`]).
+const RETAIN_WINDOW_MAX: u64 = 64 * MIB;
+
+/// Identity of a reference file's contents and the window [start, start+len) of it.
+#[derive(Clone, PartialEq, Eq)]
+struct WindowKey {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    file_len: u64,
+    mtime_ns: i128,
+    start: u64,
+    len: u64,
+}
+
+/// The last whole-reference window read (at most [`RETAIN_WINDOW_MAX`]), shared by the encodes and
+/// decodes of every request against the same reference: consecutive GETs and PUTs of one
+/// deltaspace then neither allocate nor copy the reference again. Windows of large references
+/// (windowed mode) are never retained, so memory stays one window whatever the object size.
+static WINDOW_SLOT: std::sync::Mutex<Option<(WindowKey, Arc<Vec<u8>>)>> = std::sync::Mutex::new(None);
+
+fn window_key(f: &std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<WindowKey> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    Ok(WindowKey {
+        path: path.to_owned(),
+        dev: m.dev(),
+        ino: m.ino(),
+        file_len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        start,
+        len,
+    })
+}
+
+/// Reads `reference[start .. start+len)`, from the shared slot when it holds it.
+fn shared_window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<Arc<Vec<u8>>> {
+    let key = window_key(f, path, start, len)?;
+    if let Some((k, w)) = WINDOW_SLOT.lock().expect("window slot").as_ref()
+        && *k == key
+    {
+        return Ok(w.clone());
+    }
+    let mut buf = Vec::new();
+    read_at(f, start, &mut buf, len)?;
+    let w = Arc::new(buf);
+    if start == 0 && len == key.file_len && len <= RETAIN_WINDOW_MAX {
+        *WINDOW_SLOT.lock().expect("window slot") = Some((key, w.clone()));
+    }
+    Ok(w)
+}
+
 fn compress_frame(p: &DeltaParams, input: &[u8], prefix: Option<&[u8]>, dst: &mut Vec<u8>) -> io::Result<()> {
     let mut cctx = CCtx::create();
     let set = |c: &mut CCtx, prm: CParameter| c.set_parameter(prm).map_err(|e| zerr("zstd parameter", e));
@@ -450,7 +502,7 @@ fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) 
     let mut pos = HEADER_MAGIC.len() as u64;
     let mut entries = Vec::new();
     let mut inbuf = Vec::new();
-    let mut refbuf = Vec::new();
+    let mut refbuf: Arc<Vec<u8>> = Arc::new(Vec::new());
     let mut refbuf_at: Option<(u64, u64)> = None;
     let mut dst = Vec::new();
     let mut out_offset = 0u64;
@@ -461,7 +513,8 @@ fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) 
         let (ws, wl) = ref_window(p, input_len, ref_len, out_offset, out_len);
         let entry = if wl > 0 {
             if refbuf_at != Some((ws, wl)) {
-                read_at(&mut rf, ws, &mut refbuf, wl)?;
+                drop(std::mem::take(&mut refbuf));
+                refbuf = shared_window(&mut rf, reference, ws, wl)?;
                 refbuf_at = Some((ws, wl));
             }
             compress_frame(p, &inbuf, Some(&refbuf), &mut dst)?;
@@ -513,6 +566,223 @@ pub async fn encode_file(input: &Path, reference: &Path, out: &Path, p: &DeltaPa
     tokio::task::spawn_blocking(move || encode_blocking(&input, &reference, &out, &p))
         .await
         .map_err(join_err)?
+}
+
+/// The part of a [`StreamEncoder`] a frame's compression job owns while it runs.
+struct EncSink {
+    w: io::BufWriter<std::fs::File>,
+    rf: std::fs::File,
+    pos: u64,
+    entries: Vec<FrameEntry>,
+    window: RefCache,
+    dst: Vec<u8>,
+}
+
+type EncJob = tokio::task::JoinHandle<io::Result<(EncSink, Vec<u8>)>>;
+
+/// Encodes an input that arrives piece by piece (a request body) against the decoded reference
+/// file, compressing each frame on the blocking pool as soon as its bytes are in while the next
+/// frame fills: the container is ready shortly after the last byte arrives. The input's length
+/// must be declared up front (frame windows are scaled by `ref_len / declared_len`); pushing more
+/// or finishing with fewer bytes is an error (`InvalidInput`). Memory: two frames (one filling,
+/// one compressing), one reference window, the compressed frame and zstd's state. The container
+/// written is the one [`encode_file`] would write for the same input (same frames and windows).
+pub struct StreamEncoder {
+    p: DeltaParams,
+    reference: PathBuf,
+    ref_len: u64,
+    declared_len: u64,
+    frame_size: u64,
+    /// Offset of the frame being filled.
+    frame_start: u64,
+    buf: Vec<u8>,
+    spare: Option<Vec<u8>>,
+    sink: Option<EncSink>,
+    job: Option<EncJob>,
+    failed: bool,
+    t0: Instant,
+}
+
+impl StreamEncoder {
+    /// Starts a container at `out` for an input of `declared_len` bytes.
+    pub async fn new(reference: &Path, out: &Path, declared_len: u64, p: &DeltaParams) -> io::Result<Self> {
+        let (r, o) = (reference.to_owned(), out.to_owned());
+        let sink = tokio::task::spawn_blocking(move || -> io::Result<(EncSink, u64)> {
+            let rf = std::fs::File::open(&r)?;
+            let ref_len = rf.metadata()?.len();
+            let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&o)?);
+            w.write_all(HEADER_MAGIC)?;
+            let sink = EncSink {
+                w,
+                rf,
+                pos: HEADER_MAGIC.len() as u64,
+                entries: Vec::new(),
+                window: None,
+                dst: Vec::new(),
+            };
+            Ok((sink, ref_len))
+        })
+        .await
+        .map_err(join_err)??;
+        let frame_size = p.frame_size.clamp(1, MAX_FRAME_OUT);
+        Ok(StreamEncoder {
+            p: p.clone(),
+            reference: reference.to_owned(),
+            ref_len: sink.1,
+            declared_len,
+            frame_size,
+            frame_start: 0,
+            buf: Vec::new(),
+            spare: None,
+            sink: Some(sink.0),
+            job: None,
+            failed: false,
+            t0: Instant::now(),
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.frame_start + self.buf.len() as u64
+    }
+
+    fn this_frame_len(&self) -> u64 {
+        (self.declared_len - self.frame_start).min(self.frame_size)
+    }
+
+    /// Adds the next bytes of the input; waits only when a full frame is ready while the previous
+    /// one is still compressing.
+    pub async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("the encoder failed earlier"));
+        }
+        if self.received() + data.len() as u64 > self.declared_len {
+            self.failed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("input longer than its declared length {}", self.declared_len),
+            ));
+        }
+        while !data.is_empty() {
+            let want = self.this_frame_len();
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(want as usize);
+            }
+            let n = ((want - self.buf.len() as u64) as usize).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() as u64 == want
+                && let Err(e) = self.submit().await
+            {
+                self.failed = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_job(&mut self) -> io::Result<()> {
+        if let Some(job) = self.job.take() {
+            let (sink, spare) = job.await.map_err(join_err)??;
+            self.sink = Some(sink);
+            self.spare = Some(spare);
+        }
+        Ok(())
+    }
+
+    /// Hands the full frame in `buf` to a compression job.
+    async fn submit(&mut self) -> io::Result<()> {
+        self.wait_job().await?;
+        let mut sink = self.sink.take().ok_or_else(|| io::Error::other("encoder state lost"))?;
+        let mut next = self.spare.take().unwrap_or_default();
+        next.clear();
+        let input = std::mem::replace(&mut self.buf, next);
+        let out_offset = self.frame_start;
+        let out_len = input.len() as u64;
+        self.frame_start += out_len;
+        let want = self.this_frame_len();
+        if want > 0 && self.buf.capacity() < want as usize {
+            self.buf.reserve_exact(want as usize - self.buf.len());
+        }
+        let (p, reference, declared_len, ref_len) =
+            (self.p.clone(), self.reference.clone(), self.declared_len, self.ref_len);
+        self.job = Some(tokio::task::spawn_blocking(move || {
+            let (ws, wl) = ref_window(&p, declared_len, ref_len, out_offset, out_len);
+            let entry = if wl > 0 {
+                let w = match sink.window.take() {
+                    Some((at, w)) if at == (ws, wl) => w,
+                    old => {
+                        drop(old);
+                        shared_window(&mut sink.rf, &reference, ws, wl)?
+                    }
+                };
+                compress_frame(&p, &input, Some(&w), &mut sink.dst)?;
+                sink.window = Some(((ws, wl), w));
+                FrameEntry {
+                    kind: KIND_PREFIX,
+                    out_offset,
+                    out_len,
+                    frame_offset: sink.pos,
+                    frame_len: sink.dst.len() as u64,
+                    ref_start: ws,
+                    ref_len: wl,
+                }
+            } else {
+                compress_frame(&p, &input, None, &mut sink.dst)?;
+                FrameEntry {
+                    kind: KIND_PLAIN,
+                    out_offset,
+                    out_len,
+                    frame_offset: sink.pos,
+                    frame_len: sink.dst.len() as u64,
+                    ref_start: 0,
+                    ref_len: 0,
+                }
+            };
+            sink.w.write_all(&sink.dst)?;
+            sink.pos += sink.dst.len() as u64;
+            sink.entries.push(entry);
+            Ok((sink, input))
+        }));
+        Ok(())
+    }
+
+    /// Finishes the container once the whole declared input was pushed; returns what was written.
+    pub async fn finish(mut self) -> io::Result<EncodeStats> {
+        if self.failed {
+            return Err(io::Error::other("the encoder failed earlier"));
+        }
+        if self.received() != self.declared_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "input of {} bytes shorter than its declared length {}",
+                    self.received(),
+                    self.declared_len
+                ),
+            ));
+        }
+        self.wait_job().await?;
+        let mut sink = self.sink.take().ok_or_else(|| io::Error::other("encoder state lost"))?;
+        let (logical_len, ref_len, t0) = (self.declared_len, self.ref_len, self.t0);
+        drop(self);
+        tokio::task::spawn_blocking(move || {
+            if sink.entries.len() > u32::MAX as usize {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many frames"));
+            }
+            let tail = write_tail(&sink.entries, sink.pos, logical_len, ref_len);
+            sink.w.write_all(&tail)?;
+            sink.w.flush()?;
+            Ok(EncodeStats {
+                logical_len,
+                encoded_len: sink.pos + tail.len() as u64,
+                frames: sink.entries.len() as u32,
+                millis: t0.elapsed().as_millis() as u64,
+            })
+        })
+        .await
+        .map_err(join_err)?
+    }
 }
 
 /// zstd-compresses a file into zstd frames (for references stored whole), returns the compressed
@@ -732,9 +1002,8 @@ fn decode_frame_blocking(
                     _ => {
                         drop(cache);
                         let mut f = std::fs::File::open(reference)?;
-                        let mut buf = Vec::new();
-                        read_at(&mut f, e.ref_start, &mut buf, e.ref_len)?;
-                        Some(((e.ref_start, e.ref_len), Arc::new(buf)))
+                        let w = shared_window(&mut f, reference, e.ref_start, e.ref_len)?;
+                        Some(((e.ref_start, e.ref_len), w))
                     }
                 }
             } else {

@@ -463,3 +463,146 @@ async fn long_window_compression_decodes_with_stream() {
     let e = compress_file_long(&ip, &lp, 3, 28).await.unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
 }
+
+/// Pushes `input` into a [`StreamEncoder`] in random-sized pieces.
+async fn stream_encode(rng: &mut StdRng, rp: &Path, op: &Path, input: &[u8], p: &DeltaParams) -> EncodeStats {
+    let mut enc = StreamEncoder::new(rp, op, input.len() as u64, p).await.unwrap();
+    let mut at = 0;
+    while at < input.len() {
+        let n = match rng.random_range(0..4) {
+            0 => 1,
+            1 => rng.random_range(1..300usize),
+            2 => rng.random_range(1..(3 * p.frame_size as usize)),
+            _ => rng.random_range(1..70_000usize),
+        }
+        .min(input.len() - at);
+        enc.push(&input[at..at + n]).await.unwrap();
+        if rng.random_range(0..5) == 0 {
+            enc.push(&[]).await.unwrap();
+        }
+        at += n;
+    }
+    assert_eq!(enc.received(), input.len() as u64);
+    enc.finish().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_encoder_round_trips_with_random_chunking() {
+    let mut rng = StdRng::seed_from_u64(42);
+    for (p, rlen, ilen) in [
+        (small_params(), 300_000usize, 333_333usize),
+        (small_params(), 300_000, 64 * 1024),
+        (small_params(), 0, 200_000),
+        (small_params(), 100_000, 1),
+        (
+            DeltaParams {
+                whole_ref_max: 1 << 20,
+                ..small_params()
+            },
+            250_000,
+            500_001,
+        ),
+        (DeltaParams::default(), 200_000, 150_000),
+    ] {
+        let reference = random_bytes(&mut rng, rlen);
+        let input = if rlen == 0 {
+            random_bytes(&mut rng, ilen)
+        } else {
+            let mut v = mutate(&mut rng, &reference, 20);
+            v.resize(ilen, b'z');
+            v
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (rp, ip, op, fp) = (
+            dir.path().join("ref"),
+            dir.path().join("in"),
+            dir.path().join("out"),
+            dir.path().join("file-out"),
+        );
+        std::fs::write(&rp, &reference).unwrap();
+        std::fs::write(&ip, &input).unwrap();
+        let st = stream_encode(&mut rng, &rp, &op, &input, &p).await;
+        let container = Bytes::from(std::fs::read(&op).unwrap());
+        assert_eq!(st.encoded_len, container.len() as u64);
+        assert_eq!(st.logical_len, input.len() as u64);
+        assert_eq!(st.frames as u64, (input.len() as u64).div_ceil(p.frame_size));
+        // Same frames and windows as the spool-then-encode path.
+        encode_file(&ip, &rp, &fp, &p).await.unwrap();
+        assert_eq!(container, std::fs::read(&fp).unwrap(), "rlen {rlen} ilen {ilen}");
+        let back = try_decode_all(container.clone(), &rp).await.unwrap();
+        assert!(back == input, "rlen {rlen} ilen {ilen}");
+    }
+}
+
+#[tokio::test]
+async fn stream_encoder_of_an_empty_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, op) = (dir.path().join("ref"), dir.path().join("out"));
+    std::fs::write(&rp, b"reference").unwrap();
+    let mut enc = StreamEncoder::new(&rp, &op, 0, &small_params()).await.unwrap();
+    enc.push(&[]).await.unwrap();
+    let st = enc.finish().await.unwrap();
+    assert_eq!((st.logical_len, st.frames), (0, 0));
+    let back = try_decode_all(Bytes::from(std::fs::read(&op).unwrap()), &rp)
+        .await
+        .unwrap();
+    assert!(back.is_empty());
+}
+
+#[tokio::test]
+async fn stream_encoder_refuses_a_wrong_declared_length() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let reference = random_bytes(&mut rng, 100_000);
+    let input = mutate(&mut rng, &reference, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, op) = (dir.path().join("ref"), dir.path().join("out"));
+    std::fs::write(&rp, &reference).unwrap();
+    let p = small_params();
+
+    // Longer than declared: the push that overflows fails, and so does everything after it.
+    let mut enc = StreamEncoder::new(&rp, &op, input.len() as u64 - 10, &p).await.unwrap();
+    let e = enc.push(&input).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(enc.push(b"x").await.is_err());
+    assert!(enc.finish().await.is_err());
+
+    // Shorter than declared: finish fails.
+    let mut enc = StreamEncoder::new(&rp, &op, input.len() as u64 + 1, &p).await.unwrap();
+    for piece in input.chunks(7_000) {
+        enc.push(piece).await.unwrap();
+    }
+    let e = enc.finish().await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+
+    // A missing reference fails at the start.
+    assert!(StreamEncoder::new(&dir.path().join("nope"), &op, 10, &p).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_windows_are_shared_across_decodes_and_follow_file_changes() {
+    // Two references at the same path one after the other (a re-fetched cache entry has a new
+    // inode): the shared window must never serve the old bytes for the new file.
+    let mut rng = StdRng::seed_from_u64(11);
+    let p = DeltaParams {
+        whole_ref_max: 1 << 20,
+        ..small_params()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, ip, op) = (dir.path().join("ref"), dir.path().join("in"), dir.path().join("out"));
+    for round in 0..3 {
+        let reference = random_bytes(&mut rng, 200_000);
+        let input = mutate(&mut rng, &reference, 10);
+        let tmp = dir.path().join("ref.tmp");
+        std::fs::write(&tmp, &reference).unwrap();
+        std::fs::rename(&tmp, &rp).unwrap();
+        std::fs::write(&ip, &input).unwrap();
+        encode_file(&ip, &rp, &op, &p).await.unwrap();
+        let container = Bytes::from(std::fs::read(&op).unwrap());
+        for _ in 0..2 {
+            assert!(
+                try_decode_all(container.clone(), &rp).await.unwrap() == input,
+                "round {round}"
+            );
+        }
+    }
+}
