@@ -426,10 +426,11 @@ struct WindowKey {
 }
 
 /// The last whole-reference window read (at most [`RETAIN_WINDOW_MAX`]), shared by the encodes and
-/// decodes of every request against the same reference: consecutive GETs and PUTs of one
-/// deltaspace then neither allocate nor copy the reference again. Windows of large references
-/// (windowed mode) are never retained, so memory stays one window whatever the object size.
-static WINDOW_SLOT: std::sync::Mutex<Option<(WindowKey, Arc<Vec<u8>>)>> = std::sync::Mutex::new(None);
+/// decodes running at the same time against the same reference: concurrent GETs and PUTs of one
+/// deltaspace then hold one copy of it, not one each. Only a weak handle is kept, so the window is
+/// freed as soon as no encode or decode uses it (nothing stays resident between requests), and
+/// windows of large references (windowed mode) are never shared.
+static WINDOW_SLOT: std::sync::Mutex<Option<(WindowKey, std::sync::Weak<Vec<u8>>)>> = std::sync::Mutex::new(None);
 
 fn window_key(f: &std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<WindowKey> {
     use std::os::unix::fs::MetadataExt;
@@ -450,14 +451,15 @@ fn shared_window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io
     let key = window_key(f, path, start, len)?;
     if let Some((k, w)) = WINDOW_SLOT.lock().expect("window slot").as_ref()
         && *k == key
+        && let Some(w) = w.upgrade()
     {
-        return Ok(w.clone());
+        return Ok(w);
     }
     let mut buf = Vec::new();
     read_at(f, start, &mut buf, len)?;
     let w = Arc::new(buf);
     if start == 0 && len == key.file_len && len <= RETAIN_WINDOW_MAX {
-        *WINDOW_SLOT.lock().expect("window slot") = Some((key, w.clone()));
+        *WINDOW_SLOT.lock().expect("window slot") = Some((key, Arc::downgrade(&w)));
     }
     Ok(w)
 }
