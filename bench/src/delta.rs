@@ -64,7 +64,7 @@ pub struct DeltaArgs {
     pub no_baseline: bool,
     /// Wait up to this long for the server's stored bytes to stop changing
     /// (background reference recompression) before reading the ratio.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 300)]
     pub settle_secs: u64,
     /// Print markdown tables instead of plain ones.
     #[arg(long)]
@@ -333,7 +333,8 @@ fn response_body(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The bucket's `/status/delta` row once its stored bytes have been the same
-/// for three polls two seconds apart (or `wait` has passed).
+/// for a minute of polls five seconds apart (a level-19 re-encode of one large
+/// delta can take most of that), or `wait` has passed.
 fn settled_status(endpoint: &str, bucket: &str, wait: Duration) -> anyhow::Result<Option<DeltaStatusBucket>> {
     let until = std::time::Instant::now() + wait;
     let (mut last, mut same) = (None, 0);
@@ -342,10 +343,10 @@ fn settled_status(endpoint: &str, bucket: &str, wait: Duration) -> anyhow::Resul
         let stored = row.as_ref().map(|r| r.stored_bytes);
         same = if stored == last { same + 1 } else { 0 };
         last = stored;
-        if same >= 3 || std::time::Instant::now() >= until {
+        if same >= 12 || std::time::Instant::now() >= until {
             return Ok(row);
         }
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(5));
     }
 }
 
