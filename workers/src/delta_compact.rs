@@ -808,20 +808,11 @@ mod tests {
     #[tokio::test]
     async fn a_reference_is_recompressed_smaller_on_its_backend_and_decodes_the_same() {
         let kit = cp_kit(2, &enc(true)).await;
-        let cp: Arc<dyn ControlPlane> = Arc::new(
-            strata_controlplane::ControlPlaneService::new(
-                kit.store.clone(),
-                strata_controlplane::Identity::new(&[], kit.store.clone()),
-                &kit.configs,
-                Default::default(),
-            )
-            .with_sealer(kit.sealer.clone())
-            .with_delta(DeltaConfig {
-                enabled: true,
-                min_size: 0,
-                ..DeltaConfig::default()
-            }),
-        );
+        let cp: Arc<dyn ControlPlane> = kit.with_delta(DeltaConfig {
+            enabled: true,
+            min_size: 0,
+            ..DeltaConfig::default()
+        });
         let scratch = kit.dir.path().join("scratch");
         std::fs::create_dir_all(&scratch).unwrap();
         let job = DeltaCompactJob::new(
@@ -922,20 +913,11 @@ mod tests {
     async fn a_delta_is_re_encoded_smaller_and_decodes_the_same() {
         use strata_core::{DeltaDecision, ObjectMeta};
         let kit = cp_kit(2, &enc(true)).await;
-        let cp: Arc<dyn ControlPlane> = Arc::new(
-            strata_controlplane::ControlPlaneService::new(
-                kit.store.clone(),
-                strata_controlplane::Identity::new(&[], kit.store.clone()),
-                &kit.configs,
-                Default::default(),
-            )
-            .with_sealer(kit.sealer.clone())
-            .with_delta(DeltaConfig {
-                enabled: true,
-                min_size: 0,
-                ..DeltaConfig::default()
-            }),
-        );
+        let cp: Arc<dyn ControlPlane> = kit.with_delta(DeltaConfig {
+            enabled: true,
+            min_size: 0,
+            ..DeltaConfig::default()
+        });
         let work = kit.dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let scratch = kit.dir.path().join("scratch");

@@ -190,16 +190,24 @@ impl CpKit {
     /// Swaps in a control plane with another encryption policy (same store and disks).
     pub fn with_policy(&mut self, enc: &strata_core::config::EncryptionConfig) {
         let modes: Vec<_> = self.configs.iter().map(|c| (c.id().to_owned(), None)).collect();
-        let sealer = Arc::new(strata_controlplane::Sealer::from_config(enc, &modes).unwrap());
-        let cp = strata_controlplane::ControlPlaneService::new(
+        self.sealer = Arc::new(strata_controlplane::Sealer::from_config(enc, &modes).unwrap());
+        self.cp = Arc::new(self.service());
+    }
+
+    /// A control plane over the kit's store and disks, with its encryption policy.
+    fn service(&self) -> strata_controlplane::ControlPlaneService {
+        strata_controlplane::ControlPlaneService::new(
             self.store.clone(),
             strata_controlplane::Identity::new(&[], self.store.clone()),
             &self.configs,
             Default::default(),
         )
-        .with_sealer(sealer.clone());
-        self.cp = Arc::new(cp);
-        self.sealer = sealer;
+        .with_sealer(self.sealer.clone())
+    }
+
+    /// The kit's control plane with delta compression configured as `delta`.
+    pub fn with_delta(&self, delta: strata_core::config::DeltaConfig) -> Arc<dyn strata_core::ControlPlane> {
+        Arc::new(self.service().with_delta(delta))
     }
 
     /// Writes `data` as (b, `key`) on the first backend not in `exclude`,

@@ -31,18 +31,10 @@ impl StrataS3 {
         let i = req.input;
         check_key(&i.key)?;
         super::object::no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
-        let sealing = sse::sealing(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let (sb, sk) = source_of(&i.copy_source)?;
         let mut src = self.locate(sb, sk).await?;
-        let source_key = sse::customer_key(
-            i.copy_source_sse_customer_algorithm.as_deref(),
-            i.copy_source_sse_customer_key.as_deref(),
-            i.copy_source_sse_customer_key_md5.as_deref(),
-        )?;
+        let source_key = sse::customer_key(sse::sse_c_headers!(copy_source i))?;
         sse::open_customer(&mut src, source_key.as_deref())?;
         Conditions {
             if_match: i.copy_source_if_match.as_ref(),

@@ -66,11 +66,7 @@ impl StrataS3 {
         check_key(&i.key)?;
         no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
         // Each part carries the customer key again and is sealed under it.
-        let sealing = sse::sealing(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let mut meta = Headers {
             content_type: i.content_type,
             content_encoding: i.content_encoding,
@@ -109,11 +105,7 @@ impl StrataS3 {
         };
         let expect = expectations(i.content_md5.as_ref(), declared, &req.headers, req.trailing_headers)?;
         let part_number = part_number(i.part_number)?;
-        let sealing = sse::sealing(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let up = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         sse::check_part(&up, &sealing)?;
         let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
@@ -158,19 +150,11 @@ impl StrataS3 {
         let i = req.input;
         let part_number = part_number(i.part_number)?;
         let up = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
-        let sealing = sse::sealing(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         sse::check_part(&up, &sealing)?;
         let (sb, sk) = source_of(&i.copy_source)?;
         let mut src = self.locate(sb, sk).await?;
-        let source_key = sse::customer_key(
-            i.copy_source_sse_customer_algorithm.as_deref(),
-            i.copy_source_sse_customer_key.as_deref(),
-            i.copy_source_sse_customer_key_md5.as_deref(),
-        )?;
+        let source_key = sse::customer_key(sse::sse_c_headers!(copy_source i))?;
         sse::open_customer(&mut src, source_key.as_deref())?;
         Conditions {
             if_match: i.copy_source_if_match.as_ref(),

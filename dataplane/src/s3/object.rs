@@ -106,11 +106,7 @@ impl StrataS3 {
         let i = req.input;
         check_key(&i.key)?;
         no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
-        let sealing = sse::sealing(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let declared = DeclaredChecksums {
             crc32: i.checksum_crc32.as_ref(),
             crc32c: i.checksum_crc32c.as_ref(),
@@ -219,11 +215,7 @@ impl StrataS3 {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         }
         .check(&rec.meta, true)?;
-        let ck = sse::customer_key(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let ck = sse::customer_key(sse::sse_c_headers!(i))?;
         sse::open_customer(&mut rec, ck.as_deref())?;
         let size = rec.meta.size;
         let range = byte_range(i.range.as_ref(), size)?;
@@ -262,11 +254,7 @@ impl StrataS3 {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         }
         .check(&rec.meta, true)?;
-        let ck = sse::customer_key(
-            i.sse_customer_algorithm.as_deref(),
-            i.sse_customer_key.as_deref(),
-            i.sse_customer_key_md5.as_deref(),
-        )?;
+        let ck = sse::customer_key(sse::sse_c_headers!(i))?;
         sse::open_customer(&mut rec, ck.as_deref())?;
         let size = rec.meta.size;
         let range = byte_range(i.range.as_ref(), size)?;

@@ -12,6 +12,27 @@ use strata_crypto::{CustomerKey, Dek};
 
 use super::StrataS3;
 
+/// `(algorithm, key, key MD5)` of a request's SSE-C headers, as
+/// [`customer_key`] and [`sealing`] take them; `copy_source` reads the
+/// `x-amz-copy-source-server-side-encryption-customer-*` ones.
+macro_rules! sse_c_headers {
+    ($i:expr) => {
+        (
+            $i.sse_customer_algorithm.as_deref(),
+            $i.sse_customer_key.as_deref(),
+            $i.sse_customer_key_md5.as_deref(),
+        )
+    };
+    (copy_source $i:expr) => {
+        (
+            $i.copy_source_sse_customer_algorithm.as_deref(),
+            $i.copy_source_sse_customer_key.as_deref(),
+            $i.copy_source_sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+pub(super) use sse_c_headers;
+
 /// How the blobs of one write are sealed.
 #[derive(Clone, Default)]
 pub enum Sealing {
@@ -34,9 +55,7 @@ impl Sealing {
 
 /// Parses the three SSE-C headers of a request into its customer key.
 pub fn customer_key(
-    algorithm: Option<&str>,
-    key: Option<&str>,
-    md5: Option<&str>,
+    (algorithm, key, md5): (Option<&str>, Option<&str>, Option<&str>),
 ) -> S3Result<Option<Arc<CustomerKey>>> {
     strata_crypto::customer_key(algorithm, key, md5)
         .map(|k| k.map(Arc::new))
@@ -44,8 +63,8 @@ pub fn customer_key(
 }
 
 /// The sealing a write request asks for.
-pub fn sealing(algorithm: Option<&str>, key: Option<&str>, md5: Option<&str>) -> S3Result<Sealing> {
-    Ok(customer_key(algorithm, key, md5)?.map_or(Sealing::Policy, Sealing::Customer))
+pub fn sealing(headers: (Option<&str>, Option<&str>, Option<&str>)) -> S3Result<Sealing> {
+    Ok(customer_key(headers)?.map_or(Sealing::Policy, Sealing::Customer))
 }
 
 /// Where a multipart upload started with SSE-C keeps its key's MD5: an entry
