@@ -9,15 +9,13 @@ which imply PostgreSQL.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from pg import Postgres, db_yaml
 from harness import (
     STRATA_BIN,
     Strata,
@@ -31,84 +29,6 @@ from harness import (
     unique_bucket,
 )
 
-PG_USER = "nobody"
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def _as_pg_user(args: list[str]) -> list[str]:
-    return ["runuser", "-u", PG_USER, "--", *args] if _is_root() else args
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster on 127.0.0.1:port."""
-
-    def __init__(self) -> None:
-        # Not under pytest's tmp dir: that is mode 700 and `nobody` could not reach it.
-        self.base = Path(tempfile.mkdtemp(prefix="strata-e2e-pg-"))
-        self.data = self.base / "data"
-        self.port = free_port()
-        self.pid: int | None = None
-
-    def _run(self, args: list[str], what: str) -> None:
-        cp = subprocess.run(_as_pg_user(args), capture_output=True, text=True, timeout=120)
-        assert cp.returncode == 0, f"{what} failed:\n{cp.stdout}\n{cp.stderr}\n{self.log()}"
-
-    def log(self) -> str:
-        try:
-            return (self.base / "log").read_text()[-4000:]
-        except OSError:
-            return ""
-
-    def start(self) -> None:
-        if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-            pytest.fail("`initdb`/`pg_ctl` are not on PATH: install PostgreSQL 15")
-        self.data.mkdir()
-        if _is_root():
-            subprocess.run(["chown", "-R", f"{PG_USER}:", str(self.base)], check=True)
-        self._run(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync",
-                   "-E", "UTF8", "--locale=C"], "initdb")
-        opts = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
-                "-c shared_buffers=16MB -c fsync=off")
-        self._run(["pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.base / "log"), "-w", "start"],
-                  "pg_ctl start")
-        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
-
-    def stop(self) -> None:
-        if self.data.exists() and (self.data / "postmaster.pid").exists():
-            self._run(["pg_ctl", "-D", str(self.data), "stop", "-m", "fast", "-w"], "pg_ctl stop")
-        if self.pid is not None:
-            deadline = time.monotonic() + 10
-            while _pid_alive(self.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not _pid_alive(self.pid), f"postmaster {self.pid} still running"
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def psql(self, sql: str, db: str = "postgres") -> str:
-        if shutil.which("psql") is None:
-            pytest.skip("psql is not installed")
-        cp = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-                             "-v", "ON_ERROR_STOP=1", "-tAc", sql], capture_output=True, text=True, timeout=60)
-        assert cp.returncode == 0, f"psql {sql!r}: {cp.stderr}"
-        return cp.stdout.strip()
-
-    def create_database(self) -> str:
-        name = f"strata_{uuid.uuid4().hex[:12]}"
-        self.psql(f"CREATE DATABASE {name}")
-        return name
-
 
 @pytest.fixture(scope="module")
 def pg():
@@ -120,10 +40,6 @@ def pg():
         cluster.stop()
 
 
-def _db_yaml(pg: Postgres, db: str) -> str:
-    return f"database: {{host: 127.0.0.1, port: {pg.port}, user: postgres, dbname: {db}}}\n"
-
-
 def _body(resp) -> bytes:
     return resp["Body"].read()
 
@@ -131,7 +47,7 @@ def _body(resp) -> bytes:
 @pytest.mark.parametrize("mode", ["all", "split"])
 def test_s3_round_trip_with_catalog_in_postgres(tmp_path, pg, mode):
     db = pg.create_database()
-    s = Strata(mode, tmp_path / mode, extra_yaml=_db_yaml(pg, db)).start()
+    s = Strata(mode, tmp_path / mode, extra_yaml=db_yaml(pg, db)).start()
     try:
         c = boto3_client(s.endpoint)
         bucket = unique_bucket("pg")
