@@ -2,6 +2,7 @@
 # Install what the end-to-end tests need, idempotently and quietly:
 #   apt:  rclone s3cmd curl      (apt-get update only when something is missing)
 #         zstd xdelta3           (the baseline of `strata bench delta` / bench/delta.sh)
+#         redis-server           (shared usage counters, scale-out tests)
 #         postgresql             (only when initdb is on neither PATH nor /usr/lib/postgresql/*/bin;
 #                                 the store's conformance tests start a throwaway PostgreSQL)
 #   pip:  boto3 awscli awscrt pytest requests   (only when not importable / not on PATH)
@@ -17,7 +18,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 apt_missing=()
-for tool in rclone s3cmd curl zstd xdelta3; do
+for tool in rclone s3cmd curl zstd xdelta3 redis-server; do
   command -v "$tool" >/dev/null 2>&1 || apt_missing+=("$tool")
 done
 if ! command -v "$PY" >/dev/null 2>&1; then
