@@ -2,6 +2,7 @@
 
 mod cli;
 mod jobs_cli;
+mod jobs_wiring;
 mod roles;
 mod telemetry;
 

@@ -9,10 +9,7 @@ use strata_core::ControlPlane;
 use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, PgStore, SqliteStore};
-use strata_workers::{
-    CleanupJob, DeltaCompactJob, DeltaGcJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob,
-    RewriteKind, Runner, SealPolicy,
-};
+use strata_workers::Runner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -141,48 +138,6 @@ async fn probe_tcp(url: &str) -> Option<String> {
     }
 }
 
-/// The re-wrap, scrub and encrypt-/decrypt-existing jobs, next to the
-/// database and the in-process control plane.
-fn add_key_jobs(
-    runner: &mut Runner,
-    config: &Config,
-    store: Arc<dyn MetaStore>,
-    cp: Arc<dyn ControlPlane>,
-    backends: Backends,
-    sealer: Arc<Sealer>,
-    guard: Option<Arc<strata_dataplane::Guard>>,
-) {
-    let jobs = &config.jobs;
-    let period = Duration::from_secs(jobs.rewrite_period_secs);
-    if let Some(kms) = sealer.kms().cloned() {
-        runner.add(Arc::new(RewrapJob::new(
-            store.clone(),
-            kms,
-            config.encryption.rewrap_batch,
-            period,
-        )));
-    }
-    if jobs.scrub_period_secs > 0 {
-        // Blobs on a backend past its monthly egress limit wait for the next month.
-        let readable: Readable = Arc::new(move |id: &str| guard.as_ref().is_none_or(|g| !g.egress_exhausted(id)));
-        runner.add(Arc::new(IntegrityJob::new(
-            store.clone(),
-            cp.clone(),
-            backends.clone(),
-            jobs.scrub_objects_per_cycle,
-            jobs.scrub_bytes_per_cycle,
-            Duration::from_secs(jobs.scrub_period_secs),
-            readable,
-        )));
-    }
-    for kind in [RewriteKind::EncryptExisting, RewriteKind::DecryptExisting] {
-        let s = sealer.clone();
-        let seals: SealPolicy = Arc::new(move |bucket: &str, backend: &str| s.seals(bucket, backend));
-        let job = RewriteJob::new(kind, store.clone(), cp.clone(), backends.clone(), seals, 32, period);
-        runner.add(Arc::new(job));
-    }
-}
-
 pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let shutdown = shutdown_signal();
     let registry = prometheus::Registry::new();
@@ -308,66 +263,44 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         });
     }
 
-    if let Some(store) = local_store.clone() {
-        // Under SQLite the jobs run in the process that owns the database.
+    // The jobs run in `--role all`, in `--role worker` under PostgreSQL, and
+    // in the control plane only under SQLite (one process owns the file).
+    let postgres = matches!(config.database_target(), DatabaseTarget::Postgres { .. });
+    let jobs_here = match role {
+        Role::All => true,
+        Role::Controlplane => !postgres,
+        Role::Worker => postgres,
+        Role::Dataplane => false,
+    };
+    if jobs_here {
+        let (store, cp) = match (local_store.clone(), in_process.clone()) {
+            (Some(store), Some(cp)) => (store, cp),
+            _ => {
+                let store = open_store(&config).await?;
+                let (cp, keys) = crate::jobs_wiring::worker_control_plane(&config, store.clone())?;
+                sealer = Some(keys);
+                (store, cp)
+            }
+        };
         let backends = match opened {
             Some(b) => b,
             None => Backends::open(&config.effective_backends()).await?,
         };
-        let mut runner = Runner::new();
-        let jobs = &config.jobs;
-        let mut cleanup = CleanupJob::new(store.clone(), backends.clone());
-        cleanup.period = Duration::from_secs(jobs.cleanup_period_secs);
-        cleanup.lease = Duration::from_secs(jobs.cleanup_lease_secs);
-        runner.add(Arc::new(cleanup));
-        if config.replication.factor > 1
-            && let Some(cp) = in_process.clone()
-        {
-            let period = Duration::from_secs(config.replication.interval_secs);
-            let (factor, b) = (config.replication.factor, backends.clone());
-            runner.add(Arc::new(ReplicationJob::new(store.clone(), cp, b, factor, period)));
-        }
-        if let (Some(cp), Some(sealer)) = (in_process.clone(), sealer.clone()) {
-            add_key_jobs(
-                &mut runner,
-                &config,
-                store.clone(),
-                cp,
-                backends.clone(),
-                sealer,
-                local_guard.clone(),
-            );
-        }
-        if config.delta.compact_level > 0
-            && let Some(cp) = in_process.clone()
-        {
-            let scratch = config.delta.cache_dir(&config.data_dir).join("compact");
-            let period = Duration::from_secs(jobs.delta_compact_period_secs);
-            let job = DeltaCompactJob::new(
-                store.clone(),
-                cp,
-                backends.clone(),
-                scratch,
-                config.delta.compact_level,
-                period,
-            );
-            runner.add(Arc::new(job));
-        }
-        let mut gc = DeltaGcJob::new(store.clone());
-        gc.period = Duration::from_secs(jobs.delta_gc_period_secs);
-        gc.grace = Duration::from_secs(jobs.delta_gc_grace_secs);
-        runner.add(Arc::new(gc));
-        let mut reaper = ReaperJob::new(store, backends);
-        reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);
-        reaper.period = Duration::from_secs(jobs.reaper_period_secs);
-        runner.add(Arc::new(reaper));
+        let deps = crate::jobs_wiring::JobDeps {
+            store,
+            cp,
+            backends,
+            sealer: sealer.clone(),
+            guard: local_guard.clone(),
+        };
+        let runner = crate::jobs_wiring::build_runner(&config, deps);
         let stop = shutdown.clone();
         tasks.spawn(async move {
             runner.run(stop).await;
             Ok(())
         });
     } else if role == Role::Worker {
-        tracing::info!("under SQLite the cleanup and reaper jobs run inside the control plane; this worker has none");
+        tracing::info!("under SQLite the jobs run inside the control plane; this worker has none");
         let runner = Runner::new();
         let stop = shutdown.clone();
         tasks.spawn(async move {
