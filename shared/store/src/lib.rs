@@ -4,6 +4,7 @@
 
 mod blobs;
 mod delta;
+mod lease;
 mod listing;
 mod multipart_rules;
 mod postgres;
@@ -20,6 +21,7 @@ pub use delta::{
     DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, REF_CURRENT, REF_RETIRED, ReselectPolicy, refs_bucket,
     user_bucket_of,
 };
+pub use lease::{Lease, WriteFence};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -360,4 +362,34 @@ pub trait MetaStore: Send + Sync + 'static {
     /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
     /// the object has no decision.
     async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()>;
+
+    /// Control-plane leadership (docs/leadership.md). In one transaction:
+    /// takes the lease for `ttl_ms` when there is none or it has expired
+    /// (term 1 for the first holder, else the previous term + 1), extends it
+    /// when `holder` already holds it (same term), and otherwise changes
+    /// nothing. Returns the lease afterwards: it is ours when
+    /// `lease.holder == holder`.
+    async fn acquire_lease(&self, _holder: &str, _url: &str, _ttl_ms: i64) -> CpResult<Lease> {
+        Err(strata_core::CpError::Internal("this store has no leader lease".into()))
+    }
+    /// Extends the lease by `ttl_ms` from now if `holder` still holds it at
+    /// `term` and it has not expired; returns whether it did.
+    async fn renew_lease(&self, _holder: &str, _term: i64, _ttl_ms: i64) -> CpResult<bool> {
+        Ok(false)
+    }
+    /// Lets the lease expire now if `holder` holds it at `term` (a clean
+    /// shutdown hands over without waiting for the expiry).
+    async fn release_lease(&self, _holder: &str, _term: i64) -> CpResult<()> {
+        Ok(())
+    }
+    /// The lease, if anyone ever took it.
+    async fn get_lease(&self) -> CpResult<Option<Lease>> {
+        Ok(None)
+    }
+    /// The same store, with every write transaction fenced by `fence`: it
+    /// fails with `Unavailable` unless the lease still carries
+    /// `fence.term()`. `None` when the store cannot fence.
+    fn fenced(&self, _fence: WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
+        None
+    }
 }

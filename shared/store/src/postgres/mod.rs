@@ -15,6 +15,7 @@ mod copies;
 mod delta;
 mod jobs;
 mod jobs_progress;
+mod lease;
 mod list;
 mod monthly;
 mod multipart;
@@ -34,6 +35,9 @@ use strata_core::{CpError, CpResult};
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Set on the control plane's store: every write transaction checks the
+    /// leader lease still carries this term (see `lease::check_fence`).
+    fence: Option<crate::WriteFence>,
 }
 
 impl PgStore {
@@ -64,7 +68,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| CpError::Internal(format!("metadata migration failed: {e}")))?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, fence: None })
     }
 
     /// The connection pool (for health checks and advisory locks of callers).
@@ -74,7 +78,20 @@ impl PgStore {
 
     /// Starts a read-write transaction at READ COMMITTED.
     async fn write_tx(&self) -> CpResult<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(db)
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(fence) = &self.fence {
+            lease::check_fence(&mut tx, fence.term()).await?;
+        }
+        Ok(tx)
+    }
+
+    /// A store on the same pool whose write transactions are fenced by
+    /// `fence` (docs/leadership.md).
+    pub fn with_fence(&self, fence: crate::WriteFence) -> PgStore {
+        PgStore {
+            pool: self.pool.clone(),
+            fence: Some(fence),
+        }
     }
 
     /// Starts a read transaction: one snapshot for several statements.

@@ -10,6 +10,7 @@ mod copies;
 mod delta;
 mod jobs;
 mod jobs_progress;
+mod lease;
 mod list;
 mod monthly;
 mod multipart;
@@ -37,6 +38,9 @@ pub struct SqliteStore {
     write_pool: SqlitePool,
     /// Serialises this process's write transactions (see `write_tx`).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Set on a fenced store: every write transaction checks the leader
+    /// lease still carries this term (see `lease::check_fence`).
+    fence: Option<crate::WriteFence>,
 }
 
 /// A write transaction and this process's writer slot, released together.
@@ -129,6 +133,7 @@ impl SqliteStore {
             pool,
             write_pool,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            fence: None,
         })
     }
 
@@ -139,7 +144,20 @@ impl SqliteStore {
     async fn write_tx(&self) -> CpResult<WriteTx> {
         let guard = self.writer.clone().lock_owned().await;
         let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        Ok(WriteTx { tx, _guard: guard })
+        let mut tx = WriteTx { tx, _guard: guard };
+        if let Some(fence) = &self.fence {
+            lease::check_fence(&mut tx, fence.term()).await?;
+        }
+        Ok(tx)
+    }
+
+    /// A store on the same database whose write transactions are fenced by
+    /// `fence` (docs/leadership.md).
+    pub fn with_fence(&self, fence: crate::WriteFence) -> SqliteStore {
+        SqliteStore {
+            fence: Some(fence),
+            ..self.clone()
+        }
     }
 
     /// Starts a read transaction (one snapshot for several statements).

@@ -350,4 +350,24 @@ impl MetaStore for SqliteStore {
     async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()> {
         self.mark_delta_compacted_impl(object_id, level, stored_bytes).await
     }
+
+    async fn acquire_lease(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<crate::Lease> {
+        self.acquire_lease_impl(holder, url, ttl_ms).await
+    }
+
+    async fn renew_lease(&self, holder: &str, term: i64, ttl_ms: i64) -> CpResult<bool> {
+        self.renew_lease_impl(holder, term, ttl_ms).await
+    }
+
+    async fn release_lease(&self, holder: &str, term: i64) -> CpResult<()> {
+        self.release_lease_impl(holder, term).await
+    }
+
+    async fn get_lease(&self) -> CpResult<Option<crate::Lease>> {
+        self.get_lease_impl().await
+    }
+
+    fn fenced(&self, fence: crate::WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
+        Some(std::sync::Arc::new(self.with_fence(fence)))
+    }
 }

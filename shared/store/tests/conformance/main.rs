@@ -7,6 +7,7 @@ mod buckets;
 mod copies;
 mod delta;
 mod jobs;
+mod lease;
 mod list;
 mod list_model;
 mod monthly;
@@ -98,6 +99,9 @@ macro_rules! all_cases {
             delta::delta_report_and_reference_liveness,
             delta::refs_to_compact_and_mark,
             delta::deltas_to_compact_and_mark,
+            lease::lease_acquire_renew_and_refuse,
+            lease::lease_takeover_after_expiry_bumps_term,
+            lease::lease_fence_rejects_deposed_commits,
         }
     };
 }
