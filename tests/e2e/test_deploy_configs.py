@@ -24,7 +24,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import REPO, STRATA_BIN, boto3_client, child_env, free_ports, http_get, wait_until
+from harness import (
+    ADMIN,
+    BACKING,
+    REPO,
+    STRATA_BIN,
+    StrataProc,
+    boto3_client,
+    child_env,
+    free_ports,
+    http_get,
+    tcp_open,
+    wait_until,
+)
+from multi import PREFIX, S3sFs
+from pg import Postgres
 
 CHART = REPO / "helm" / "strata"
 CONFIG_FILE = CHART / "files" / "strata.yaml"
@@ -355,3 +369,75 @@ def test_nomad_job_structure():
     if nomad:
         fmt = subprocess.run([nomad, "fmt", "-check", str(NOMAD_JOB)], capture_output=True, text=True)
         assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+# ---------------------------------------------------------------------------
+# the chart's config runs: control plane, worker and data plane as real processes
+# ---------------------------------------------------------------------------
+
+def test_chart_config_runs_the_three_roles(tmp_path):
+    """PostgreSQL, two s3s-fs backends, and one control plane, one worker and one data plane
+    started with the chart's config and a pod environment (ports moved to free ones, as the
+    chart's env allows): a PUT through the data plane reads back, reaches both backends
+    (replication factor 2), and every role stops cleanly on SIGTERM."""
+    pg = Postgres()
+    fs = [S3sFs(tmp_path / f"fs{i}") for i in range(2)]
+    procs: list[StrataProc] = []
+    try:
+        pg.start()
+        db = pg.create_database()
+        for f in fs:
+            f.start()
+        s3_port, grpc_port = free_ports(2)
+        values = deep_merge(chart_values(None), {
+            "config": {"replicationFactor": 2, "logFormat": "text", "sections": {
+                "backends": [{"type": "s3", "id": f"fs{i}", "endpoint": f.endpoint, "bucket": f.bucket,
+                              "prefix": PREFIX, "access_key_id": "${BACKING_KEY_ID}",
+                              "secret_access_key": "${BACKING_SECRET}", "max_attempts": 1}
+                             for i, f in enumerate(fs)],
+                "credentials": [{"access_key_id": ADMIN.access_key, "secret_access_key": "${STRATA_ADMIN_SECRET}",
+                                 "unrestricted": True}],
+            }},
+            "database": {"host": "127.0.0.1", "port": pg.port, "user": "postgres", "dbname": db},
+            "secrets": {"clusterSecret": os.urandom(24).hex(), "env": {
+                "BACKING_KEY_ID": BACKING.access_key, "BACKING_SECRET": BACKING.secret_key,
+                "STRATA_ADMIN_SECRET": ADMIN.secret_key}},
+        })
+        config = tmp_path / "strata.yaml"
+        config.write_text(chart_config(values))
+        for role in ("controlplane", "worker", "dataplane"):
+            env = chart_env(values, role)
+            env.update({
+                "STRATA_DATA_DIR": str(tmp_path / role),
+                "STRATA_S3_LISTEN": f"127.0.0.1:{s3_port}",
+                "STRATA_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+                "STRATA_CONTROL_PLANE_URL": f"http://127.0.0.1:{grpc_port}",
+            })
+            p = StrataProc(role, ["serve", "--role", role, "--config", str(config)], tmp_path, tmp_path / "logs",
+                           child_env(env))
+            p.start()
+            procs.append(p)
+            if role == "controlplane":
+                wait_until(lambda: tcp_open(grpc_port), 60, procs=procs, what="control-plane gRPC")
+        wait_until(lambda: http_get(f"http://127.0.0.1:{s3_port}/ready")[0] == 200, 60, procs=procs,
+                   what="data plane /ready")
+        assert http_get(f"http://127.0.0.1:{s3_port}/health")[0] == 200
+        status, _, metrics = http_get(f"http://127.0.0.1:{s3_port}/metrics")
+        assert status == 200 and b"strata_" in metrics
+
+        c = boto3_client(f"http://127.0.0.1:{s3_port}", ADMIN)
+        c.create_bucket(Bucket="deploy-smoke")
+        body = os.urandom(300_000)
+        c.put_object(Bucket="deploy-smoke", Key="a/b.bin", Body=body)
+        assert c.get_object(Bucket="deploy-smoke", Key="a/b.bin")["Body"].read() == body
+        # replication.factor 2 (STRATA_REPLICATION_FACTOR): the second copy appears on the other backend.
+        wait_until(lambda: all(any(size >= len(body) for size in f.objects().values()) for f in fs), 60,
+                   procs=procs, what="a copy of the object on both backends")
+        for p in reversed(procs):
+            assert p.stop() == 0, p.tail(40)
+    finally:
+        for p in procs:
+            p.stop()
+        for f in fs:
+            f.stop()
+        pg.stop()
