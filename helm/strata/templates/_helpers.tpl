@@ -170,7 +170,7 @@ volumes:
 
 {{/* Container fields shared by the roles: (dict "root" $ "role" "worker"), indent 10. */}}
 {{- define "strata.container" -}}
-{{- $tag := (index .root.Values .role).imageTag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- $tag := (index .root.Values .role).imageTag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
 image: "{{ .root.Values.image.repository }}:{{ $tag }}"
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
 command: [{{ .root.Values.image.binary | quote }}]
