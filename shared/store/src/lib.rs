@@ -392,4 +392,47 @@ pub trait MetaStore: Send + Sync + 'static {
     fn fenced(&self, _fence: WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
         None
     }
+
+    /// Records the breaker state one data plane (`reporter`) has for each
+    /// backend; a backend's unhealthy-since time is kept while the reporter
+    /// keeps reporting it not closed, and cleared by a closed report.
+    /// (`migrations/0012_backend_health.sql`.)
+    async fn record_backend_health(
+        &self,
+        _reporter: &str,
+        _states: &[(String, strata_core::BreakerState)],
+        _now_ms: i64,
+    ) -> CpResult<()> {
+        Ok(())
+    }
+    /// Backends that a reporter heard from at or after `fresh_ms` has reported
+    /// not closed (open or half-open) continuously since `since_ms` or
+    /// earlier, sorted by id.
+    async fn unhealthy_backends(&self, _since_ms: i64, _fresh_ms: i64) -> CpResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// Like [`MetaStore::under_replicated`], but a copy with a segment on one
+    /// of the `unhealthy` backends does not count.
+    async fn under_replicated_healthy(
+        &self,
+        factor: u32,
+        after: &str,
+        limit: u32,
+        unhealthy: &[String],
+    ) -> CpResult<Vec<ObjectRecord>> {
+        if !unhealthy.is_empty() {
+            return Err(strata_core::CpError::Internal("this store does not track backend health".into()));
+        }
+        self.under_replicated(factor, after, limit).await
+    }
+    /// Like [`MetaStore::commit_object`] for an object written to several
+    /// backends at once (`record.copies` set): redeems every intent in
+    /// `intent_ids` (one per copy; `Unavailable` if one is gone) in the same
+    /// transaction, so either every copy becomes current or none does.
+    async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+        match intent_ids {
+            [one] if record.copies.is_empty() => self.commit_object(one, record).await,
+            _ => Err(strata_core::CpError::Internal("this store cannot commit several copies at once".into())),
+        }
+    }
 }

@@ -190,6 +190,33 @@ impl MetaStore for PgStore {
         monthly::get(&self.pool, month).await
     }
 
+    async fn record_backend_health(
+        &self,
+        reporter: &str,
+        states: &[(String, strata_core::BreakerState)],
+        now_ms: i64,
+    ) -> CpResult<()> {
+        self.record_backend_health_impl(reporter, states, now_ms).await
+    }
+
+    async fn unhealthy_backends(&self, since_ms: i64, fresh_ms: i64) -> CpResult<Vec<String>> {
+        self.unhealthy_backends_impl(since_ms, fresh_ms).await
+    }
+
+    async fn under_replicated_healthy(
+        &self,
+        factor: u32,
+        after: &str,
+        limit: u32,
+        unhealthy: &[String],
+    ) -> CpResult<Vec<ObjectRecord>> {
+        self.under_replicated_healthy_impl(factor, after, limit, unhealthy).await
+    }
+
+    async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+        self.commit_replicated_impl(intent_ids, record).await
+    }
+
     async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()> {
         self.put_blobs_impl(blobs, now_ms).await
     }

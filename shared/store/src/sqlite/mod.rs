@@ -8,6 +8,7 @@ mod buckets;
 mod complete;
 mod copies;
 mod delta;
+mod health;
 mod jobs;
 mod jobs_progress;
 mod lease;

@@ -6,6 +6,7 @@ mod blobs;
 mod buckets;
 mod copies;
 mod delta;
+mod health;
 mod jobs;
 mod lease;
 mod list;
@@ -81,6 +82,9 @@ macro_rules! all_cases {
             copies::copies_are_added_listed_and_removed_with_the_object,
             copies::a_copy_of_a_replaced_object_is_queued_not_attached,
             copies::promotion_respects_newer_writes,
+            health::backend_health_tracks_how_long_a_breaker_stays_open,
+            health::copies_on_unhealthy_backends_do_not_count,
+            health::commit_replicated_redeems_every_intent_or_none,
             reserve::reserve_refuses_beyond_the_quota,
             monthly::monthly_usage_adds_up_per_backend,
             monthly::monthly_usage_starts_from_zero_each_month,
