@@ -2,6 +2,7 @@
 //! control plane and the background jobs it runs (`strata-workers`) link this
 //! crate; data planes never open the database.
 
+mod backend_state;
 mod blobs;
 mod delta;
 mod lease;
@@ -16,6 +17,7 @@ use strata_core::{
     ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
 };
 
+pub use backend_state::{BackendHoldings, BackendState, BackendStateRecord};
 pub use blobs::{BlobRecord, BlobState, JobProgress};
 pub use delta::{
     DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, REF_CURRENT, REF_RETIRED, ReselectPolicy, refs_bucket,
@@ -362,6 +364,46 @@ pub trait MetaStore: Send + Sync + 'static {
     /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
     /// the object has no decision.
     async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()>;
+
+    /// Every backend with a persisted lifecycle state, sorted by id; a
+    /// backend without a row is active.
+    async fn backend_states(&self) -> CpResult<Vec<BackendStateRecord>> {
+        Ok(Vec::new())
+    }
+    /// Compare-and-set: records `rec` as the backend's state if its current
+    /// state (`Active` without a row) is one of `from` (any state when `from`
+    /// is empty); returns whether it did.
+    async fn set_backend_state(&self, rec: &BackendStateRecord, from: &[BackendState]) -> CpResult<bool> {
+        let _ = (rec, from);
+        Err(strata_core::CpError::Internal("this store keeps no backend states".into()))
+    }
+    /// Current objects with a segment (of any copy) on `backend_id` and an
+    /// object id greater than `after`, up to `limit`, in object-id order, as
+    /// full records.
+    async fn objects_on_backend(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        let _ = (backend_id, after, limit);
+        Ok(Vec::new())
+    }
+    /// Objects with more than `factor` copies (the primary included) and an
+    /// object id greater than `after`, up to `limit`, in object-id order.
+    async fn over_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        let _ = (factor, after, limit);
+        Ok(Vec::new())
+    }
+    /// What the catalog still references on `backend_id`.
+    async fn backend_holdings(&self, backend_id: &str) -> CpResult<BackendHoldings> {
+        let _ = backend_id;
+        Ok(BackendHoldings::default())
+    }
+    /// In one transaction: unless a segment, part or pending intent still
+    /// names `backend_id` (then `InvalidArgument` with the counts), deletes up
+    /// to `limit` of its cleanup-queue and dead-letter rows and returns them
+    /// (their bytes are the caller's to delete or abandon); once none is
+    /// left, also its `blobs` rows. Call until it returns nothing.
+    async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        let _ = (backend_id, limit);
+        Err(strata_core::CpError::Internal("this store cannot forget backends".into()))
+    }
 
     /// Control-plane leadership (docs/leadership.md). In one transaction:
     /// takes the lease for `ttl_ms` when there is none or it has expired

@@ -8,6 +8,7 @@
 //! span several statements run in REPEATABLE READ READ ONLY transactions, which
 //! see one snapshot and never fail on serialization. See docs/postgres.md.
 
+mod backend_state;
 mod blobs;
 mod buckets;
 mod complete;

@@ -3,6 +3,7 @@
 //! failing on a lock upgrade; reads run in deferred transactions, which see one
 //! consistent snapshot under WAL.
 
+mod backend_state;
 mod blobs;
 mod buckets;
 mod complete;

@@ -397,4 +397,28 @@ impl MetaStore for SqliteStore {
     fn fenced(&self, fence: crate::WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
         Some(std::sync::Arc::new(self.with_fence(fence)))
     }
+
+    async fn backend_states(&self) -> CpResult<Vec<crate::BackendStateRecord>> {
+        self.backend_states_impl().await
+    }
+
+    async fn set_backend_state(&self, rec: &crate::BackendStateRecord, from: &[crate::BackendState]) -> CpResult<bool> {
+        self.set_backend_state_impl(rec, from).await
+    }
+
+    async fn objects_on_backend(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.objects_on_backend_impl(backend_id, after, limit).await
+    }
+
+    async fn over_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        self.over_replicated_impl(factor, after, limit).await
+    }
+
+    async fn backend_holdings(&self, backend_id: &str) -> CpResult<crate::BackendHoldings> {
+        self.backend_holdings_impl(backend_id).await
+    }
+
+    async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        self.forget_backend_impl(backend_id, limit).await
+    }
 }

@@ -2,6 +2,7 @@
 //! submodules take `&dyn MetaStore`, so another store can reuse them by
 //! including these modules and invoking `conformance!` with its own factory.
 
+mod backend_state;
 mod blobs;
 mod buckets;
 mod copies;
@@ -103,6 +104,10 @@ macro_rules! all_cases {
             delta::delta_report_and_reference_liveness,
             delta::refs_to_compact_and_mark,
             delta::deltas_to_compact_and_mark,
+            backend_state::backend_state_is_compare_and_set,
+            backend_state::objects_on_a_backend_and_holdings,
+            backend_state::over_replicated_lists_objects_above_the_factor,
+            backend_state::forget_backend_refuses_referenced_then_drops_rows,
             lease::lease_acquire_renew_and_refuse,
             lease::lease_takeover_after_expiry_bumps_term,
             lease::lease_fence_rejects_deposed_commits,
