@@ -35,6 +35,9 @@ pub struct ControlPlaneService {
     sealer: Arc<Sealer>,
     /// Delta compression policy (see `crate::delta`).
     delta: Arc<strata_core::config::DeltaConfig>,
+    /// The leader term plans are stamped with (`None`: always term 1, the
+    /// single SQLite process). See `crate::leader`.
+    fence: Option<strata_store::WriteFence>,
 }
 
 /// How long placement trusts cached monthly totals (reports from other
@@ -58,6 +61,7 @@ impl ControlPlaneService {
             monthly: std::sync::Mutex::new(None),
             sealer: Arc::new(Sealer::disabled()),
             delta: Arc::default(),
+            fence: None,
         }
     }
 
@@ -66,6 +70,20 @@ impl ControlPlaneService {
         crate::delta::register_metrics();
         self.delta = Arc::new(config);
         self
+    }
+
+    /// Leads under `fence` (see `crate::leader`): plans carry its term, and
+    /// every write transaction of the store fails once the lease has moved
+    /// on to a newer term. `store` must be fenced by the same `fence`.
+    pub fn with_fence(mut self, store: Arc<dyn MetaStore>, fence: strata_store::WriteFence) -> Self {
+        self.store = store;
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The term plans are stamped with.
+    fn term(&self) -> u64 {
+        self.fence.as_ref().map_or(1, |f| f.term().max(0) as u64)
     }
 
     /// Seals new blobs as `sealer`'s policy says, and opens sealed ones.
@@ -157,6 +175,7 @@ impl ControlPlaneService {
                 backend_key: object_id.clone(),
                 object_id,
                 backend_id,
+                term: self.term(),
                 ..Default::default()
             };
             if (self.store)

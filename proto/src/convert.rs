@@ -229,6 +229,7 @@ pub(crate) fn plan_to_pb(p: core::WritePlan) -> pb::WritePlan {
         backend_key: p.backend_key,
         cipher: p.cipher.map(blob_key_to_pb),
         delta: p.delta.map(delta_plan_to_pb),
+        term: p.term,
     }
 }
 
@@ -241,6 +242,7 @@ pub(crate) fn plan_from_pb(p: Option<pb::WritePlan>) -> Result<core::WritePlan, 
         backend_key: p.backend_key,
         cipher: p.cipher.map(blob_key_from_pb).transpose()?,
         delta: p.delta.map(delta_plan_from_pb),
+        term: p.term,
     })
 }
 

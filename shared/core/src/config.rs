@@ -161,17 +161,64 @@ fn default_shutdown_grace() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlPlaneConfig {
     /// gRPC listen address of the control plane. Required for `--role controlplane`;
     /// under `--role all` gRPC is served only when set.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
-    /// Control-plane URL a data plane connects to, e.g. `http://10.0.0.5:9100`.
-    /// Required for `--role dataplane` (or pass `--control-plane URL`).
+    /// Control-plane URL a data plane connects to, e.g. `http://10.0.0.5:9100`;
+    /// several may be given separated by commas. Required for `--role dataplane`
+    /// unless `urls` is set (or pass `--control-plane URL[,URL...]`).
     #[serde(default)]
     pub url: Option<String>,
+    /// Every control-plane URL a data plane may reach; it follows whichever
+    /// leads (docs/leadership.md). Merged with `url`.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// The URL data planes reach this control plane at, published in the
+    /// leader lease so followers can name the leader, e.g.
+    /// `http://10.0.0.5:9100`. Required for `--role controlplane` under PostgreSQL.
+    #[serde(default)]
+    pub advertise_url: Option<String>,
+    /// Seconds a leader lease lasts without renewal; a killed leader is
+    /// replaced after about this long. Default 5.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Seconds between lease renewals (and, on followers, takeover attempts).
+    /// Must be less than half of `lease_secs`. Default 1.
+    #[serde(default = "default_renew_secs")]
+    pub renew_secs: u64,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("empty control_plane config deserializes")
+    }
+}
+
+impl ControlPlaneConfig {
+    /// The control-plane URLs of a data plane: `url` (split on commas), then
+    /// `urls`, without blanks or repeats.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let from_url = self.url.iter().flat_map(|u| u.split(','));
+        for u in from_url.chain(self.urls.iter().map(String::as_str)) {
+            let u = u.trim();
+            if !u.is_empty() && !out.iter().any(|o| o == u) {
+                out.push(u.to_owned());
+            }
+        }
+        out
+    }
+}
+
+fn default_lease_secs() -> u64 {
+    5
+}
+fn default_renew_secs() -> u64 {
+    1
 }
 
 #[derive(Clone, Default, Deserialize)]

@@ -183,6 +183,10 @@ pub struct WritePlan {
     pub cipher: Option<BlobKey>,
     /// Set when delta compression may apply to this write.
     pub delta: Option<DeltaPlan>,
+    /// The leader term the plan was made under (1 under SQLite, where the
+    /// one process always leads). Commits are fenced by the committing
+    /// leader's term in the store (docs/leadership.md).
+    pub term: u64,
 }
 
 /// Bytes no longer referenced by the catalog, to be deleted from a backend.

@@ -80,18 +80,21 @@ impl Config {
             );
         }
         if matches!(role, Role::Dataplane | Role::Worker) {
-            match &self.control_plane.url {
-                None => err(
+            let endpoints = self.control_plane.endpoints();
+            if endpoints.is_empty() {
+                err(
                     "control_plane.url",
-                    format!("is required for --role {role}; set it or pass --control-plane http://HOST:PORT"),
-                ),
-                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => err(
-                    "control_plane.url",
-                    format!("`{u}` must start with http:// or https://"),
-                ),
-                _ => {}
+                    format!(
+                        "is required for --role {role}; set it (or `control_plane.urls`) or pass \
+                         --control-plane http://HOST:PORT[,http://HOST2:PORT]"
+                    ),
+                );
+            }
+            for u in endpoints.iter().filter(|u| !u.starts_with("http://")) {
+                err("control_plane.url", format!("`{u}` must start with http://"));
             }
         }
+        self.validate_leadership(role, &mut err);
         self.database.validate(&mut err);
 
         let mut ids = HashSet::new();
@@ -205,6 +208,40 @@ impl Config {
 }
 
 /// Checks one backend's own fields (`field` is e.g. `backends[2]`).
+impl Config {
+    /// `control_plane.advertise_url`, `lease_secs` and `renew_secs` (docs/leadership.md).
+    fn validate_leadership(&self, role: Role, err: &mut impl FnMut(&str, String)) {
+        let cp = &self.control_plane;
+        let postgres = matches!(self.database_target(), super::DatabaseTarget::Postgres { .. });
+        match &cp.advertise_url {
+            None if role == Role::Controlplane && postgres => err(
+                "control_plane.advertise_url",
+                "is required for --role controlplane under PostgreSQL: the URL data planes reach this process at, \
+                 published when it leads, e.g. `http://10.0.0.5:9100`"
+                    .into(),
+            ),
+            Some(u) if !u.starts_with("http://") => err(
+                "control_plane.advertise_url",
+                format!("`{u}` must start with http://, e.g. `http://10.0.0.5:9100`"),
+            ),
+            _ => {}
+        }
+        if cp.renew_secs == 0 {
+            err("control_plane.renew_secs", "must be at least 1; 1 is usual".into());
+        }
+        if cp.lease_secs < 2 * cp.renew_secs.max(1) || cp.lease_secs > 300 {
+            err(
+                "control_plane.lease_secs",
+                format!(
+                    "is {}; use between twice `renew_secs` ({}) and 300, so a leader renews at least twice per \
+                     lease; 5 is usual",
+                    cp.lease_secs, cp.renew_secs
+                ),
+            );
+        }
+    }
+}
+
 fn validate_backend(field: &str, b: &BackendConfig, err: &mut impl FnMut(&str, String)) {
     match b {
         BackendConfig::Local { path, limits, .. } => {
@@ -669,5 +706,30 @@ mod tests {
             "{errs:?}"
         );
         assert!(s3_errors(&format!("{keys}  limits: {{max_object_size: 100, quota_bytes: 100}}\n")).is_empty());
+    }
+
+    #[test]
+    fn leadership_settings_are_checked() {
+        let secret = "cluster: {secret: 0123456789abcdef0123456789abcdef}\n";
+        let pg = "database: {url: 'postgres://u@h/d'}\n";
+        let cp = format!("{secret}{pg}control_plane: {{listen: '127.0.0.1:9100'}}\n");
+        let errs = Config::from_yaml(&cp).unwrap().validate(Role::Controlplane).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "control_plane.advertise_url" && e.message.contains("PostgreSQL")),
+            "{errs:?}"
+        );
+        let ok = format!("{secret}{pg}control_plane: {{listen: '127.0.0.1:9100', advertise_url: 'http://h:9100'}}\n");
+        Config::from_yaml(&ok).unwrap().validate(Role::Controlplane).unwrap();
+        let bad = format!("{secret}control_plane: {{lease_secs: 1, renew_secs: 1}}\n");
+        let errs = Config::from_yaml(&bad).unwrap().validate(Role::All).unwrap_err();
+        assert_eq!(errs[0].field, "control_plane.lease_secs", "{errs:?}");
+        let dp = format!("{secret}control_plane: {{url: 'http://a:1,http://b:2', urls: ['http://b:2', 'http://c:3']}}\n");
+        let c = Config::from_yaml(&dp).unwrap();
+        c.validate(Role::Dataplane).unwrap();
+        assert_eq!(c.control_plane.endpoints(), ["http://a:1", "http://b:2", "http://c:3"]);
+        let dp = format!("{secret}control_plane: {{urls: ['ftp://x']}}\n");
+        let errs = Config::from_yaml(&dp).unwrap().validate(Role::Dataplane).unwrap_err();
+        assert!(errs[0].message.contains("must start with http://"), "{errs:?}");
     }
 }
