@@ -211,6 +211,12 @@ impl Backend for GuardedBackend {
         let r = self.inner.check().await;
         self.finish(r)
     }
+
+    async fn list_page(&self, after: &str, limit: u32) -> Result<Vec<strata_backend::ListedBlob>, BackendError> {
+        self.admit()?;
+        let r = self.inner.list_page(after, limit).await;
+        self.finish(r)
+    }
 }
 
 /// Counts bytes as they stream: egress for reads (whose mid-stream errors

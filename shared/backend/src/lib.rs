@@ -1,6 +1,7 @@
 //! Storage backends behind one trait. Keys given to a backend are opaque ids
 //! chosen by the control plane, never user keys.
 
+mod listing;
 mod local;
 pub mod meta;
 mod s3;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use listing::{LIST_PAGE_MAX, ListedBlob};
 pub use local::LocalDisk;
 pub use s3::{DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS};
 use strata_core::config::BackendConfig;
@@ -76,6 +78,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Whether the backend is usable now (for `/ready` and start-up checks).
     async fn check(&self) -> Result<(), BackendError>;
+
+    /// Up to `limit` (at most [`LIST_PAGE_MAX`]) blobs whose keys sort
+    /// strictly after `after` (`""`: from the start), in byte order. Only
+    /// blobs Strata could have written (keys of the [`strata_core::ObjectId`]
+    /// form) are listed: sidecar and temporary files, and foreign objects in
+    /// a shared bucket, are not blobs. A page shorter than `limit` is the last.
+    async fn list_page(&self, after: &str, limit: u32) -> Result<Vec<ListedBlob>, BackendError> {
+        let _ = (after, limit);
+        Err(BackendError::Remote(format!("backend `{}` cannot list its blobs", self.id())))
+    }
 }
 
 /// The configured backends, by id.

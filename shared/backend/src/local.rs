@@ -155,6 +155,12 @@ impl Backend for LocalDisk {
         }
     }
 
+    async fn list_page(&self, after: &str, limit: u32) -> Result<Vec<crate::ListedBlob>, BackendError> {
+        crate::listing::list_local(&self.root, after, limit)
+            .await
+            .map_err(BackendError::Io)
+    }
+
     async fn check(&self) -> Result<(), BackendError> {
         let probe = self.root.join("tmp").join(".probe");
         fs::write(&probe, b"ok").await.map_err(BackendError::Io)?;

@@ -3,6 +3,7 @@
 
 mod client;
 mod errors;
+mod list;
 mod upload;
 
 use std::time::Duration;
@@ -218,6 +219,10 @@ impl Backend for S3Backend {
             Err(e) if status(&e) == Some(404) && e.code() != Some("NoSuchBucket") => Ok(()),
             Err(e) => Err(remote("DeleteObject", &e, &self.endpoint, &self.field)),
         }
+    }
+
+    async fn list_page(&self, after: &str, limit: u32) -> Result<Vec<crate::ListedBlob>, BackendError> {
+        self.list_blobs(after, limit).await
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -9,6 +9,7 @@ mod lease;
 mod listing;
 mod multipart_rules;
 mod postgres;
+mod reconcile;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ pub use delta::{
 };
 pub use lease::{Lease, WriteFence};
 pub use postgres::PgStore;
+pub use reconcile::{BlobUse, KnownBlob};
 pub use sqlite::SqliteStore;
 
 /// A stored access key.
@@ -364,6 +366,23 @@ pub trait MetaStore: Send + Sync + 'static {
     /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
     /// the object has no decision.
     async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()>;
+
+    /// Up to `limit` distinct blob keys of backend `backend_id` strictly
+    /// after `after`, in byte order, that any catalog row names: a segment of
+    /// any copy, a multipart part, a pending intent's planned blob, a
+    /// cleanup-queue row or a dead letter; each with the strongest such use.
+    /// What the reconciler merges against the backend's listing.
+    async fn known_blobs(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<KnownBlob>> {
+        let _ = (backend_id, after, limit);
+        Err(strata_core::CpError::Internal("this store cannot list known blobs".into()))
+    }
+    /// In one write transaction: unless a catalog row names the blob (see
+    /// [`MetaStore::known_blobs`]), queues it for cleanup as `length` orphan
+    /// bytes and returns `true`. The reconciler's only way to remove bytes.
+    async fn enqueue_orphan(&self, backend_id: &str, backend_key: &str, length: u64) -> CpResult<bool> {
+        let _ = (backend_id, backend_key, length);
+        Err(strata_core::CpError::Internal("this store cannot queue orphans".into()))
+    }
 
     /// Every backend with a persisted lifecycle state, sorted by id; a
     /// backend without a row is active.

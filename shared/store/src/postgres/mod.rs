@@ -22,6 +22,7 @@ mod list;
 mod monthly;
 mod multipart;
 mod objects;
+mod reconcile;
 mod replace;
 mod rows;
 mod store;

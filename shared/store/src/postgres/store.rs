@@ -360,6 +360,14 @@ impl MetaStore for PgStore {
         self.mark_delta_compacted_impl(object_id, level, stored_bytes).await
     }
 
+    async fn known_blobs(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<crate::KnownBlob>> {
+        self.known_blobs_impl(backend_id, after, limit).await
+    }
+
+    async fn enqueue_orphan(&self, backend_id: &str, backend_key: &str, length: u64) -> CpResult<bool> {
+        self.enqueue_orphan_impl(backend_id, backend_key, length).await
+    }
+
     async fn acquire_lease(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<crate::Lease> {
         self.acquire_lease_impl(holder, url, ttl_ms).await
     }

@@ -16,6 +16,7 @@ mod monthly;
 mod multipart;
 mod objects;
 mod pg_cluster;
+mod reconcile;
 mod reserve;
 mod rewrite;
 mod sqlite;
@@ -104,6 +105,8 @@ macro_rules! all_cases {
             delta::delta_report_and_reference_liveness,
             delta::refs_to_compact_and_mark,
             delta::deltas_to_compact_and_mark,
+            reconcile::known_blobs_merge_every_source_in_byte_order,
+            reconcile::orphans_are_queued_only_when_nothing_names_them,
             backend_state::backend_state_is_compare_and_set,
             backend_state::objects_on_a_backend_and_holdings,
             backend_state::over_replicated_lists_objects_above_the_factor,
