@@ -71,13 +71,11 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
     if config.replication.factor > 1 {
         let period = Duration::from_secs(config.replication.interval_secs);
         let (factor, b) = (config.replication.factor, backends.clone());
-        runner.add(Arc::new(ReplicationJob::new(
-            store.clone(),
-            cp.clone(),
-            b,
-            factor,
-            period,
-        )));
+        let mut job = ReplicationJob::new(store.clone(), cp.clone(), b, factor, period);
+        job.unhealthy_after = Duration::from_secs(config.replication.unhealthy_after_secs);
+        // Breaker reports count for three report periods (at least a minute).
+        job.health_window = Duration::from_secs((config.resilience.usage.flush_secs * 3).max(60));
+        runner.add(Arc::new(job));
     }
     if let Some(sealer) = sealer {
         add_key_jobs(&mut runner, config, &store, &cp, &backends, sealer, guard);

@@ -1,9 +1,14 @@
 //! Keeps every object on `factor` backends by copying it in the background.
+//! Health-aware: copies on a backend whose circuit breaker some data plane
+//! has reported open (or half-open) for longer than `unhealthy_after` do not
+//! count, so the job makes further copies on healthy backends (see
+//! `docs/replication.md`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus::IntCounter;
 use strata_backend::Backends;
 use strata_core::{ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::MetaStore;
@@ -37,9 +42,35 @@ pub struct ReplicationJob {
     /// The last object id handled, so that objects that cannot be copied now
     /// (no room) do not block the ones after them.
     cursor: Mutex<String>,
-    /// Time of the digest rows written for new copies.
+    /// Time of the digest rows written for new copies, and of health checks.
     pub clock: Clock,
+    /// How long a backend's breaker must have been open in some data plane
+    /// before its copies stop counting. Default 300 s.
+    pub unhealthy_after: Duration,
+    /// Breaker reports older than this are ignored (a data plane that
+    /// stopped reporting). Default 60 s; three report periods is usual.
+    pub health_window: Duration,
 }
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid counter");
+    let _ = prometheus::default_registry().register(Box::new(c.clone()));
+    c
+}
+
+static COPIES_MADE: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_replication_copies_made_total",
+        "Copies the replication job wrote and attached to an object.",
+    )
+});
+
+static UNHEALTHY_SKIPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_replication_unhealthy_skipped_total",
+        "Copies not counted toward the replication factor because their backend's breaker stayed open too long.",
+    )
+});
 
 impl ReplicationJob {
     pub fn new(
@@ -58,14 +89,32 @@ impl ReplicationJob {
             batch: 32,
             cursor: Mutex::new(String::new()),
             clock: system_clock(),
+            unhealthy_after: Duration::from_secs(300),
+            health_window: Duration::from_secs(60),
         }
+    }
+
+    /// Backends whose copies do not count now.
+    async fn unhealthy(&self) -> Result<Vec<String>, String> {
+        let now = (self.clock)();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        (self.store)
+            .unhealthy_backends(
+                now.saturating_sub(ms(self.unhealthy_after)),
+                now.saturating_sub(ms(self.health_window)),
+            )
+            .await
+            .map_err(|e| format!("read backend health: {e}"))
     }
 
     /// Which copy of `rec` to copy from: the first whose backends are all
     /// configured and that is not sealed under a customer key, or else a
     /// single-segment customer-sealed copy (copied raw).
-    fn source(&self, rec: &ObjectRecord) -> Option<Source> {
-        let readable = |segs: &[Segment]| segs.iter().all(|s| self.backends.get(&s.backend_id).is_some());
+    fn source(&self, rec: &ObjectRecord, unhealthy: &[String]) -> Option<Source> {
+        let readable = |segs: &[Segment]| {
+            segs.iter()
+                .all(|s| self.backends.get(&s.backend_id).is_some() && !unhealthy.contains(&s.backend_id))
+        };
         let copies: Vec<&[Segment]> = all_copies(rec).collect();
         if copies.iter().any(|c| is_encoded_copy(c)) {
             tracing::debug!(job = "replication", object = %rec.object_id, "encoded (delta) objects are not replicated");
@@ -81,22 +130,24 @@ impl ReplicationJob {
     }
 
     /// Makes one more copy of `rec`.
-    async fn replicate(&self, listed: &ObjectRecord) -> Result<Copied, String> {
+    async fn replicate(&self, listed: &ObjectRecord, unhealthy: &[String]) -> Result<Copied, String> {
         let rec = match self.cp.locate(&listed.bucket, &listed.key).await {
             Ok(r) if r.object_id == listed.object_id => r,
             Ok(_) | Err(CpError::NoSuchBucket | CpError::NoSuchKey) => return Ok(Copied::Skipped),
             Err(e) => return Err(format!("locate {}/{}: {e}", listed.bucket, listed.key)),
         };
-        let Some(source) = self.source(&rec) else {
+        let Some(source) = self.source(&rec, unhealthy) else {
             tracing::debug!(
                 job = "replication", bucket = %rec.bucket, key = %rec.key, object = %rec.object_id,
                 "no copy the worker can read (a multi-segment SSE-C object is not replicated)",
             );
             return Ok(Copied::Skipped);
         };
-        let holders: Vec<String> = all_copies(&rec).flatten().map(|s| s.backend_id.clone()).collect();
+        // Not on a backend that holds a copy already, nor on an unhealthy one.
+        let mut exclude: Vec<String> = all_copies(&rec).flatten().map(|s| s.backend_id.clone()).collect();
+        exclude.extend(unhealthy.iter().cloned());
         let plan = match (self.cp)
-            .plan_write(&rec.bucket, &rec.key, Some(rec.meta.size), &holders)
+            .plan_write(&rec.bucket, &rec.key, Some(rec.meta.size), &exclude)
             .await
         {
             Ok(p) => p,
@@ -119,9 +170,15 @@ impl ReplicationJob {
             .add_copy(&plan.intent_id, &rec.bucket, &rec.key, &rec.object_id, &[segment])
             .await
             .map_err(|e| format!("attach the copy: {e}"))?;
+        COPIES_MADE.inc();
+        let sick = all_copies(&rec)
+            .filter(|c| c.iter().any(|s| unhealthy.contains(&s.backend_id)))
+            .count();
+        UNHEALTHY_SKIPPED.inc_by(sick as u64);
         tracing::info!(
             job = "replication", bucket = %rec.bucket, key = %rec.key, object = %rec.object_id,
-            to = %plan.backend_id, bytes = rec.meta.size, attached, "copied an object",
+            to = %plan.backend_id, bytes = rec.meta.size, attached, uncounted_unhealthy_copies = sick,
+            "copied an object",
         );
         Ok(Copied::Yes)
     }
@@ -155,8 +212,12 @@ impl Job for ReplicationJob {
 
     async fn run_once(&self) -> Result<Outcome, String> {
         let after = self.cursor.lock().expect("cursor").clone();
+        let unhealthy = self.unhealthy().await?;
+        if !unhealthy.is_empty() {
+            tracing::debug!(job = "replication", ?unhealthy, "copies on these backends do not count");
+        }
         let todo = (self.store)
-            .under_replicated(self.factor, &after, self.batch)
+            .under_replicated_healthy(self.factor, &after, self.batch, &unhealthy)
             .await
             .map_err(|e| format!("list under-replicated objects: {e}"))?;
         let Some(last) = todo.last() else {
@@ -167,7 +228,7 @@ impl Job for ReplicationJob {
         let (mut copied, mut no_room, mut failed) = (0, 0, 0);
         let mut first_error = None;
         for rec in &todo {
-            match self.replicate(rec).await {
+            match self.replicate(rec, &unhealthy).await {
                 Ok(Copied::Yes) => copied += 1,
                 Ok(Copied::NoRoom) => no_room += 1,
                 Ok(Copied::Skipped) => {}
@@ -193,3 +254,7 @@ impl Job for ReplicationJob {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "replication_tests.rs"]
+mod tests;

@@ -124,6 +124,19 @@ pub struct ReplicationConfig {
     /// Seconds between replication passes. Default 5.
     #[serde(default = "default_interval_secs")]
     pub interval_secs: u64,
+    /// Seconds a backend's circuit breaker must have stayed open (or
+    /// half-open) in some data plane before its copies stop counting toward
+    /// `factor`, so that the job makes further copies on healthy backends.
+    /// Default 300.
+    #[serde(default = "default_unhealthy_after_secs")]
+    pub unhealthy_after_secs: u64,
+    /// Copies a PUT or CopyObject writes, in parallel and on distinct
+    /// backends, before it is acknowledged. 1 (the default) acknowledges after
+    /// one copy and leaves the rest to the background job; N > 1 answers 503
+    /// SlowDown, and keeps the previous version, when N copies cannot be
+    /// written. At most `factor`.
+    #[serde(default = "default_write_quorum")]
+    pub write_quorum: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -131,8 +144,17 @@ impl Default for ReplicationConfig {
         ReplicationConfig {
             factor: default_factor(),
             interval_secs: default_interval_secs(),
+            unhealthy_after_secs: default_unhealthy_after_secs(),
+            write_quorum: default_write_quorum(),
         }
     }
+}
+
+fn default_unhealthy_after_secs() -> u64 {
+    300
+}
+fn default_write_quorum() -> u32 {
+    1
 }
 
 fn default_factor() -> u32 {
@@ -180,5 +202,20 @@ pub(super) fn validate(r: &ResilienceConfig, rep: &ReplicationConfig, backends: 
     }
     if rep.interval_secs == 0 {
         err("replication.interval_secs", "must be at least 1".into());
+    }
+    if rep.unhealthy_after_secs == 0 {
+        err(
+            "replication.unhealthy_after_secs",
+            "must be at least 1; 300 is usual (a few seconds only in tests)".into(),
+        );
+    }
+    if rep.write_quorum == 0 || rep.write_quorum > rep.factor.max(1) {
+        err(
+            "replication.write_quorum",
+            format!(
+                "is {}; it must be between 1 and replication.factor ({}): raise the factor or lower the quorum",
+                rep.write_quorum, rep.factor
+            ),
+        );
     }
 }
