@@ -60,6 +60,12 @@ variable "region" {
   default     = "us-east-1"
 }
 
+variable "lease_secs" {
+  description = "control_plane.lease_secs: a dead leader is replaced after about this long."
+  type        = number
+  default     = 5
+}
+
 variable "shutdown_grace_secs" {
   description = "server.shutdown_grace_secs; kill_timeout is this plus 5 s."
   type        = number
@@ -83,10 +89,10 @@ locals {
     {{- end }}
     EOT
 
-  # Data planes and workers reach the control plane through any registered instance; a
-  # follower answers with (or forwards to) the leader. The task restarts when the set changes.
+  # Data planes list every registered control plane (the same host:port each one advertises)
+  # and follow the leader. The task restarts when the set changes.
   controlplane_env = <<-EOT
-    STRATA_CONTROL_PLANE_URL={{ range $i, $s := nomadService "strata-controlplane" }}{{ if eq $i 0 }}http://{{ .Address }}:{{ .Port }}{{ end }}{{ end }}
+    STRATA_CONTROL_PLANE_URL={{ range $i, $s := nomadService "strata-controlplane" }}{{ if $i }},{{ end }}http://{{ .Address }}:{{ .Port }}{{ end }}
     EOT
 
   # The Strata config of every group: helm/strata/files/strata.yaml plus backends and
@@ -100,9 +106,13 @@ locals {
       domain: $${STRATA_DOMAIN:-}
       shutdown_grace_secs: $${STRATA_SHUTDOWN_GRACE_SECS:-30}
 
+    # Data planes list every control plane (comma-separated) and follow the leader; each control
+    # plane advertises its own URL in the leader lease.
     control_plane:
       listen: $${STRATA_GRPC_LISTEN:-0.0.0.0:9100}
       url: $${STRATA_CONTROL_PLANE_URL:-}
+      advertise_url: $${STRATA_ADVERTISE_URL:-}
+      lease_secs: $${STRATA_LEASE_SECS:-5}
 
     cluster:
       secret: $${STRATA_CLUSTER_SECRET}
@@ -201,9 +211,10 @@ job "strata" {
         STRATA_REGION              = var.region
         STRATA_SHUTDOWN_GRACE_SECS = var.shutdown_grace_secs
         STRATA_DATA_DIR            = "${NOMAD_ALLOC_DIR}/data"
-        # What this control plane tells the others (control_plane.advertise_url, once it lands):
-        # the host address and port Nomad maps to the container's 9100.
+        # control_plane.advertise_url: the host address and port Nomad maps to the container's
+        # 9100, as the data planes list it.
         STRATA_ADVERTISE_URL = "http://${NOMAD_ADDR_grpc}"
+        STRATA_LEASE_SECS    = var.lease_secs
       }
 
       template {
@@ -253,7 +264,7 @@ job "strata" {
         destination = "secrets/strata.env"
         env         = true
         change_mode = "restart"
-        data        = join("", [local.secrets_env, local.controlplane_env])
+        data        = local.secrets_env
       }
 
       template {

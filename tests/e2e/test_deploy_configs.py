@@ -78,14 +78,22 @@ def chart_config(values: dict) -> str:
 
 def chart_env(values: dict, role: str) -> dict[str, str]:
     """The environment of a pod: "strata.env" in templates/_helpers.tpl plus templates/secret.yaml."""
-    c, db, sec = values["config"], values["database"], values["secrets"]
+    c, db, sec, cp = values["config"], values["database"], values["secrets"], values["controlplane"]
+    pods = max(cp["replicas"], cp["autoscaling"]["maxReplicas"] if cp["autoscaling"]["enabled"] else 0)
+    pod_ip, pod_name = "10.42.0.7", f"strata-{role}-0"
+    headless = "strata-controlplane-headless.default.svc"
+    advertise = {"podIP": f"http://{pod_ip}:{c['grpcPort']}",
+                 "podDNS": f"http://{pod_name}.{headless}:{c['grpcPort']}"}[cp["advertise"]]
     env = {
-        "POD_IP": "10.42.0.7",
-        "POD_NAME": f"strata-{role}-0",
+        "POD_IP": pod_ip,
+        "POD_NAME": pod_name,
         "STRATA_DATA_DIR": values["dataDir"]["path"],
         "STRATA_S3_LISTEN": f"0.0.0.0:{c['s3Port']}",
         "STRATA_GRPC_LISTEN": f"0.0.0.0:{c['grpcPort']}",
-        "STRATA_CONTROL_PLANE_URL": f"http://strata-controlplane.default.svc:{c['grpcPort']}",
+        "STRATA_CONTROL_PLANE_URL": ",".join(f"http://strata-controlplane-{i}.{headless}:{c['grpcPort']}"
+                                             for i in range(pods)),
+        "STRATA_ADVERTISE_URL": advertise,
+        "STRATA_LEASE_SECS": str(cp["leaseSecs"]),
         "STRATA_REGION": str(c["region"]),
         "STRATA_DOMAIN": str(c["domain"]),
         "STRATA_SHUTDOWN_GRACE_SECS": str(c["shutdownGraceSecs"]),
@@ -164,14 +172,20 @@ def test_chart_database_by_url_and_by_fields(tmp_path):
 
 
 def test_chart_config_errors_say_what_to_fix(tmp_path):
-    """The validation has teeth: a Secret without the cluster secret, or too few backends for
-    the replication factor, fail with the field and the fix."""
+    """The validation has teeth: a Secret without the cluster secret, a control plane without
+    its advertised URL, or too few backends for the replication factor fail with the field."""
     values = chart_values(CHART / "ci" / "postgres-url-values.yaml")
     env = chart_env(values, "dataplane")
     del env["STRATA_CLUSTER_SECRET"]
     cp = strata_validate(tmp_path, chart_config(values), env, "dataplane")
     assert cp.returncode == 1
     assert "STRATA_CLUSTER_SECRET is not set" in cp.stderr, cp.stderr
+
+    env = chart_env(values, "controlplane")
+    del env["STRATA_ADVERTISE_URL"]
+    cp = strata_validate(tmp_path, chart_config(values), env, "controlplane")
+    assert cp.returncode == 1
+    assert "control_plane.advertise_url" in cp.stderr, cp.stderr
 
     values = deep_merge(values, {"config": {"replicationFactor": 3}})
     cp = strata_validate(tmp_path, chart_config(values), chart_env(values, "worker"), "worker")
@@ -316,8 +330,9 @@ def nomad_env(group: str, text: str) -> dict[str, str]:
     known = {
         "STRATA_CLUSTER_SECRET": "c" * 64,
         "STRATA_DATABASE_URL": "postgres://strata:pw@db.service.consul:5432/strata",
-        "STRATA_CONTROL_PLANE_URL": "http://10.0.0.5:23456",
+        "STRATA_CONTROL_PLANE_URL": "http://10.0.0.5:23456,http://10.0.0.6:25432",
         "STRATA_ADVERTISE_URL": "http://10.0.0.5:23456",
+        "STRATA_LEASE_SECS": "5",
         "STRATA_REGION": "us-east-1",
         "STRATA_SHUTDOWN_GRACE_SECS": "30",
         "STRATA_DATA_DIR": "/alloc/data",
@@ -412,6 +427,7 @@ def test_chart_config_runs_the_three_roles(tmp_path):
                 "STRATA_S3_LISTEN": f"127.0.0.1:{s3_port}",
                 "STRATA_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
                 "STRATA_CONTROL_PLANE_URL": f"http://127.0.0.1:{grpc_port}",
+                "STRATA_ADVERTISE_URL": f"http://127.0.0.1:{grpc_port}",
             })
             p = StrataProc(role, ["serve", "--role", role, "--config", str(config)], tmp_path, tmp_path / "logs",
                            child_env(env))

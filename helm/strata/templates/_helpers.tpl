@@ -48,18 +48,29 @@ app.kubernetes.io/component: {{ .role }}
 {{- printf "%s-controlplane-headless" (include "strata.fullname" .) }}
 {{- end }}
 
-{{/* One URL for every control-plane pod: a follower answers with (or forwards to) the leader. */}}
-{{- define "strata.controlPlaneUrl" -}}
-{{- printf "http://%s-controlplane.%s.svc:%d" (include "strata.fullname" .) .Release.Namespace (int .Values.config.grpcPort) }}
-{{- end }}
-
-{{/* JSON list of every control-plane pod's own URL (StatefulSet DNS names), for control_plane.urls. */}}
+{{/*
+Every control-plane pod's own URL (StatefulSet DNS names under the headless Service), comma-separated,
+for control_plane.url: data planes follow whichever leads. With an HPA, up to its maxReplicas.
+*/}}
 {{- define "strata.controlPlaneUrls" -}}
+{{- $n := int .Values.controlplane.replicas }}
+{{- if .Values.controlplane.autoscaling.enabled }}
+{{- $n = max $n (int .Values.controlplane.autoscaling.maxReplicas) }}
+{{- end }}
 {{- $urls := list }}
-{{- range $i := until (int .Values.controlplane.replicas) }}
+{{- range $i := until (int $n) }}
 {{- $urls = append $urls (printf "http://%s-controlplane-%d.%s.%s.svc:%d" (include "strata.fullname" $) $i (include "strata.controlPlaneHeadless" $) $.Release.Namespace (int $.Values.config.grpcPort)) }}
 {{- end }}
-{{- toJson $urls }}
+{{- join "," $urls }}
+{{- end }}
+
+{{/* control_plane.advertise_url of a control-plane pod: Kubernetes expands $(POD_IP) / $(POD_NAME). */}}
+{{- define "strata.advertiseUrl" -}}
+{{- if eq .Values.controlplane.advertise "podDNS" }}
+{{- printf "http://$(POD_NAME).%s.%s.svc:%d" (include "strata.controlPlaneHeadless" .) .Release.Namespace (int .Values.config.grpcPort) }}
+{{- else }}
+{{- printf "http://$(POD_IP):%d" (int .Values.config.grpcPort) }}
+{{- end }}
 {{- end }}
 
 {{/* Stops the render with a message that says what to set. */}}
@@ -69,6 +80,9 @@ app.kubernetes.io/component: {{ .role }}
 {{- end }}
 {{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) (not .Values.database.host) }}
 {{- fail "no PostgreSQL configured: set secrets.databaseUrl (postgres://USER:PASSWORD@HOST:5432/DBNAME) or database.host plus secrets.databasePassword, or secrets.existingSecret" }}
+{{- end }}
+{{- if not (has .Values.controlplane.advertise (list "podIP" "podDNS")) }}
+{{- fail "controlplane.advertise must be podIP or podDNS" }}
 {{- end }}
 {{- if and .Values.secrets.databaseUrl .Values.database.host }}
 {{- fail "set either secrets.databaseUrl or database.host, not both" }}
@@ -95,7 +109,11 @@ the Secret). tests/e2e/test_deploy_configs.py mirrors this list: keep them in st
 - name: STRATA_GRPC_LISTEN
   value: {{ printf "0.0.0.0:%d" (int .Values.config.grpcPort) | quote }}
 - name: STRATA_CONTROL_PLANE_URL
-  value: {{ include "strata.controlPlaneUrl" . | quote }}
+  value: {{ include "strata.controlPlaneUrls" . | quote }}
+- name: STRATA_ADVERTISE_URL
+  value: {{ include "strata.advertiseUrl" . | quote }}
+- name: STRATA_LEASE_SECS
+  value: {{ .Values.controlplane.leaseSecs | quote }}
 - name: STRATA_REGION
   value: {{ .Values.config.region | quote }}
 - name: STRATA_DOMAIN
