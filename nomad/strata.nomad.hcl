@@ -126,9 +126,6 @@ locals {
       dbname: $${STRATA_DATABASE_NAME:-}
       max_connections: $${STRATA_DATABASE_MAX_CONNECTIONS:-}
 
-    replication:
-      factor: $${STRATA_REPLICATION_FACTOR:-1}
-
     logging:
       format: $${STRATA_LOG_FORMAT:-json}
       level: $${STRATA_LOG_LEVEL:-info}
@@ -143,6 +140,12 @@ locals {
         prefix: strata/
         access_key_id: $${BACKEND_KEY_ID}
         secret_access_key: $${BACKEND_SECRET}
+
+    # Copies per object (at most the number of backends); write_quorum copies before a PUT is
+    # acknowledged.
+    replication:
+      factor: 1
+      write_quorum: 1
 
     credentials:
       - access_key_id: ADMINKEY01

@@ -97,7 +97,6 @@ def chart_env(values: dict, role: str) -> dict[str, str]:
         "STRATA_REGION": str(c["region"]),
         "STRATA_DOMAIN": str(c["domain"]),
         "STRATA_SHUTDOWN_GRACE_SECS": str(c["shutdownGraceSecs"]),
-        "STRATA_REPLICATION_FACTOR": str(c["replicationFactor"]),
         "STRATA_LOG_FORMAT": str(c["logFormat"]),
         "STRATA_LOG_LEVEL": str(c["logLevel"]),
         "STRATA_DATABASE_MAX_CONNECTIONS": str(db["maxConnections"]),
@@ -187,7 +186,7 @@ def test_chart_config_errors_say_what_to_fix(tmp_path):
     assert cp.returncode == 1
     assert "control_plane.advertise_url" in cp.stderr, cp.stderr
 
-    values = deep_merge(values, {"config": {"replicationFactor": 3}})
+    values = deep_merge(values, {"config": {"sections": {"replication": {"factor": 3}}}})
     cp = strata_validate(tmp_path, chart_config(values), chart_env(values, "worker"), "worker")
     assert cp.returncode == 1
     assert "replication.factor" in cp.stderr, cp.stderr
@@ -405,7 +404,8 @@ def test_chart_config_runs_the_three_roles(tmp_path):
             f.start()
         s3_port, grpc_port = free_ports(2)
         values = deep_merge(chart_values(None), {
-            "config": {"replicationFactor": 2, "logFormat": "text", "sections": {
+            "config": {"logFormat": "text", "sections": {
+                "replication": {"factor": 2},
                 "backends": [{"type": "s3", "id": f"fs{i}", "endpoint": f.endpoint, "bucket": f.bucket,
                               "prefix": PREFIX, "access_key_id": "${BACKING_KEY_ID}",
                               "secret_access_key": "${BACKING_SECRET}", "max_attempts": 1}
@@ -446,7 +446,7 @@ def test_chart_config_runs_the_three_roles(tmp_path):
         body = os.urandom(300_000)
         c.put_object(Bucket="deploy-smoke", Key="a/b.bin", Body=body)
         assert c.get_object(Bucket="deploy-smoke", Key="a/b.bin")["Body"].read() == body
-        # replication.factor 2 (STRATA_REPLICATION_FACTOR): the second copy appears on the other backend.
+        # replication.factor 2 (config.sections): the second copy appears on the other backend.
         wait_until(lambda: all(any(size >= len(body) for size in f.objects().values()) for f in fs), 60,
                    procs=procs, what="a copy of the object on both backends")
         for p in reversed(procs):

@@ -120,8 +120,6 @@ the Secret). tests/e2e/test_deploy_configs.py mirrors this list: keep them in st
   value: {{ .Values.config.domain | quote }}
 - name: STRATA_SHUTDOWN_GRACE_SECS
   value: {{ .Values.config.shutdownGraceSecs | quote }}
-- name: STRATA_REPLICATION_FACTOR
-  value: {{ .Values.config.replicationFactor | quote }}
 - name: STRATA_LOG_FORMAT
   value: {{ .Values.config.logFormat | quote }}
 - name: STRATA_LOG_LEVEL
