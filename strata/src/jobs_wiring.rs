@@ -102,6 +102,17 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
     reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);
     reaper.period = Duration::from_secs(jobs.reaper_period_secs);
     runner.add(Arc::new(reaper));
+
+    if jobs.reconcile_period_secs > 0 {
+        let mut reconcile = strata_workers::ReconcileJob::new(
+            store.clone(),
+            backends.clone(),
+            Duration::from_secs(jobs.reconcile_period_secs),
+            Duration::from_secs(jobs.reconcile_grace_secs),
+        );
+        reconcile.keys_per_cycle = u64::from(jobs.reconcile_keys_per_cycle);
+        runner.add(Arc::new(reconcile));
+    }
     runner
 }
 

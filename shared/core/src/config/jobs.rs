@@ -51,6 +51,20 @@ pub struct JobsConfig {
     /// Default 30.
     #[serde(default = "default_delta_compact_period")]
     pub delta_compact_period_secs: u64,
+    /// Seconds between reconciler passes over each backend (its listing
+    /// merged against the catalog: orphans are queued for cleanup, lost
+    /// copies re-replicated); 0 turns the reconciler off. Default 86400.
+    #[serde(default = "default_reconcile_period")]
+    pub reconcile_period_secs: u64,
+    /// A blob no catalog row names is queued for cleanup only once its
+    /// backend's last-modified time is at least this old (younger ones may
+    /// be writes in flight). Default 3600.
+    #[serde(default = "default_reconcile_grace")]
+    pub reconcile_grace_secs: u64,
+    /// Backend keys the reconciler looks at per backend and cycle; a pass
+    /// over a larger backend resumes from its cursor. Default 10000.
+    #[serde(default = "default_reconcile_keys")]
+    pub reconcile_keys_per_cycle: u32,
 }
 
 impl Default for JobsConfig {
@@ -67,6 +81,9 @@ impl Default for JobsConfig {
             delta_gc_period_secs: default_delta_gc_period(),
             delta_gc_grace_secs: default_delta_gc_grace(),
             delta_compact_period_secs: default_delta_compact_period(),
+            reconcile_period_secs: default_reconcile_period(),
+            reconcile_grace_secs: default_reconcile_grace(),
+            reconcile_keys_per_cycle: default_reconcile_keys(),
         }
     }
 }
@@ -104,6 +121,15 @@ fn default_delta_gc_grace() -> u64 {
 fn default_delta_compact_period() -> u64 {
     30
 }
+fn default_reconcile_period() -> u64 {
+    86400
+}
+fn default_reconcile_grace() -> u64 {
+    3600
+}
+fn default_reconcile_keys() -> u32 {
+    10000
+}
 
 pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
     for (name, v) in [
@@ -118,6 +144,18 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         if v == 0 {
             errs.push(ConfigError::new(format!("jobs.{name}"), "must be at least 1 second"));
         }
+    }
+    if j.reconcile_period_secs > 0 && j.reconcile_grace_secs == 0 {
+        errs.push(ConfigError::new(
+            "jobs.reconcile_grace_secs",
+            "must be at least 1 second (blobs younger than this may be writes in flight; 3600 is safe), or set reconcile_period_secs: 0 to turn the reconciler off",
+        ));
+    }
+    if j.reconcile_period_secs > 0 && j.reconcile_keys_per_cycle == 0 {
+        errs.push(ConfigError::new(
+            "jobs.reconcile_keys_per_cycle",
+            "must be at least 1 (default 10000), or set reconcile_period_secs: 0 to turn the reconciler off",
+        ));
     }
     if j.scrub_period_secs > 0 && (j.scrub_objects_per_cycle == 0 || j.scrub_bytes_per_cycle == 0) {
         errs.push(ConfigError::new(
