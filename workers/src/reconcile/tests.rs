@@ -205,3 +205,69 @@ async fn a_backend_that_cannot_list_is_an_error_and_others_go_on() {
     assert!(k.store.pending_cleanup(10).await.unwrap().is_empty());
     let _ = orphan;
 }
+
+#[tokio::test]
+async fn a_stalled_write_is_kept_and_a_missing_part_is_reported() {
+    use strata_core::{ObjectId, PartInfo, Segment, UploadInfo, WritePlan};
+    let k = kit().await;
+    k.store.create_bucket("b", "admin", 1).await.unwrap();
+    // A write whose intent is still pending hours later (the reaper's business, not ours).
+    let stalled = k.put_bytes(b"half-way").await;
+    let plan = WritePlan {
+        intent_id: "intent-stalled".into(),
+        object_id: "obj-stalled".into(),
+        backend_id: "disk-1".into(),
+        backend_key: stalled.clone(),
+        ..Default::default()
+    };
+    k.store.insert_intent(&plan, "b", "k", None, k.now()).await.unwrap();
+    // An upload in progress whose part's blob is gone.
+    let upload = UploadInfo {
+        upload_id: "u1".into(),
+        bucket: "b".into(),
+        key: "big".into(),
+        meta: Default::default(),
+        initiated_unix_ms: k.now(),
+    };
+    k.store.create_upload(&upload).await.unwrap();
+    let gone = ObjectId::random().to_string();
+    let part_plan = WritePlan {
+        intent_id: "intent-part".into(),
+        object_id: "part-u1-1".into(),
+        backend_id: "disk-1".into(),
+        backend_key: gone.clone(),
+        ..Default::default()
+    };
+    k.store
+        .insert_intent(&part_plan, "b", "big", None, k.now())
+        .await
+        .unwrap();
+    let part = PartInfo {
+        part_number: 1,
+        etag: "e".into(),
+        size: 5,
+        last_modified_unix_ms: k.now(),
+        segment: Segment {
+            backend_id: "disk-1".into(),
+            backend_key: gone,
+            length: 5,
+            ..Default::default()
+        },
+        checksums: Default::default(),
+    };
+    k.store.commit_part("intent-part", "b", "u1", &part).await.unwrap();
+
+    real_time(&k, 10 * 3_600_000);
+    let j = job(&k.store, &k.backends, k.clock.clone());
+    j.run_once().await.unwrap();
+    let p = k.store.get_job("reconcile:disk-1").await.unwrap().unwrap();
+    assert_eq!(detail(&p), "errors=0 lost=0 missing=1 orphans=0 scanned=1 young=0");
+    assert!(k.store.pending_cleanup(10).await.unwrap().is_empty(), "nothing queued");
+    assert!(k.exists(&stalled).await);
+    let (_, parts) = k.store.list_parts("b", "u1", 0, 10).await.unwrap();
+    assert_eq!(
+        parts.parts.len(),
+        1,
+        "the upload is left for the client or the stale-upload job"
+    );
+}
