@@ -85,6 +85,22 @@ class Postgres:
             assert not _pid_alive(self.pid), f"postmaster {self.pid} still running"
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def pause(self) -> None:
+        """Stops the server (fast shutdown) but keeps the data directory, for `resume`."""
+        self._run(["pg_ctl", "-D", str(self.data), "stop", "-m", "fast", "-w"], "pg_ctl stop")
+        if self.pid is not None:
+            deadline = time.monotonic() + 10
+            while _pid_alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def resume(self) -> None:
+        """Starts a paused server again on the same port, with the same data."""
+        opts = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                "-c shared_buffers=16MB -c fsync=off")
+        self._run(["pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.base / "log"), "-w", "start"],
+                  "pg_ctl start")
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+
     def psql(self, sql: str, db: str = "postgres") -> str:
         if shutil.which("psql") is None:
             pytest.skip("psql is not installed")
