@@ -5,6 +5,7 @@
 mod backend_state;
 mod blobs;
 mod delta;
+mod job_schedule;
 mod lease;
 mod listing;
 mod multipart_rules;
@@ -25,6 +26,7 @@ pub use delta::{
     user_bucket_of,
 };
 pub use lease::{Lease, WriteFence};
+pub use job_schedule::{CONTROL_CANCELLED, Granted, JobLock, JobSchedule};
 pub use postgres::PgStore;
 pub use reconcile::{BlobUse, KnownBlob};
 pub use sqlite::SqliteStore;
@@ -303,6 +305,34 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Every job's progress, sorted by name.
     async fn list_jobs(&self) -> CpResult<Vec<JobProgress>>;
 
+    /// Takes the cluster-wide lock of job `name` for one cycle: `None` when
+    /// another worker holds it. PostgreSQL: a session advisory lock on a
+    /// dedicated connection; SQLite (one process): always granted.
+    async fn try_job_lock(&self, name: &str) -> CpResult<Option<Box<dyn JobLock>>> {
+        let _ = name;
+        Ok(Some(Box::new(Granted)))
+    }
+    /// The shared schedule and status of job `name`, if it ever ran.
+    async fn get_job_schedule(&self, name: &str) -> CpResult<Option<JobSchedule>> {
+        let _ = name;
+        Ok(None)
+    }
+    /// Records a job's schedule and status (every field but `control`).
+    async fn put_job_schedule(&self, schedule: &JobSchedule) -> CpResult<()> {
+        let _ = schedule;
+        Ok(())
+    }
+    /// Every job's schedule and status, by name.
+    async fn list_job_schedules(&self) -> CpResult<Vec<JobSchedule>> {
+        Ok(Vec::new())
+    }
+    /// Sets the operator's `control` of job `name` (`cancelled` or empty);
+    /// `false` when the job never ran.
+    async fn set_job_control(&self, name: &str, control: &str, now_ms: i64) -> CpResult<bool> {
+        let _ = (name, control, now_ms);
+        Err(strata_core::CpError::Internal("this store keeps no job schedule".into()))
+    }
+
     /// The state of deltaspace `space`; `None` when it never had a reference.
     async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>>;
     /// A reference, current or retired; `None` once dropped.
@@ -424,36 +454,6 @@ pub trait MetaStore: Send + Sync + 'static {
         Err(strata_core::CpError::Internal("this store cannot forget backends".into()))
     }
 
-    /// Control-plane leadership (docs/leadership.md). In one transaction:
-    /// takes the lease for `ttl_ms` when there is none or it has expired
-    /// (term 1 for the first holder, else the previous term + 1), extends it
-    /// when `holder` already holds it (same term), and otherwise changes
-    /// nothing. Returns the lease afterwards: it is ours when
-    /// `lease.holder == holder`.
-    async fn acquire_lease(&self, _holder: &str, _url: &str, _ttl_ms: i64) -> CpResult<Lease> {
-        Err(strata_core::CpError::Internal("this store has no leader lease".into()))
-    }
-    /// Extends the lease by `ttl_ms` from now if `holder` still holds it at
-    /// `term` and it has not expired; returns whether it did.
-    async fn renew_lease(&self, _holder: &str, _term: i64, _ttl_ms: i64) -> CpResult<bool> {
-        Ok(false)
-    }
-    /// Lets the lease expire now if `holder` holds it at `term` (a clean
-    /// shutdown hands over without waiting for the expiry).
-    async fn release_lease(&self, _holder: &str, _term: i64) -> CpResult<()> {
-        Ok(())
-    }
-    /// The lease, if anyone ever took it.
-    async fn get_lease(&self) -> CpResult<Option<Lease>> {
-        Ok(None)
-    }
-    /// The same store, with every write transaction fenced by `fence`: it
-    /// fails with `Unavailable` unless the lease still carries
-    /// `fence.term()`. `None` when the store cannot fence.
-    fn fenced(&self, _fence: WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
-        None
-    }
-
     /// Records the breaker state one data plane (`reporter`) has for each
     /// backend; a backend's unhealthy-since time is kept while the reporter
     /// keeps reporting it not closed, and cleared by a closed report.
@@ -495,5 +495,35 @@ pub trait MetaStore: Send + Sync + 'static {
             [one] if record.copies.is_empty() => self.commit_object(one, record).await,
             _ => Err(strata_core::CpError::Internal("this store cannot commit several copies at once".into())),
         }
+    }
+
+    /// Control-plane leadership (docs/leadership.md). In one transaction:
+    /// takes the lease for `ttl_ms` when there is none or it has expired
+    /// (term 1 for the first holder, else the previous term + 1), extends it
+    /// when `holder` already holds it (same term), and otherwise changes
+    /// nothing. Returns the lease afterwards: it is ours when
+    /// `lease.holder == holder`.
+    async fn acquire_lease(&self, _holder: &str, _url: &str, _ttl_ms: i64) -> CpResult<Lease> {
+        Err(strata_core::CpError::Internal("this store has no leader lease".into()))
+    }
+    /// Extends the lease by `ttl_ms` from now if `holder` still holds it at
+    /// `term` and it has not expired; returns whether it did.
+    async fn renew_lease(&self, _holder: &str, _term: i64, _ttl_ms: i64) -> CpResult<bool> {
+        Ok(false)
+    }
+    /// Lets the lease expire now if `holder` holds it at `term` (a clean
+    /// shutdown hands over without waiting for the expiry).
+    async fn release_lease(&self, _holder: &str, _term: i64) -> CpResult<()> {
+        Ok(())
+    }
+    /// The lease, if anyone ever took it.
+    async fn get_lease(&self) -> CpResult<Option<Lease>> {
+        Ok(None)
+    }
+    /// The same store, with every write transaction fenced by `fence`: it
+    /// fails with `Unavailable` unless the lease still carries
+    /// `fence.term()`. `None` when the store cannot fence.
+    fn fenced(&self, _fence: WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
+        None
     }
 }

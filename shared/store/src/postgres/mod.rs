@@ -15,6 +15,7 @@ mod complete;
 mod copies;
 mod delta;
 mod health;
+mod job_schedule;
 mod jobs;
 mod jobs_progress;
 mod lease;

@@ -307,6 +307,26 @@ impl MetaStore for PgStore {
         self.list_jobs_impl().await
     }
 
+    async fn try_job_lock(&self, name: &str) -> CpResult<Option<Box<dyn crate::JobLock>>> {
+        self.try_job_lock_impl(name).await
+    }
+
+    async fn get_job_schedule(&self, name: &str) -> CpResult<Option<crate::JobSchedule>> {
+        self.get_job_schedule_impl(name).await
+    }
+
+    async fn put_job_schedule(&self, schedule: &crate::JobSchedule) -> CpResult<()> {
+        self.put_job_schedule_impl(schedule).await
+    }
+
+    async fn list_job_schedules(&self) -> CpResult<Vec<crate::JobSchedule>> {
+        self.list_job_schedules_impl().await
+    }
+
+    async fn set_job_control(&self, name: &str, control: &str, now_ms: i64) -> CpResult<bool> {
+        self.set_job_control_impl(name, control, now_ms).await
+    }
+
     async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>> {
         self.get_deltaspace_impl(space).await
     }
@@ -368,26 +388,6 @@ impl MetaStore for PgStore {
         self.enqueue_orphan_impl(backend_id, backend_key, length).await
     }
 
-    async fn acquire_lease(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<crate::Lease> {
-        self.acquire_lease_impl(holder, url, ttl_ms).await
-    }
-
-    async fn renew_lease(&self, holder: &str, term: i64, ttl_ms: i64) -> CpResult<bool> {
-        self.renew_lease_impl(holder, term, ttl_ms).await
-    }
-
-    async fn release_lease(&self, holder: &str, term: i64) -> CpResult<()> {
-        self.release_lease_impl(holder, term).await
-    }
-
-    async fn get_lease(&self) -> CpResult<Option<crate::Lease>> {
-        self.get_lease_impl().await
-    }
-
-    fn fenced(&self, fence: crate::WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
-        Some(std::sync::Arc::new(self.with_fence(fence)))
-    }
-
     async fn backend_states(&self) -> CpResult<Vec<crate::BackendStateRecord>> {
         self.backend_states_impl().await
     }
@@ -410,5 +410,25 @@ impl MetaStore for PgStore {
 
     async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
         self.forget_backend_impl(backend_id, limit).await
+    }
+
+    async fn acquire_lease(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<crate::Lease> {
+        self.acquire_lease_impl(holder, url, ttl_ms).await
+    }
+
+    async fn renew_lease(&self, holder: &str, term: i64, ttl_ms: i64) -> CpResult<bool> {
+        self.renew_lease_impl(holder, term, ttl_ms).await
+    }
+
+    async fn release_lease(&self, holder: &str, term: i64) -> CpResult<()> {
+        self.release_lease_impl(holder, term).await
+    }
+
+    async fn get_lease(&self) -> CpResult<Option<crate::Lease>> {
+        self.get_lease_impl().await
+    }
+
+    fn fenced(&self, fence: crate::WriteFence) -> Option<std::sync::Arc<dyn MetaStore>> {
+        Some(std::sync::Arc::new(self.with_fence(fence)))
     }
 }

@@ -10,6 +10,7 @@ mod complete;
 mod copies;
 mod delta;
 mod health;
+mod job_schedule;
 mod jobs;
 mod jobs_progress;
 mod lease;

@@ -8,6 +8,7 @@ mod buckets;
 mod copies;
 mod delta;
 mod health;
+mod job_schedule;
 mod jobs;
 mod lease;
 mod list;
@@ -81,6 +82,8 @@ macro_rules! all_cases {
             jobs::cleanup_failures_back_off_then_dead_letter,
             jobs::cleanup_ack_removes_claimed_rows,
             jobs::stale_intents_returns_only_old_ones,
+            job_schedule::job_schedule_round_trip_and_control,
+            job_schedule::job_lock_is_granted_and_released,
             copies::copies_are_added_listed_and_removed_with_the_object,
             copies::a_copy_of_a_replaced_object_is_queued_not_attached,
             copies::promotion_respects_newer_writes,
@@ -105,12 +108,12 @@ macro_rules! all_cases {
             delta::delta_report_and_reference_liveness,
             delta::refs_to_compact_and_mark,
             delta::deltas_to_compact_and_mark,
-            reconcile::known_blobs_merge_every_source_in_byte_order,
-            reconcile::orphans_are_queued_only_when_nothing_names_them,
             backend_state::backend_state_is_compare_and_set,
             backend_state::objects_on_a_backend_and_holdings,
             backend_state::over_replicated_lists_objects_above_the_factor,
             backend_state::forget_backend_refuses_referenced_then_drops_rows,
+            reconcile::known_blobs_merge_every_source_in_byte_order,
+            reconcile::orphans_are_queued_only_when_nothing_names_them,
             lease::lease_acquire_renew_and_refuse,
             lease::lease_takeover_after_expiry_bumps_term,
             lease::lease_fence_rejects_deposed_commits,
