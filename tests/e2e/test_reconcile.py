@@ -1,5 +1,5 @@
-"""The reconciler against real processes: Strata (`--role all`, SQLite) in front of two
-s3s-fs backends with replication factor 2. An orphan planted directly on a backend is
+"""The reconciler against real processes: Strata (`--role all`, on SQLite and on a real
+PostgreSQL) in front of two s3s-fs backends with replication factor 2. An orphan planted directly on a backend is
 queued and deleted; a copy deleted behind Strata's back is noticed and made again.
 
 What is on each backend is read from the backend itself (boto3 to s3s-fs, or its
@@ -17,6 +17,7 @@ import pytest
 
 from harness import Strata, boto3_client, http_get, unique_bucket, wait_until
 from multi import PREFIX, S3sFs
+from pg import Postgres, db_yaml
 
 KIB = 1024
 # Short period and grace so that a pass runs every 2 s and a planted blob is old enough in 3 s.
@@ -33,9 +34,28 @@ def fs2(tmp_path):
         b.stop()
 
 
-def start(tmp_path, backends: list[S3sFs]) -> Strata:
+@pytest.fixture(scope="module")
+def cluster():
+    """One PostgreSQL for the module, started on first use; each test gets its own database."""
+    pg: list[Postgres] = []
+    yield pg
+    for c in pg:
+        c.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, cluster) -> str:
+    if request.param == "sqlite":
+        return ""
+    if not cluster:
+        cluster.append(Postgres())
+        cluster[0].start()
+    return db_yaml(cluster[0], cluster[0].create_database())
+
+
+def start(tmp_path, backends: list[S3sFs], database: str) -> Strata:
     yaml = "\n".join(b.yaml(f"fs{i}") for i, b in enumerate(backends))
-    return Strata("all", tmp_path / "strata", backends_yaml=yaml, extra_yaml=EXTRA).start()
+    return Strata("all", tmp_path / "strata", backends_yaml=yaml, extra_yaml=EXTRA + database).start()
 
 
 def metric(s: Strata, name: str, backend: str) -> float:
@@ -68,8 +88,8 @@ def put_replicated(s3, bucket: str, key: str, body: bytes, fs2: list[S3sFs]) -> 
     return holders(fs2, key)
 
 
-def test_an_orphan_planted_on_a_backend_is_queued_and_deleted(tmp_path, fs2):
-    strata = start(tmp_path, fs2)
+def test_an_orphan_planted_on_a_backend_is_queued_and_deleted(tmp_path, fs2, database):
+    strata = start(tmp_path, fs2, database)
     try:
         s3 = boto3_client(strata.endpoint)
         bucket = unique_bucket("orphan")
@@ -104,8 +124,8 @@ def test_an_orphan_planted_on_a_backend_is_queued_and_deleted(tmp_path, fs2):
         strata.stop_and_check()
 
 
-def test_a_copy_deleted_behind_stratas_back_is_made_again(tmp_path, fs2):
-    strata = start(tmp_path, fs2)
+def test_a_copy_deleted_behind_stratas_back_is_made_again(tmp_path, fs2, database):
+    strata = start(tmp_path, fs2, database)
     try:
         s3 = boto3_client(strata.endpoint)
         bucket = unique_bucket("lost")
