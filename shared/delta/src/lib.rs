@@ -8,7 +8,7 @@
 //! Memory is bounded whatever the object size: an encode or a decode holds at most one input (or
 //! output) frame, its compressed form, one reference window and zstd's state.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,8 +18,13 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use zstd::zstd_safe::{self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer};
 
+mod early;
 mod sniff;
+mod window;
+use early::Early;
 pub use sniff::{Sniff, sniff};
+pub use window::retain_windows;
+use window::{Window, next_window, read_at};
 
 /// First 8 bytes of every container.
 pub const HEADER_MAGIC: &[u8; 8] = b"STRDLT1\0";
@@ -403,67 +408,6 @@ fn window_log_for(len: u64) -> u32 {
     log.clamp(10, WINDOW_LOG_MAX)
 }
 
-fn read_at(f: &mut std::fs::File, offset: u64, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
-    buf.clear();
-    buf.resize(len as usize, 0);
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
-}
-
-/// Largest reference window kept in memory between encodes and decodes (see [`shared_window`]).
-const RETAIN_WINDOW_MAX: u64 = 64 * MIB;
-
-/// Identity of a reference file's contents and the window [start, start+len) of it.
-#[derive(Clone, PartialEq, Eq)]
-struct WindowKey {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    file_len: u64,
-    mtime_ns: i128,
-    start: u64,
-    len: u64,
-}
-
-/// The last whole-reference window read (at most [`RETAIN_WINDOW_MAX`]), shared by the encodes and
-/// decodes running at the same time against the same reference: concurrent GETs and PUTs of one
-/// deltaspace then hold one copy of it, not one each. Only a weak handle is kept, so the window is
-/// freed as soon as no encode or decode uses it (nothing stays resident between requests), and
-/// windows of large references (windowed mode) are never shared.
-static WINDOW_SLOT: std::sync::Mutex<Option<(WindowKey, std::sync::Weak<Vec<u8>>)>> = std::sync::Mutex::new(None);
-
-fn window_key(f: &std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<WindowKey> {
-    use std::os::unix::fs::MetadataExt;
-    let m = f.metadata()?;
-    Ok(WindowKey {
-        path: path.to_owned(),
-        dev: m.dev(),
-        ino: m.ino(),
-        file_len: m.len(),
-        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        start,
-        len,
-    })
-}
-
-/// Reads `reference[start .. start+len)`, from the shared slot when it holds it.
-fn shared_window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<Arc<Vec<u8>>> {
-    let key = window_key(f, path, start, len)?;
-    if let Some((k, w)) = WINDOW_SLOT.lock().expect("window slot").as_ref()
-        && *k == key
-        && let Some(w) = w.upgrade()
-    {
-        return Ok(w);
-    }
-    let mut buf = Vec::new();
-    read_at(f, start, &mut buf, len)?;
-    let w = Arc::new(buf);
-    if start == 0 && len == key.file_len && len <= RETAIN_WINDOW_MAX {
-        *WINDOW_SLOT.lock().expect("window slot") = Some((key, Arc::downgrade(&w)));
-    }
-    Ok(w)
-}
-
 fn compress_frame(p: &DeltaParams, input: &[u8], prefix: Option<&[u8]>, dst: &mut Vec<u8>) -> io::Result<()> {
     let mut cctx = CCtx::create();
     let set = |c: &mut CCtx, prm: CParameter| c.set_parameter(prm).map_err(|e| zerr("zstd parameter", e));
@@ -504,7 +448,7 @@ fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) 
     let mut pos = HEADER_MAGIC.len() as u64;
     let mut entries = Vec::new();
     let mut inbuf = Vec::new();
-    let mut refbuf: Arc<Vec<u8>> = Arc::new(Vec::new());
+    let mut refbuf: Option<Window> = None;
     let mut refbuf_at: Option<(u64, u64)> = None;
     let mut dst = Vec::new();
     let mut out_offset = 0u64;
@@ -514,12 +458,13 @@ fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) 
         read_at(&mut inf, out_offset, &mut inbuf, out_len)?;
         let (ws, wl) = ref_window(p, input_len, ref_len, out_offset, out_len);
         let entry = if wl > 0 {
-            if refbuf_at != Some((ws, wl)) {
-                drop(std::mem::take(&mut refbuf));
-                refbuf = shared_window(&mut rf, reference, ws, wl)?;
-                refbuf_at = Some((ws, wl));
-            }
-            compress_frame(p, &inbuf, Some(&refbuf), &mut dst)?;
+            let w = match refbuf.take() {
+                Some(w) if refbuf_at == Some((ws, wl)) => w,
+                old => next_window(old, &mut rf, reference, ws, wl)?,
+            };
+            refbuf_at = Some((ws, wl));
+            compress_frame(p, &inbuf, Some(&*w), &mut dst)?;
+            refbuf = Some(w);
             FrameEntry {
                 kind: KIND_PREFIX,
                 out_offset,
@@ -552,7 +497,8 @@ fn encode_blocking(input: &Path, reference: &Path, out: &Path, p: &DeltaParams) 
     let tail = write_tail(&entries, pos, input_len, ref_len);
     w.write_all(&tail)?;
     pos += tail.len() as u64;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    // A scratch file: the blob written from it is what must be durable, so no fsync here.
+    w.into_inner().map_err(|e| e.into_error())?;
     Ok(EncodeStats {
         logical_len: input_len,
         encoded_len: pos,
@@ -713,12 +659,9 @@ impl StreamEncoder {
             let entry = if wl > 0 {
                 let w = match sink.window.take() {
                     Some((at, w)) if at == (ws, wl) => w,
-                    old => {
-                        drop(old);
-                        shared_window(&mut sink.rf, &reference, ws, wl)?
-                    }
+                    old => next_window(old.map(|(_, w)| w), &mut sink.rf, &reference, ws, wl)?,
                 };
-                compress_frame(&p, &input, Some(&w), &mut sink.dst)?;
+                compress_frame(&p, &input, Some(&*w), &mut sink.dst)?;
                 sink.window = Some(((ws, wl), w));
                 FrameEntry {
                     kind: KIND_PREFIX,
@@ -802,8 +745,8 @@ pub async fn compress_file(input: &Path, out: &Path, level: i32) -> io::Result<u
         enc.set_pledged_src_size(Some(len))?;
         io::copy(&mut inf, &mut enc)?;
         let w = enc.finish()?;
+        // Scratch output (uploaded afterwards, durably): not fsynced.
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
         Ok(f.metadata()?.len())
     })
     .await
@@ -834,8 +777,8 @@ pub async fn compress_file_long(input: &Path, out: &Path, level: i32, window_log
         enc.set_pledged_src_size(Some(len))?;
         io::copy(&mut inf, &mut enc)?;
         let w = enc.finish()?;
+        // Scratch output (uploaded afterwards, durably): not fsynced.
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
         Ok(f.metadata()?.len())
     })
     .await
@@ -980,7 +923,7 @@ pub async fn logical_len(src: &dyn ContainerSource) -> io::Result<u64> {
     Ok(read_footer(src).await?.logical_len)
 }
 
-type RefCache = Option<((u64, u64), Arc<Vec<u8>>)>;
+type RefCache = Option<((u64, u64), Window)>;
 
 fn decode_frame_blocking(
     e: FrameEntry,
@@ -989,45 +932,33 @@ fn decode_frame_blocking(
     cache: RefCache,
     lo: u64,
     hi: u64,
+    early: &Early,
 ) -> io::Result<(Bytes, RefCache)> {
     match e.kind {
         KIND_COPY => {
+            // A slice of the shared copy of the reference when it has one (no copy), else a read.
+            // The piece is kept as the cache so that the next one finds the shared copy alive.
             let mut f = std::fs::File::open(reference)?;
-            let mut buf = Vec::new();
-            read_at(&mut f, e.ref_start + lo, &mut buf, hi - lo)?;
-            Ok((Bytes::from(buf), cache))
+            let at = (e.ref_start + lo, hi - lo);
+            let piece = next_window(cache.map(|(_, w)| w), &mut f, reference, at.0, at.1)?;
+            Ok((Bytes::from_owner(piece.clone()), Some((at, piece))))
         }
         KIND_PREFIX | KIND_PLAIN => {
             let window = if e.kind == KIND_PREFIX {
                 match cache {
                     Some((at, w)) if at == (e.ref_start, e.ref_len) => Some((at, w)),
-                    _ => {
-                        drop(cache);
+                    old => {
                         let mut f = std::fs::File::open(reference)?;
-                        let w = shared_window(&mut f, reference, e.ref_start, e.ref_len)?;
+                        let w = next_window(old.map(|(_, w)| w), &mut f, reference, e.ref_start, e.ref_len)?;
                         Some(((e.ref_start, e.ref_len), w))
                     }
                 }
             } else {
                 cache
             };
-            let mut out: Vec<u8> = Vec::with_capacity(e.out_len as usize);
-            {
-                let mut dctx = DCtx::create();
-                dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
-                    .map_err(|c| zerr("zstd parameter", c))?;
-                if e.kind == KIND_PREFIX {
-                    let w = &window.as_ref().expect("prefix window").1;
-                    dctx.ref_prefix(&w[..]).map_err(|c| zerr("zstd prefix", c))?;
-                }
-                let n = dctx
-                    .decompress(&mut out, &frame)
-                    .map_err(|c| zerr("zstd decompress", c))?;
-                if n as u64 != e.out_len || out.len() as u64 != e.out_len {
-                    return Err(invalid("frame decoded to the wrong length"));
-                }
-            }
-            let b = Bytes::from(out).slice(lo as usize..hi as usize);
+            let prefix = window.as_ref().filter(|_| e.kind == KIND_PREFIX).map(|(_, w)| &w[..]);
+            let (out, sent) = early::decode_frame(&frame, prefix, e.out_len, lo, hi, early)?;
+            let b = Bytes::from(out).slice(sent as usize..hi as usize);
             Ok((b, window))
         }
         k => Err(invalid(format!("unknown frame kind {k}"))),
@@ -1041,7 +972,7 @@ struct RangeState {
     todo: std::vec::IntoIter<(FrameEntry, u64, u64)>,
     cache: RefCache,
     /// The next frame, being fetched and decoded while the current one streams.
-    next: Option<tokio::task::JoinHandle<io::Result<(Bytes, RefCache)>>>,
+    next: Option<Decoding>,
     pending: Bytes,
     done: bool,
 }
@@ -1052,13 +983,14 @@ async fn fetch_and_decode(
     reference: PathBuf,
     cache: RefCache,
     (e, lo, hi): (FrameEntry, u64, u64),
+    early: Early,
 ) -> io::Result<(Bytes, RefCache)> {
     let frame = if e.frame_len > 0 {
         read_exact_from(&*src, e.frame_offset, e.frame_len).await?
     } else {
         Bytes::new()
     };
-    tokio::task::spawn_blocking(move || decode_frame_blocking(e, frame, &reference, cache, lo, hi))
+    tokio::task::spawn_blocking(move || decode_frame_blocking(e, frame, &reference, cache, lo, hi, &early))
         .await
         .map_err(join_err)
         .and_then(|r| r)
@@ -1069,6 +1001,21 @@ async fn fetch_and_decode(
                 err
             }
         })
+}
+
+/// A frame being decoded: its early output, then the rest with the reference window.
+struct Decoding {
+    early: early::Receiver,
+    rest: tokio::task::JoinHandle<io::Result<(Bytes, RefCache)>>,
+}
+
+fn start_decoding(st: &RangeState, cache: RefCache, item: (FrameEntry, u64, u64)) -> Decoding {
+    let (tx, rx) = early::channel();
+    let job = fetch_and_decode(st.src.clone(), st.reference.clone(), cache, item, tx);
+    Decoding {
+        early: rx,
+        rest: tokio::spawn(job),
+    }
 }
 
 /// Streams logical bytes [start, end) of a container, decoding only the frames that overlap,
@@ -1130,23 +1077,27 @@ pub async fn decode_range(
             return None;
         }
         if st.pending.is_empty() {
-            let decoded = match st.next.take() {
-                Some(handle) => handle.await.map_err(join_err).and_then(|r| r),
+            let mut current = match st.next.take() {
+                Some(d) => d,
                 None => {
                     let item = st.todo.next()?;
-                    fetch_and_decode(st.src.clone(), st.reference.clone(), st.cache.take(), item).await
+                    let cache = st.cache.take();
+                    start_decoding(&st, cache, item)
                 }
             };
+            // What the decoder let out while it worked, then the rest.
+            if let Some(chunk) = current.early.recv().await {
+                st.next = Some(current);
+                return Some((Ok(chunk), st));
+            }
+            let decoded = current.rest.await.map_err(join_err).and_then(|r| r);
             match decoded {
                 Ok((b, cache)) => {
                     st.pending = b;
                     // Decode the next frame while this one streams out (one
                     // frame ahead: memory stays two frames and one window).
                     match st.todo.next() {
-                        Some(item) => {
-                            let job = fetch_and_decode(st.src.clone(), st.reference.clone(), cache, item);
-                            st.next = Some(tokio::spawn(job));
-                        }
+                        Some(item) => st.next = Some(start_decoding(&st, cache, item)),
                         None => st.cache = cache,
                     }
                 }

@@ -55,9 +55,11 @@ pub struct DeltaConfig {
     /// How many recent deltas `reselect_ratio` averages. Default 5.
     #[serde(default = "default_reselect_window")]
     pub reselect_window: u32,
-    /// zstd level of references and deltas on the write path. Default 3:
-    /// ~1.5x faster encodes than 6 for ~1-3% larger deltas, and both are
-    /// recompressed at a high level off the write path (`compact_level`).
+    /// zstd level of references and deltas on the write path. Default 1:
+    /// with long-distance matching against the reference, level 1 encodes
+    /// a tar delta ~15% faster than level 3 and no larger (the matches come
+    /// from the reference, not the level), and both references and deltas
+    /// are recompressed at a high level off the write path (`compact_level`).
     #[serde(default = "default_level")]
     pub level: i32,
     /// zstd level the background `delta-compact` job recompresses
@@ -145,7 +147,7 @@ fn default_compact_level() -> i32 {
 }
 
 fn default_level() -> i32 {
-    3
+    1
 }
 fn default_max_object_size() -> u64 {
     4 * GIB
@@ -353,7 +355,7 @@ mod tests {
         assert_eq!(c.min_size, 64 * 1024);
         assert_eq!(c.reselect_ratio, 0.5);
         assert_eq!(c.reselect_window, 5);
-        assert_eq!(c.level, 3);
+        assert_eq!(c.level, 1);
         assert_eq!(c.max_object_size, 4 << 30);
         assert_eq!(c.cache_bytes, 2 << 30);
         assert_eq!(c.memory_cache_bytes, 64 << 20);
