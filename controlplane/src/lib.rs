@@ -4,6 +4,7 @@
 mod delta;
 mod identity;
 pub mod keys;
+pub mod leader;
 mod placement;
 mod service;
 mod usage;

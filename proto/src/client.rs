@@ -1,29 +1,27 @@
 //! `strata_core::ControlPlane` over gRPC, for `--role dataplane`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use strata_core::{
     BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, DeltaBucketReport,
     DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
     ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
 };
-use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::{ClusterAuth, TokenSource};
 use crate::convert as cv;
-use crate::error::{from_status, malformed};
-use crate::pb::{self, control_plane_client::ControlPlaneClient};
-use crate::router::MAX_MESSAGE_SIZE;
+use crate::error::malformed;
+use crate::follow::Endpoints;
+use crate::pb;
 
 /// The JWT subject the data plane presents.
 const SUBJECT: &str = "dataplane";
 
-/// A control plane reached over gRPC. Cheap to clone; all clones share one
-/// HTTP/2 connection and one cached token.
+/// The control plane reached over gRPC: one or several control-plane
+/// processes, of which the client follows the leader (see `crate::follow`).
+/// Cheap to clone; all clones share the connections and one cached token.
 #[derive(Clone)]
 pub struct GrpcControlPlane {
-    client: ControlPlaneClient<Channel>,
+    endpoints: std::sync::Arc<Endpoints>,
     token: TokenSource,
 }
 
@@ -34,25 +32,23 @@ impl std::fmt::Debug for GrpcControlPlane {
 }
 
 impl GrpcControlPlane {
-    /// A client for `url` (e.g. `http://10.0.0.5:9100`) that connects on first
-    /// use and reconnects as needed. Must be called within a Tokio runtime.
+    /// A client for `url` (e.g. `http://10.0.0.5:9100`), or for several
+    /// control planes separated by commas, that connects on first use and
+    /// reconnects as needed. Must be called within a Tokio runtime.
     pub fn connect_lazy(url: &str, auth: ClusterAuth) -> Result<Self, String> {
-        let scheme_ok = url.starts_with("http://");
-        if !scheme_ok {
-            return Err(format!("control-plane URL must start with http://, got {url:?}"));
-        }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("invalid control-plane URL {url:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Some(Duration::from_secs(60)))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        let client = ControlPlaneClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE);
+        let urls: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
+        Self::connect_many(&urls, auth)
+    }
+
+    /// A client for every control plane in `urls`; calls go to the leader.
+    pub fn connect_many(urls: &[String], auth: ClusterAuth) -> Result<Self, String> {
         Ok(GrpcControlPlane {
-            client,
+            endpoints: std::sync::Arc::new(Endpoints::new(urls)?),
             token: TokenSource::new(auth, SUBJECT),
         })
     }
@@ -62,29 +58,36 @@ impl GrpcControlPlane {
     pub async fn check_ready(&self) -> Result<(), CpError> {
         self.list_buckets().await.map(|_| ())
     }
-
-    fn c(&self) -> ControlPlaneClient<Channel> {
-        self.client.clone()
-    }
 }
 
-/// Runs one call with the current token and maps its status to `CpError`.
+/// Runs one call on the leader with the current token and maps its status
+/// to `CpError`. `read` marks read-only calls, which may be sent again after
+/// any transport failure; other calls are sent again only when they
+/// certainly did not execute.
 macro_rules! call {
-    ($self:ident . $method:ident ( $msg:expr )) => {
-        $self
-            .c()
-            .$method($self.token.request($msg))
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| from_status(&s))
+    (@ro) => {
+        false
     };
+    (@ro read) => {
+        true
+    };
+    ($self:ident . $method:ident ( $msg:expr ) $(, $ro:ident)?) => {{
+        let msg = $msg;
+        $self
+            .endpoints
+            .run(&$self.token, call!(@ro $($ro)?), |mut c, token| {
+                let req = token.request(msg.clone());
+                async move { c.$method(req).await }
+            })
+            .await
+    }};
 }
 
 #[async_trait]
 impl ControlPlane for GrpcControlPlane {
     async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
         let access_key_id = access_key_id.to_string();
-        let r = call!(self.get_credential(pb::GetCredentialRequest { access_key_id }))?;
+        let r = call!(self.get_credential(pb::GetCredentialRequest { access_key_id }), read)?;
         Ok(cv::credential_from_pb(r))
     }
 
@@ -100,11 +103,11 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
         let bucket = bucket.to_string();
-        call!(self.head_bucket(pb::BucketRequest { bucket })).map(cv::bucket_from_pb)
+        call!(self.head_bucket(pb::BucketRequest { bucket }), read).map(cv::bucket_from_pb)
     }
 
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
-        let r = call!(self.list_buckets(pb::Empty {}))?;
+        let r = call!(self.list_buckets(pb::Empty {}), read)?;
         Ok(r.buckets.into_iter().map(cv::bucket_from_pb).collect())
     }
 
@@ -139,6 +142,27 @@ impl ControlPlane for GrpcControlPlane {
             key: key.to_string(),
             meta: Some(cv::meta_to_pb(meta)),
             segments: segments.into_iter().map(cv::segment_to_pb).collect(),
+            copies: Vec::new(),
+        };
+        call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
+    }
+
+    async fn commit_write_copies(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segments: Vec<Segment>,
+        copies: Vec<(WritePlan, Vec<Segment>)>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        let req = pb::CommitWriteRequest {
+            plan: Some(cv::plan_to_pb(plan.clone())),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta: Some(cv::meta_to_pb(meta)),
+            segments: segments.into_iter().map(cv::segment_to_pb).collect(),
+            copies: copies.into_iter().map(cv::copy_commit_to_pb).collect(),
         };
         call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
     }
@@ -178,7 +202,7 @@ impl ControlPlane for GrpcControlPlane {
         let req = pb::LocateReferenceRequest {
             ref_id: ref_id.to_string(),
         };
-        let r = call!(self.locate_reference(req))?;
+        let r = call!(self.locate_reference(req), read)?;
         cv::record_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -191,7 +215,7 @@ impl ControlPlane for GrpcControlPlane {
     }
 
     async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
-        let r = call!(self.delta_report(pb::Empty {}))?;
+        let r = call!(self.delta_report(pb::Empty {}), read)?;
         Ok(r.buckets.into_iter().map(cv::delta_report_from_pb).collect())
     }
 
@@ -214,7 +238,7 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let r = call!(self.locate(pb::ObjectRequest { bucket, key }))?;
+        let r = call!(self.locate(pb::ObjectRequest { bucket, key }), read)?;
         cv::record_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -226,7 +250,7 @@ impl ControlPlane for GrpcControlPlane {
             after: q.after,
             max_keys: q.max_keys,
         };
-        call!(self.list_objects(req)).map(cv::list_page_from_pb)
+        call!(self.list_objects(req), read).map(cv::list_page_from_pb)
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
@@ -250,7 +274,7 @@ impl ControlPlane for GrpcControlPlane {
 
     async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
         let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
-        let r = call!(self.get_upload(pb::UploadRequest { bucket, upload_id }))?;
+        let r = call!(self.get_upload(pb::UploadRequest { bucket, upload_id }), read)?;
         cv::upload_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -302,7 +326,7 @@ impl ControlPlane for GrpcControlPlane {
             part_number_marker,
             max_parts,
         };
-        let r = call!(self.list_parts(req))?;
+        let r = call!(self.list_parts(req), read)?;
         let upload = cv::upload_from_pb(r.upload).map_err(malformed)?;
         let parts = r.parts.into_iter().map(|p| cv::part_from_pb(Some(p)));
         let page = ListPartsPage {
@@ -321,7 +345,7 @@ impl ControlPlane for GrpcControlPlane {
             upload_id_marker: q.upload_id_marker,
             max_uploads: q.max_uploads,
         };
-        let r = call!(self.list_uploads(req))?;
+        let r = call!(self.list_uploads(req), read)?;
         let uploads = r.uploads.into_iter().map(|u| cv::upload_from_pb(Some(u)));
         Ok(ListUploadsPage {
             uploads: uploads.collect::<Result<_, _>>().map_err(malformed)?,
@@ -354,7 +378,7 @@ impl ControlPlane for GrpcControlPlane {
     }
 
     async fn status(&self) -> CpResult<ClusterStatus> {
-        call!(self.get_status(pb::Empty {})).map(cv::status_from_pb)
+        call!(self.get_status(pb::Empty {}), read).map(cv::status_from_pb)
     }
 
     async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {

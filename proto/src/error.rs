@@ -57,7 +57,7 @@ pub(crate) fn from_status(s: &Status) -> CpError {
     }
 }
 
-fn transport_message(s: &Status) -> String {
+pub(crate) fn transport_message(s: &Status) -> String {
     use std::error::Error as _;
     let mut msg = s.message().to_string();
     let mut src = s.source();

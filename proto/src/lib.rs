@@ -6,6 +6,7 @@ mod auth;
 mod client;
 mod convert;
 mod error;
+mod follow;
 mod router;
 mod server;
 
@@ -20,5 +21,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 pub use auth::{AuthError, AuthInterceptor, Claims, ClusterAuth, ISSUER, TOKEN_RENEW_AFTER, TOKEN_TTL};
 pub use client::GrpcControlPlane;
 pub use error::ERROR_HEADER;
-pub use router::{MAX_MESSAGE_SIZE, router, serve};
-pub use server::GrpcServer;
+pub use router::{MAX_MESSAGE_SIZE, router, router_gated, serve, serve_gated};
+pub use server::{GrpcServer, LEADER_HEADER, LeaderGate, not_leader};

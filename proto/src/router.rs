@@ -15,7 +15,7 @@ use tonic::transport::server::Router;
 
 use crate::auth::ClusterAuth;
 use crate::pb::control_plane_server as svc;
-use crate::server::GrpcServer;
+use crate::server::{GateInterceptor, GrpcServer, LeaderGate};
 
 /// Largest message either side accepts (a completed 10 000-part upload fits easily).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -34,7 +34,11 @@ pub async fn router(cp: Arc<dyn CoreControlPlane>, auth: ClusterAuth) -> Router 
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let service = svc::ControlPlaneServer::new(GrpcServer::new(cp)).max_decoding_message_size(MAX_MESSAGE_SIZE);
-    let service = InterceptedService::new(service, auth.interceptor());
+    // The token is checked first, then leadership.
+    let service = InterceptedService::new(
+        InterceptedService::new(service, GateInterceptor(gate)),
+        auth.interceptor(),
+    );
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -52,12 +56,23 @@ pub async fn serve(
     auth: ClusterAuth,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    serve_gated(listener, cp, auth, None, shutdown).await
+}
+
+/// [`serve`] behind a [`LeaderGate`] (see [`router_gated`]).
+pub async fn serve_gated(
+    listener: TcpListener,
+    cp: Arc<dyn CoreControlPlane>,
+    auth: ClusterAuth,
+    gate: Option<Arc<dyn LeaderGate>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
     let incoming = TcpListenerStream::new(listener).map(|conn| {
         conn.inspect(|s| {
             let _ = s.set_nodelay(true);
         })
     });
-    router(cp, auth)
+    router_gated(cp, auth, gate)
         .await
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

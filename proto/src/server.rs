@@ -9,6 +9,56 @@ use crate::convert::{self as cv, required};
 use crate::error::{invalid, to_status};
 use crate::pb::{self, control_plane_server as svc};
 
+/// Metadata key naming the leader's URL on a follower's "not leader" answer.
+pub const LEADER_HEADER: &str = "x-strata-leader";
+
+/// Whether this control plane leads (docs/leadership.md). Asked before every
+/// control-plane call; a follower's calls are refused without reaching the
+/// service or the store.
+pub trait LeaderGate: Send + Sync + 'static {
+    /// `Ok` while leading; otherwise the leader's URL, if known.
+    fn check_leader(&self) -> Result<(), Option<String>>;
+}
+
+/// The retryable answer of a follower: `Unavailable` (so clients that do not
+/// know the header still retry), plus the leader's URL in [`LEADER_HEADER`]
+/// when known. The call was not executed.
+pub fn not_leader(leader: Option<&str>) -> Status {
+    let mut md = tonic::metadata::MetadataMap::new();
+    md.insert(
+        crate::ERROR_HEADER,
+        tonic::metadata::MetadataValue::from_static(CpError::Unavailable(String::new()).code()),
+    );
+    let leader = leader.and_then(|u| tonic::metadata::MetadataValue::try_from(u).ok().map(|v| (u, v)));
+    let msg = match leader {
+        Some((u, v)) => {
+            md.insert(LEADER_HEADER, v);
+            format!("this control plane is not the leader; the leader is {u}")
+        }
+        None => "this control plane is not the leader, and no leader is known yet".to_string(),
+    };
+    Status::with_metadata(tonic::Code::Unavailable, msg, md)
+}
+
+/// Refuses every call while the gate says we do not lead.
+#[derive(Clone)]
+pub(crate) struct GateInterceptor(pub(crate) Option<Arc<dyn LeaderGate>>);
+
+impl tonic::service::Interceptor for GateInterceptor {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        match self.0.as_ref().map(|g| g.check_leader()) {
+            None | Some(Ok(())) => Ok(req),
+            Some(Err(leader)) => {
+                tracing::debug!(
+                    leader = leader.as_deref().unwrap_or("unknown"),
+                    "refused a call: not the leader"
+                );
+                Err(not_leader(leader.as_deref()))
+            }
+        }
+    }
+}
+
 /// Adapts a core [`strata_core::ControlPlane`] to the generated gRPC service.
 pub struct GrpcServer {
     cp: Arc<dyn CoreControlPlane>,
@@ -77,7 +127,11 @@ impl svc::ControlPlane for GrpcServer {
         let key = v(required("key", r.key))?;
         let meta = v(cv::meta_from_pb(r.meta))?;
         let segments = v(cv::segments_from_pb(r.segments))?;
-        let res = self.cp.commit_write(&plan, &bucket, &key, meta, segments).await;
+        let copies: Result<Vec<_>, _> = r.copies.into_iter().map(cv::copy_commit_from_pb).collect();
+        let copies = v(copies)?;
+        let res = (self.cp)
+            .commit_write_copies(&plan, &bucket, &key, meta, segments, copies)
+            .await;
         reply(res, cv::obsolete_to_pb)
     }
 

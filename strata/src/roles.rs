@@ -166,19 +166,33 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         }
         let loaded = Arc::new(loaded);
         sealer = Some(loaded.clone());
-        let cp: Arc<dyn ControlPlane> = Arc::new(
-            ControlPlaneService::new(store.clone(), identity, &backends, placement)
-                .with_usage_flush_secs(config.resilience.usage.flush_secs)
-                .with_sealer(loaded)
-                .with_delta(config.delta.clone()),
-        );
+        let service = ControlPlaneService::new(store.clone(), identity, &backends, placement)
+            .with_usage_flush_secs(config.resilience.usage.flush_secs)
+            .with_sealer(loaded)
+            .with_delta(config.delta.clone());
+        // Leadership (docs/leadership.md): under PostgreSQL an elector takes the
+        // lease; the service then plans under its term and its writes are fenced.
+        let elector = strata_controlplane::leader::elector_for(&config, &store);
+        let service = match &elector {
+            Some(e) => e.lead(service),
+            None => service,
+        };
+        if let Some(e) = elector.clone() {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                e.run(wait(stop)).await;
+                Ok(())
+            });
+        }
+        let cp: Arc<dyn ControlPlane> = Arc::new(service);
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
             let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;
             tracing::info!(%addr, "control plane gRPC listening");
             let (cp2, stop) = (cp.clone(), shutdown.clone());
+            let gate = elector.map(|e| e as Arc<dyn strata_proto::LeaderGate>);
             tasks.spawn(async move {
-                strata_proto::serve(listener, cp2, auth, wait(stop))
+                strata_proto::serve_gated(listener, cp2, auth, gate, wait(stop))
                     .await
                     .map_err(|e| format!("gRPC server: {e}"))
             });
@@ -193,14 +207,12 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         let (cp, remote): (Arc<dyn ControlPlane>, _) = match in_process.clone() {
             Some(cp) => (cp, None),
             None => {
-                let url = config
-                    .control_plane
-                    .url
-                    .as_deref()
-                    .ok_or("control_plane.url is required")?;
+                // Every control plane given; calls follow the leader (docs/leadership.md).
+                let urls = config.control_plane.endpoints();
                 let auth = auth.clone().ok_or("cluster.secret is required")?;
-                let client =
-                    Arc::new(GrpcControlPlane::connect_lazy(url, auth).map_err(|e| format!("control_plane.url: {e}"))?);
+                let client = Arc::new(
+                    GrpcControlPlane::connect_many(&urls, auth).map_err(|e| format!("control_plane.url: {e}"))?,
+                );
                 (client.clone() as Arc<dyn ControlPlane>, Some(client))
             }
         };

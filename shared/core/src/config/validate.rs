@@ -214,10 +214,13 @@ impl Config {
         let cp = &self.control_plane;
         let postgres = matches!(self.database_target(), super::DatabaseTarget::Postgres { .. });
         match &cp.advertise_url {
-            None if role == Role::Controlplane && postgres => err(
+            // Without it the lease publishes `http://<control_plane.listen>`, which
+            // names no host when listening on all interfaces.
+            None if role == Role::Controlplane && postgres && cp.listen.is_none_or(|l| l.ip().is_unspecified()) => err(
                 "control_plane.advertise_url",
-                "is required for --role controlplane under PostgreSQL: the URL data planes reach this process at, \
-                 published when it leads, e.g. `http://10.0.0.5:9100`"
+                "is required for --role controlplane under PostgreSQL when control_plane.listen is not one \
+                 address: the URL data planes reach this process at, published when it leads, e.g. \
+                 `http://10.0.0.5:9100`"
                     .into(),
             ),
             Some(u) if !u.starts_with("http://") => err(
@@ -712,19 +715,26 @@ mod tests {
     fn leadership_settings_are_checked() {
         let secret = "cluster: {secret: 0123456789abcdef0123456789abcdef}\n";
         let pg = "database: {url: 'postgres://u@h/d'}\n";
-        let cp = format!("{secret}{pg}control_plane: {{listen: '127.0.0.1:9100'}}\n");
-        let errs = Config::from_yaml(&cp).unwrap().validate(Role::Controlplane).unwrap_err();
+        let cp = format!("{secret}{pg}control_plane: {{listen: '0.0.0.0:9100'}}\n");
+        let errs = Config::from_yaml(&cp)
+            .unwrap()
+            .validate(Role::Controlplane)
+            .unwrap_err();
         assert!(
             errs.iter()
                 .any(|e| e.field == "control_plane.advertise_url" && e.message.contains("PostgreSQL")),
             "{errs:?}"
         );
-        let ok = format!("{secret}{pg}control_plane: {{listen: '127.0.0.1:9100', advertise_url: 'http://h:9100'}}\n");
+        let ok = format!("{secret}{pg}control_plane: {{listen: '0.0.0.0:9100', advertise_url: 'http://h:9100'}}\n");
+        Config::from_yaml(&ok).unwrap().validate(Role::Controlplane).unwrap();
+        // A listen address of one host is published as it is.
+        let ok = format!("{secret}{pg}control_plane: {{listen: '10.1.2.3:9100'}}\n");
         Config::from_yaml(&ok).unwrap().validate(Role::Controlplane).unwrap();
         let bad = format!("{secret}control_plane: {{lease_secs: 1, renew_secs: 1}}\n");
         let errs = Config::from_yaml(&bad).unwrap().validate(Role::All).unwrap_err();
         assert_eq!(errs[0].field, "control_plane.lease_secs", "{errs:?}");
-        let dp = format!("{secret}control_plane: {{url: 'http://a:1,http://b:2', urls: ['http://b:2', 'http://c:3']}}\n");
+        let dp =
+            format!("{secret}control_plane: {{url: 'http://a:1,http://b:2', urls: ['http://b:2', 'http://c:3']}}\n");
         let c = Config::from_yaml(&dp).unwrap();
         c.validate(Role::Dataplane).unwrap();
         assert_eq!(c.control_plane.endpoints(), ["http://a:1", "http://b:2", "http://c:3"]);
