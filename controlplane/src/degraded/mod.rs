@@ -212,3 +212,6 @@ fn un_obj(e: Entry) -> Option<ObjectRecord> {
 }
 
 mod delegate;
+
+#[cfg(test)]
+mod tests;
