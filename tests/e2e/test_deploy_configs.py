@@ -17,12 +17,14 @@ import copy
 import os
 import re
 import shutil
+import signal
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import (
     ADMIN,
@@ -390,10 +392,12 @@ def test_nomad_job_structure():
 # ---------------------------------------------------------------------------
 
 def test_chart_config_runs_the_three_roles(tmp_path):
-    """PostgreSQL, two s3s-fs backends, and one control plane, one worker and one data plane
-    started with the chart's config and a pod environment (ports moved to free ones, as the
-    chart's env allows): a PUT through the data plane reads back, reaches both backends
-    (replication factor 2), and every role stops cleanly on SIGTERM."""
+    """PostgreSQL, two s3s-fs backends, two control planes, a worker and a data plane, all
+    started with the chart's config and a pod environment (ports and URLs moved to local ones,
+    as the chart's env allows): a PUT through the data plane reads back and reaches both
+    backends (replication factor 2); after the leading control plane is killed with SIGKILL the
+    standby takes over, new PUTs succeed and the first object still reads back; every other
+    process stops cleanly on SIGTERM."""
     pg = Postgres()
     fs = [S3sFs(tmp_path / f"fs{i}") for i in range(2)]
     procs: list[StrataProc] = []
@@ -402,7 +406,8 @@ def test_chart_config_runs_the_three_roles(tmp_path):
         db = pg.create_database()
         for f in fs:
             f.start()
-        s3_port, grpc_port = free_ports(2)
+        s3_port, worker_port, *grpc = free_ports(4)
+        cp_urls = [f"http://127.0.0.1:{p}" for p in grpc]
         values = deep_merge(chart_values(None), {
             "config": {"logFormat": "text", "sections": {
                 "replication": {"factor": 2},
@@ -420,28 +425,36 @@ def test_chart_config_runs_the_three_roles(tmp_path):
         })
         config = tmp_path / "strata.yaml"
         config.write_text(chart_config(values))
-        for role in ("controlplane", "worker", "dataplane"):
+
+        def start(role: str, name: str, **local) -> StrataProc:
             env = chart_env(values, role)
-            env.update({
-                "STRATA_DATA_DIR": str(tmp_path / role),
-                "STRATA_S3_LISTEN": f"127.0.0.1:{s3_port}",
-                "STRATA_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
-                "STRATA_CONTROL_PLANE_URL": f"http://127.0.0.1:{grpc_port}",
-                "STRATA_ADVERTISE_URL": f"http://127.0.0.1:{grpc_port}",
-            })
-            p = StrataProc(role, ["serve", "--role", role, "--config", str(config)], tmp_path, tmp_path / "logs",
+            env.update({"STRATA_DATA_DIR": str(tmp_path / name), "STRATA_S3_LISTEN": f"127.0.0.1:{s3_port}",
+                        "STRATA_CONTROL_PLANE_URL": ",".join(cp_urls), **local})
+            p = StrataProc(name, ["serve", "--role", role, "--config", str(config)], tmp_path, tmp_path / "logs",
                            child_env(env))
             p.start()
             procs.append(p)
-            if role == "controlplane":
-                wait_until(lambda: tcp_open(grpc_port), 60, procs=procs, what="control-plane gRPC")
-        wait_until(lambda: http_get(f"http://127.0.0.1:{s3_port}/ready")[0] == 200, 60, procs=procs,
-                   what="data plane /ready")
-        assert http_get(f"http://127.0.0.1:{s3_port}/health")[0] == 200
-        status, _, metrics = http_get(f"http://127.0.0.1:{s3_port}/metrics")
+            return p
+
+        def lease_url() -> str:
+            return pg.psql("SELECT url FROM cp_lease WHERE expires_at > now()", db=db)
+
+        cps = []
+        for i, port in enumerate(grpc):
+            cps.append(start("controlplane", f"cp{i}", STRATA_GRPC_LISTEN=f"127.0.0.1:{port}",
+                             STRATA_ADVERTISE_URL=cp_urls[i]))
+            wait_until(lambda: tcp_open(port), 60, procs=procs, what=f"cp{i} gRPC")
+            if i == 0:
+                wait_until(lambda: lease_url() == cp_urls[0], 30, procs=procs, what="cp0 takes the lease")
+        start("worker", "worker", STRATA_WORKER_LISTEN=f"127.0.0.1:{worker_port}")
+        start("dataplane", "dataplane")
+        endpoint = f"http://127.0.0.1:{s3_port}"
+        wait_until(lambda: http_get(f"{endpoint}/ready")[0] == 200, 60, procs=procs, what="data plane /ready")
+        assert http_get(f"{endpoint}/health")[0] == 200
+        status, _, metrics = http_get(f"{endpoint}/metrics")
         assert status == 200 and b"strata_" in metrics
 
-        c = boto3_client(f"http://127.0.0.1:{s3_port}", ADMIN)
+        c = boto3_client(endpoint, ADMIN)
         c.create_bucket(Bucket="deploy-smoke")
         body = os.urandom(300_000)
         c.put_object(Bucket="deploy-smoke", Key="a/b.bin", Body=body)
@@ -449,6 +462,23 @@ def test_chart_config_runs_the_three_roles(tmp_path):
         # replication.factor 2 (config.sections): the second copy appears on the other backend.
         wait_until(lambda: all(any(size >= len(body) for size in f.objects().values()) for f in fs), 60,
                    procs=procs, what="a copy of the object on both backends")
+
+        cps[0].signal(signal.SIGKILL)
+        cps[0].wait_exit(10)
+        procs.remove(cps[0])
+        after = os.urandom(100_000)
+
+        def put_after_kill() -> bool:
+            try:
+                c.put_object(Bucket="deploy-smoke", Key="after-kill.bin", Body=after)
+                return True
+            except (BotoCoreError, ClientError):
+                return False
+
+        wait_until(put_after_kill, 30, interval=0.5, procs=procs, what="a PUT through the new leader")
+        assert lease_url() == cp_urls[1]
+        assert c.get_object(Bucket="deploy-smoke", Key="after-kill.bin")["Body"].read() == after
+        assert c.get_object(Bucket="deploy-smoke", Key="a/b.bin")["Body"].read() == body
         for p in reversed(procs):
             assert p.stop() == 0, p.tail(40)
     finally:
