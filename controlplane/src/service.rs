@@ -275,6 +275,46 @@ impl ControlPlane for ControlPlaneService {
         Ok(obsolete)
     }
 
+    async fn commit_write_copies(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        mut meta: ObjectMeta,
+        segments: Vec<Segment>,
+        copies: Vec<(WritePlan, Vec<Segment>)>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        if copies.is_empty() {
+            return self.commit_write(plan, bucket, key, meta, segments).await;
+        }
+        if plan.delta.is_some() || copies.iter().any(|(p, _)| p.delta.is_some()) {
+            return Err(CpError::InvalidArgument(
+                "delta-encoded writes are stored as one copy".into(),
+            ));
+        }
+        meta.last_modified_unix_ms = now_ms();
+        let intents: Vec<String> = std::iter::once(plan.intent_id.clone())
+            .chain(copies.iter().map(|(p, _)| p.intent_id.clone()))
+            .collect();
+        let record = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            object_id: plan.object_id.clone(),
+            meta,
+            segments,
+            copies: copies.into_iter().map(|(_, s)| s).collect(),
+        };
+        let obsolete = self.store.commit_replicated(&intents, &record).await?;
+        let all: Vec<Segment> = (record.segments.iter())
+            .chain(record.copies.iter().flatten())
+            .cloned()
+            .collect();
+        if let Err(e) = keys::record_digests(&*self.store, &all, now_ms()).await {
+            tracing::warn!(error = %e, "could not record a blob digest");
+        }
+        Ok(obsolete)
+    }
+
     async fn record_blob_key(&self, plan: &WritePlan, key: &BlobKey) -> CpResult<()> {
         keys::record_key(
             &*self.store,
@@ -516,6 +556,16 @@ impl ControlPlane for ControlPlaneService {
 
     async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
         self.breakers.record(&report, std::time::Instant::now());
+        // The cluster-wide view for jobs in other processes (replication).
+        let health: Vec<(String, strata_core::BreakerState)> = (report.backends.iter())
+            .map(|b| (b.backend_id.clone(), b.breaker))
+            .collect();
+        if let Err(e) = (self.store)
+            .record_backend_health(&report.reporter, &health, now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, reporter = %report.reporter, "could not record backend health");
+        }
         // The cluster-wide view for jobs in other processes (replication).
         let health: Vec<(String, strata_core::BreakerState)> =
             (report.backends.iter()).map(|b| (b.backend_id.clone(), b.breaker)).collect();

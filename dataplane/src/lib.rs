@@ -41,13 +41,15 @@ pub fn build_front(
     failover: Option<Failover>,
     guard: Option<Arc<Guard>>,
     delta: Option<Arc<DeltaEngine>>,
+    write_quorum: u32,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(
         StrataS3::new(cp.clone(), backends, cfg.region.clone())
             .with_failover(failover.map(Arc::new))
             .with_guard(guard)
-            .with_delta(delta),
+            .with_delta(delta)
+            .with_write_quorum(write_quorum),
     );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });

@@ -246,6 +246,18 @@ pub(crate) fn plan_from_pb(p: Option<pb::WritePlan>) -> Result<core::WritePlan, 
     })
 }
 
+/// One further copy of a quorum write, for `CommitWriteRequest.copies`.
+pub(crate) fn copy_commit_to_pb((plan, segments): (core::WritePlan, Vec<core::Segment>)) -> pb::CopyCommit {
+    pb::CopyCommit {
+        plan: Some(plan_to_pb(plan)),
+        segments: segments.into_iter().map(segment_to_pb).collect(),
+    }
+}
+
+pub(crate) fn copy_commit_from_pb(c: pb::CopyCommit) -> Result<(core::WritePlan, Vec<core::Segment>), Invalid> {
+    Ok((plan_from_pb(c.plan)?, segments_from_pb(c.segments)?))
+}
+
 pub(crate) fn record_to_pb(r: core::ObjectRecord) -> pb::ObjectRecord {
     pb::ObjectRecord {
         bucket: r.bucket,

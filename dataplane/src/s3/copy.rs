@@ -77,30 +77,39 @@ impl StrataS3 {
             bucket: &i.bucket,
             key: &i.key,
         };
-        let (plan, digests, segment) = match &self.delta {
+        let (plan, digests, segment, copies) = match &self.delta {
             // A copy into a delta-enabled place is encoded like any PUT.
             Some(engine) if !matches!(sealing, super::sse::Sealing::Customer(_)) => {
                 let plan = self
                     .first_plan(&target, Some(src.meta.size), &sealing)
                     .await
                     .map_err(from_cp)?;
-                if plan.delta.is_some() {
+                if plan.delta.is_none() && self.quorum_applies(&plan) {
+                    self.copy_with_quorum(&target, &src, &tag_meta, plan, &sealing).await?
+                } else if plan.delta.is_some() {
                     let body = self.read_range(&src, 0, src.meta.size)?;
                     let body = futures::TryStreamExt::map_err(body, |e| Box::new(e) as s3s::StdError);
                     let expect = crate::pipeline::Expect {
                         length: Some(src.meta.size),
                         ..Default::default()
                     };
-                    self.write_delta(engine, &target, plan, &tag_meta, body, expect, &sealing)
-                        .await?
+                    let (p, d, s) =
+                        (self.write_delta(engine, &target, plan, &tag_meta, body, expect, &sealing)).await?;
+                    (p, d, s, Vec::new())
                 } else {
-                    self.copy_planned(&target, &src, 0, src.meta.size, &tag_meta, plan, &sealing)
-                        .await?
+                    let (p, d, s) =
+                        (self.copy_planned(&target, &src, 0, src.meta.size, &tag_meta, plan, &sealing)).await?;
+                    (p, d, s, Vec::new())
                 }
             }
+            // Quorum writes: N copies at once (see quorum.rs).
+            _ if self.write_quorum > 1 => {
+                let plan = (self.first_plan(&target, Some(src.meta.size), &sealing).await).map_err(from_cp)?;
+                self.copy_with_quorum(&target, &src, &tag_meta, plan, &sealing).await?
+            }
             _ => {
-                self.copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta, &sealing)
-                    .await?
+                let (p, d, s) = (self.copy_with_failover(&target, &src, 0, src.meta.size, &tag_meta, &sealing)).await?;
+                (p, d, s, Vec::new())
             }
         };
         meta.size = digests.size;
@@ -109,17 +118,7 @@ impl StrataS3 {
         if let Some((algo, v)) = &digests.checksum {
             meta.checksums.insert(algo.name().to_owned(), v.clone());
         }
-        let obsolete = match self
-            .cp
-            .commit_write(&plan, &i.bucket, &i.key, meta, vec![segment])
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                self.abort(&plan).await;
-                return Err(from_cp(e));
-            }
-        };
+        let obsolete = (self.commit_copies(&plan, &i.bucket, &i.key, meta, segment, copies)).await?;
         self.cleanup(obsolete);
         let result = CopyObjectResult {
             e_tag: Some(etag(&digests.md5_hex)),

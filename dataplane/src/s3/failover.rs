@@ -41,7 +41,7 @@ enum Failure {
 }
 
 impl StrataS3 {
-    async fn plan_for(
+    pub(super) async fn plan_for(
         &self,
         t: &Target<'_>,
         hint: Option<u64>,

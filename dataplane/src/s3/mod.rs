@@ -10,6 +10,7 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod quorum;
 mod reader;
 mod sse;
 mod writer;
@@ -37,6 +38,9 @@ pub struct StrataS3 {
     cleaner: cleanup::Cleaner,
     /// Delta compression (encoding, decoding, the reference cache).
     pub(crate) delta: Option<Arc<crate::delta::DeltaEngine>>,
+    /// Copies a PUT or CopyObject writes before its acknowledgement
+    /// (`replication.write_quorum`; see `quorum.rs`).
+    pub(crate) write_quorum: u32,
 }
 
 impl StrataS3 {
@@ -49,7 +53,15 @@ impl StrataS3 {
             guard: None,
             cleaner: cleanup::Cleaner::default(),
             delta: None,
+            write_quorum: 1,
         }
+    }
+
+    /// Acknowledges a PUT or CopyObject only after `n` copies are durable on
+    /// `n` distinct backends (1, the default: after one copy).
+    pub fn with_write_quorum(mut self, n: u32) -> StrataS3 {
+        self.write_quorum = n.max(1);
+        self
     }
 
     /// Routes every backend call through `guard` (breakers and usage counting).

@@ -154,14 +154,19 @@ impl StrataS3 {
             key: &i.key,
         };
         let plan = self.first_plan(&target, size_hint, &sealing).await.map_err(from_cp)?;
-        let (plan, digests, segment) = match (&self.delta, plan.delta.is_some()) {
+        let (plan, digests, segment, copies) = match (&self.delta, plan.delta.is_some()) {
             (Some(engine), true) => {
-                self.write_delta(engine, &target, plan, &meta, body, expect, &sealing)
+                let (p, d, s) = (self.write_delta(engine, &target, plan, &meta, body, expect, &sealing)).await?;
+                (p, d, s, Vec::new())
+            }
+            // Quorum writes: N copies at once (see quorum.rs).
+            _ if self.quorum_applies(&plan) => {
+                self.write_with_quorum(&target, size_hint, plan, &meta, body, expect, &sealing)
                     .await?
             }
             _ => {
-                self.write_planned(&target, size_hint, plan, &meta, body, expect, &sealing)
-                    .await?
+                let (p, d, s) = (self.write_planned(&target, size_hint, plan, &meta, body, expect, &sealing)).await?;
+                (p, d, s, Vec::new())
             }
         };
         meta.size = digests.size;
@@ -169,17 +174,7 @@ impl StrataS3 {
         if let Some((algo, v)) = &digests.checksum {
             meta.checksums.insert(algo.name().to_owned(), v.clone());
         }
-        let obsolete = match self
-            .cp
-            .commit_write(&plan, &i.bucket, &i.key, meta, vec![segment])
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                self.abort(&plan).await;
-                return Err(from_cp(e));
-            }
-        };
+        let obsolete = (self.commit_copies(&plan, &i.bucket, &i.key, meta, segment, copies)).await?;
         self.cleanup(obsolete);
         let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let mut out = PutObjectOutput {

@@ -40,6 +40,26 @@ pub trait ControlPlane: Send + Sync + 'static {
         meta: ObjectMeta,
         segments: Vec<Segment>,
     ) -> CpResult<Vec<CleanupItem>>;
+    /// [`ControlPlane::commit_write`] for a write stored on several backends
+    /// at once (a quorum write): each further complete copy was written under
+    /// its own plan (`copies`), and every intent is redeemed in the same
+    /// transaction, so either all copies become current or none does.
+    async fn commit_write_copies(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segments: Vec<Segment>,
+        copies: Vec<(WritePlan, Vec<Segment>)>,
+    ) -> CpResult<Vec<CleanupItem>> {
+        if copies.is_empty() {
+            return self.commit_write(plan, bucket, key, meta, segments).await;
+        }
+        Err(crate::CpError::Unavailable(
+            "this control plane cannot commit several copies at once".into(),
+        ))
+    }
     /// Drops a pending intent whose bytes were never (or only partly) written.
     async fn abort_write(&self, intent_id: &str) -> CpResult<()>;
     /// Records, before any byte is written, the key a planned blob is sealed

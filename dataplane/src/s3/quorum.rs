@@ -1,0 +1,377 @@
+//! Quorum writes (`replication.write_quorum: N`, N > 1): a PutObject or
+//! CopyObject body is read once and streamed in parallel to N distinct
+//! backends, each copy under its own plan and intent (and sealed with its own
+//! data key when encryption applies). The chunks fan out through one bounded
+//! channel per copy, so memory stays at a few chunks per copy whatever the
+//! object size. The write is acknowledged only when all N copies are durable
+//! and committed in one transaction; otherwise every intent is aborted (the
+//! bytes written so far are deleted), nothing is committed, the previous
+//! version stays current, and the client gets 503 SlowDown to retry.
+//!
+//! Delta-encoded writes stay single-copy (the replication job copies them
+//! later), and multipart uploads are replicated by the job, not by quorum.
+
+use std::io;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use prometheus::IntCounterVec;
+use s3s::{S3Error, S3Result, StdError, s3_error};
+use strata_backend::ByteStream;
+use strata_backend::sealed::put_blob;
+use strata_core::{CleanupItem, CpError, ObjectMeta, Segment, WritePlan};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::StrataS3;
+use super::sse::Sealing;
+use super::writer::{self, Target};
+use crate::errors::from_cp;
+use crate::errors::from_upload;
+use crate::pipeline::{Digests, Expect, verify};
+
+/// Chunks buffered per copy: memory is bounded by this, times the chunk
+/// size, times N.
+const CHANNEL_CHUNKS: usize = 4;
+
+static QUORUM_WRITES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = IntCounterVec::new(
+        prometheus::Opts::new(
+            "strata_quorum_writes_total",
+            "Writes that needed N copies before their acknowledgement, by outcome: acknowledged, \
+             no_backends (fewer than N could be planned), backend_failed, client_error, commit_failed",
+        ),
+        &["outcome"],
+    )
+    .expect("valid metric");
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "quorum metric not registered");
+    }
+    c
+});
+
+fn outcome(o: &str) {
+    QUORUM_WRITES.with_label_values(&[o]).inc();
+}
+
+/// The further copies of a quorum write: each plan with what was written under it.
+pub(super) type Copies = Vec<(WritePlan, Vec<Segment>)>;
+
+/// What a client is told when N copies cannot be written: retry later.
+fn not_enough(n: usize) -> S3Error {
+    s3_error!(
+        SlowDown,
+        "Fewer than {n} storage backends could take a copy of this object; please retry."
+    )
+}
+
+/// Why the fan-out stopped.
+enum Pumped {
+    /// The body ended cleanly.
+    Done,
+    /// A copy's backend stopped reading: the quorum is lost.
+    CopyLost,
+    /// The client's body failed (or did not match its checksums).
+    Body(io::Error),
+}
+
+/// Feeds every chunk of `body` to every sender, in order. On any failure the
+/// remaining copies get an error (so none is stored as if complete).
+async fn pump<S>(mut body: S, senders: Vec<mpsc::Sender<io::Result<Bytes>>>) -> Pumped
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let fail_all = |senders: &[mpsc::Sender<io::Result<Bytes>>]| {
+        for tx in senders {
+            let _ = tx.try_send(Err(io::Error::other("quorum write abandoned")));
+        }
+    };
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(chunk) => {
+                for tx in &senders {
+                    // Bytes clones share the buffer: no copy per backend.
+                    if tx.send(Ok(chunk.clone())).await.is_err() {
+                        fail_all(&senders);
+                        return Pumped::CopyLost;
+                    }
+                }
+            }
+            Err(e) => {
+                fail_all(&senders);
+                return Pumped::Body(e);
+            }
+        }
+    }
+    Pumped::Done
+}
+
+impl StrataS3 {
+    /// Whether a write planned as `plan` must reach several backends before
+    /// its acknowledgement (delta-encoded writes stay single-copy).
+    pub(super) fn quorum_applies(&self, plan: &WritePlan) -> bool {
+        self.write_quorum > 1 && !(self.delta.is_some() && plan.delta.is_some())
+    }
+
+    /// Plans the copies after `first` on distinct backends (open breakers
+    /// left out), each under its own intent. Every plan made is aborted when
+    /// fewer than `n` can be made.
+    async fn more_plans(
+        &self,
+        target: &Target<'_>,
+        hint: Option<u64>,
+        first: &WritePlan,
+        sealing: &Sealing,
+    ) -> S3Result<Vec<WritePlan>> {
+        let n = self.write_quorum as usize;
+        let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
+        let mut plans: Vec<WritePlan> = Vec::new();
+        while plans.len() + 1 < n {
+            let exclude: Vec<String> = std::iter::once(&first.backend_id)
+                .chain(plans.iter().map(|p| &p.backend_id))
+                .chain(&open)
+                .cloned()
+                .collect();
+            match self.plan_for(target, hint, &exclude, sealing).await {
+                Ok(p) => plans.push(p),
+                Err(e) => {
+                    for p in &plans {
+                        self.abort(p).await;
+                    }
+                    return Err(match e {
+                        CpError::NoCapacity(why) => {
+                            outcome("no_backends");
+                            tracing::warn!(
+                                bucket = target.bucket(), key = target.key(), quorum = n, planned = plans.len() + 1,
+                                open_breakers = ?open, reason = %why, "not enough backends for a quorum write",
+                            );
+                            not_enough(n)
+                        }
+                        e => from_cp(e),
+                    });
+                }
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Writes `body` to `write_quorum` backends at once, `first` included.
+    /// Returns the first plan and segment, the digests, and the further
+    /// copies, all written; on failure every plan has been aborted.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_with_quorum<S>(
+        &self,
+        target: &Target<'_>,
+        hint: Option<u64>,
+        first: WritePlan,
+        meta: &ObjectMeta,
+        body: S,
+        expect: Expect,
+        sealing: &Sealing,
+    ) -> S3Result<(WritePlan, Digests, Segment, Copies)>
+    where
+        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
+    {
+        let more = match self.more_plans(target, hint, &first, sealing).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.abort(&first).await;
+                return Err(e);
+            }
+        };
+        let plans: Vec<WritePlan> = std::iter::once(first).chain(more).collect();
+        let result = self.fan_out(target, &plans, meta, body, expect).await;
+        let (digests, segments) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                for p in &plans {
+                    self.abort(p).await;
+                }
+                return Err(e);
+            }
+        };
+        let mut pairs = plans.into_iter().zip(segments);
+        let (first, segment) = pairs.next().expect("at least one plan");
+        let copies = pairs.map(|(p, s)| (p, vec![s])).collect();
+        Ok((first, digests, segment, copies))
+    }
+
+    /// CopyObject with a quorum: the source is read once and fanned out.
+    pub(super) async fn copy_with_quorum(
+        &self,
+        target: &Target<'_>,
+        src: &strata_core::ObjectRecord,
+        tag_meta: &ObjectMeta,
+        first: WritePlan,
+        sealing: &Sealing,
+    ) -> S3Result<(WritePlan, Digests, Segment, Copies)> {
+        let size = src.meta.size;
+        let body = match self.read_range(src, 0, size) {
+            Ok(b) => futures::TryStreamExt::map_err(b, |e| Box::new(e) as StdError),
+            Err(e) => {
+                self.abort(&first).await;
+                return Err(e);
+            }
+        };
+        let expect = Expect {
+            length: Some(size),
+            ..Expect::default()
+        };
+        self.write_with_quorum(target, Some(size), first, tag_meta, body, expect, sealing)
+            .await
+    }
+
+    /// Streams `body` once to every plan's backend in parallel; every copy
+    /// must be stored. The caller aborts the plans on failure.
+    async fn fan_out<S>(
+        &self,
+        target: &Target<'_>,
+        plans: &[WritePlan],
+        meta: &ObjectMeta,
+        body: S,
+        expect: Expect,
+    ) -> S3Result<(Digests, Vec<Segment>)>
+    where
+        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
+    {
+        let mut senders = Vec::with_capacity(plans.len());
+        let mut puts = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let Some(backend) = self.backends.get(&plan.backend_id).cloned() else {
+                tracing::error!(backend = %plan.backend_id, "plan names a backend this data plane does not have");
+                return Err(s3_error!(InternalError));
+            };
+            let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+            senders.push(tx);
+            let tags = writer::tags(plan, target.bucket(), target.key(), target.role(), meta, &expect);
+            let stream: ByteStream = Box::pin(ReceiverStream::new(rx));
+            let (key, cipher) = (plan.backend_key.clone(), plan.cipher.clone());
+            puts.push(async move { put_blob(&*backend, &key, &tags, stream, cipher.as_ref()).await });
+        }
+        let (verified, slot) = verify(body, expect);
+        let (pumped, stored) = tokio::join!(pump(verified, senders), futures::future::join_all(puts));
+        let lost = match pumped {
+            Pumped::Done => false,
+            Pumped::Body(e) => {
+                outcome("client_error");
+                return Err(from_upload(strata_backend::BackendError::Body(e)));
+            }
+            Pumped::CopyLost => true,
+        };
+        let failed: Vec<(&str, String)> = (plans.iter().zip(&stored))
+            .filter_map(|(p, r)| r.as_ref().err().map(|e| (p.backend_id.as_str(), e.to_string())))
+            .collect();
+        if lost || !failed.is_empty() {
+            outcome("backend_failed");
+            tracing::warn!(
+                bucket = target.bucket(), key = target.key(), quorum = plans.len(), failed = ?failed,
+                "a quorum write lost a copy; nothing is committed",
+            );
+            return Err(not_enough(plans.len()));
+        }
+        let Some(digests) = slot.lock().map(|mut d| d.take()).ok().flatten() else {
+            return Err(s3_error!(InternalError));
+        };
+        let segments = plans.iter().map(|p| writer::segment(p, &digests)).collect();
+        Ok((digests, segments))
+    }
+
+    /// Commits a write with its further copies (none for a single-copy
+    /// write) in one transaction; aborts every plan when the commit fails.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn commit_copies(
+        &self,
+        plan: &WritePlan,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        segment: Segment,
+        copies: Copies,
+    ) -> S3Result<Vec<CleanupItem>> {
+        let quorum = !copies.is_empty();
+        let others: Vec<WritePlan> = copies.iter().map(|(p, _)| p.clone()).collect();
+        let res = (self.cp)
+            .commit_write_copies(plan, bucket, key, meta, vec![segment], copies)
+            .await;
+        match res {
+            Ok(obsolete) => {
+                if quorum {
+                    outcome("acknowledged");
+                    tracing::debug!(bucket, key, copies = others.len() + 1, "quorum write committed");
+                }
+                Ok(obsolete)
+            }
+            Err(e) => {
+                if quorum {
+                    outcome("commit_failed");
+                }
+                self.abort(plan).await;
+                for p in &others {
+                    self.abort(p).await;
+                }
+                Err(from_cp(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(n: usize) -> impl Stream<Item = io::Result<Bytes>> + Unpin {
+        futures::stream::iter((0..n).map(|i| Ok(Bytes::from(vec![i as u8; 1024]))))
+    }
+
+    #[tokio::test]
+    async fn every_copy_gets_every_chunk_in_order() {
+        let (mut txs, mut rxs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+            txs.push(tx);
+            rxs.push(ReceiverStream::new(rx));
+        }
+        let readers = rxs.into_iter().map(|rx| async move {
+            let got: Vec<io::Result<Bytes>> = rx.collect().await;
+            got.into_iter().map(|c| c.unwrap()).collect::<Vec<_>>()
+        });
+        let (pumped, got) = tokio::join!(pump(chunks(50), txs), futures::future::join_all(readers));
+        assert!(matches!(pumped, Pumped::Done));
+        for copy in got {
+            assert_eq!(copy.len(), 50);
+            assert!(copy.iter().enumerate().all(|(i, c)| c[0] == i as u8 && c.len() == 1024));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_copy_fails_the_others_instead_of_ending_them_cleanly() {
+        let (tx1, rx1) = mpsc::channel(CHANNEL_CHUNKS);
+        let (tx2, rx2) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+        drop(rx2); // this backend failed at once
+        let reader = async move {
+            let got: Vec<io::Result<Bytes>> = ReceiverStream::new(rx1).collect().await;
+            got
+        };
+        let (pumped, got) = tokio::join!(pump(chunks(50), vec![tx1, tx2]), reader);
+        assert!(matches!(pumped, Pumped::CopyLost));
+        assert!(
+            got.last().is_some_and(|c| c.is_err()),
+            "the surviving copy sees an error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_body_fails_every_copy() {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let body = futures::stream::iter([
+            Ok(Bytes::from_static(b"abc")),
+            Err(io::Error::other("client went away")),
+        ]);
+        let reader = async move { ReceiverStream::new(rx).collect::<Vec<_>>().await };
+        let (pumped, got) = tokio::join!(pump(body, vec![tx]), reader);
+        assert!(matches!(pumped, Pumped::Body(_)));
+        assert_eq!(got.len(), 2);
+        assert!(got[1].is_err());
+    }
+}
