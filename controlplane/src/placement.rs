@@ -84,6 +84,20 @@ impl Placement {
         monthly: &[MonthlyUsage],
         exclude: &[String],
     ) -> CpResult<&str> {
+        self.choose_active(bucket, size_hint, usage, monthly, exclude, &[])
+    }
+
+    /// [`Placement::choose`], never choosing a backend of `inactive`
+    /// (draining, drained or removed, with that state as the reason).
+    pub fn choose_active(
+        &self,
+        bucket: &str,
+        size_hint: Option<u64>,
+        usage: &[BackendUsage],
+        monthly: &[MonthlyUsage],
+        exclude: &[String],
+        inactive: &[(String, &'static str)],
+    ) -> CpResult<&str> {
         let pins = self.config.bucket_backends.get(bucket);
         let candidates: Vec<&PlacementBackend> = self
             .backends
@@ -105,6 +119,10 @@ impl Placement {
         let mut eligible = Vec::with_capacity(candidates.len());
         let mut skipped = Vec::new();
         for (order, b) in candidates.into_iter().enumerate() {
+            if let Some((_, state)) = inactive.iter().find(|(id, _)| *id == b.id) {
+                skipped.push(format!("{}: {state} (see `strata backends list`)", b.id));
+                continue;
+            }
             if exclude.contains(&b.id) {
                 skipped.push(format!(
                     "{}: unavailable (circuit breaker open or a write just failed)",

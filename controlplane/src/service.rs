@@ -31,6 +31,9 @@ pub struct ControlPlaneService {
     /// when a report arrives (which refreshes them here), so a plan reads
     /// them from the store at most once per `MONTHLY_TTL`.
     monthly: std::sync::Mutex<Option<(std::time::Instant, String, Vec<MonthlyUsage>)>>,
+    /// Backends that take no writes (draining, drained, removed) as last
+    /// read from the store, trusted for `STATES_TTL`.
+    inactive: std::sync::Mutex<Option<(std::time::Instant, Inactive)>>,
     /// Encryption policy and master keys.
     sealer: Arc<Sealer>,
     /// Delta compression policy (see `crate::delta`).
@@ -43,6 +46,13 @@ pub struct ControlPlaneService {
 /// How long placement trusts cached monthly totals (reports from other
 /// control-plane instances become visible within this time).
 const MONTHLY_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long placement trusts the cached backend states (a drain started by
+/// another process or the CLI takes effect within this time).
+const STATES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Backends out of writes, with their state (`draining`, `drained`, `removed`).
+type Inactive = Vec<(String, &'static str)>;
 
 impl ControlPlaneService {
     /// `backends` in configuration order (`Config::effective_backends`).
@@ -59,6 +69,7 @@ impl ControlPlaneService {
             kinds: backends.iter().map(BackendConfig::kind).collect(),
             breakers: BreakerView::new(DEFAULT_BREAKER_WINDOW),
             monthly: std::sync::Mutex::new(None),
+            inactive: std::sync::Mutex::new(None),
             sealer: Arc::new(Sealer::disabled()),
             delta: Arc::default(),
             fence: None,
@@ -124,6 +135,23 @@ impl ControlPlaneService {
         Ok(totals)
     }
 
+    /// The backends whose persisted state keeps them out of writes (see
+    /// `strata backends`), from the cache when fresh: several control planes
+    /// agree within `STATES_TTL` of a change.
+    pub async fn inactive_backends(&self) -> CpResult<Vec<(String, &'static str)>> {
+        if let Some((at, list)) = &*self.inactive.lock().expect("states cache")
+            && at.elapsed() < STATES_TTL
+        {
+            return Ok(list.clone());
+        }
+        let list: Vec<(String, &'static str)> = (self.store.backend_states().await?.into_iter())
+            .filter(|s| !s.state.takes_writes())
+            .map(|s| (s.backend_id, s.state.as_str()))
+            .collect();
+        *self.inactive.lock().expect("states cache") = Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
     pub fn store(&self) -> &Arc<dyn MetaStore> {
         &self.store
     }
@@ -133,7 +161,8 @@ impl ControlPlaneService {
     async fn place(&self, bucket: &str, size_hint: Option<u64>, exclude: &[String]) -> CpResult<String> {
         let usage = self.store.backend_usage().await?;
         let monthly = self.monthly_totals().await?;
-        let chosen = self.placement.choose(bucket, size_hint, &usage, &monthly, exclude);
+        let inactive = self.inactive_backends().await?;
+        let chosen = (self.placement).choose_active(bucket, size_hint, &usage, &monthly, exclude, &inactive);
         if let Err(CpError::NoCapacity(why)) = &chosen {
             tracing::warn!(bucket, ?size_hint, reason = %why, "no backend has capacity");
         }
@@ -505,6 +534,7 @@ impl ControlPlane for ControlPlaneService {
         let usage = self.store.backend_usage().await?;
         let by_id: HashMap<&str, &BackendUsage> = usage.iter().map(|u| (u.backend_id.as_str(), u)).collect();
         let monthly = self.month_usage().await?;
+        let inactive = self.inactive_backends().await?;
         let now = std::time::Instant::now();
         let backends = (self.placement.backends().iter())
             .zip(&self.kinds)
@@ -526,7 +556,8 @@ impl ControlPlane for ControlPlaneService {
                     max_object_size: b.limits.max_object_size,
                     eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q)
                         && !month.requests_exhausted
-                        && !month.ingress_exhausted,
+                        && !month.ingress_exhausted
+                        && !inactive.iter().any(|(id, _)| *id == b.id),
                     usage: month,
                     api_request_limit: b.limits.api_request_limit,
                     egress_byte_limit: b.limits.egress_byte_limit,

@@ -24,6 +24,8 @@ pub enum Command {
     Bench(strata_bench::BenchArgs),
     /// Start, pause, cancel or list the resumable jobs (encrypt-existing, decrypt-existing).
     Jobs(crate::jobs_cli::JobsArgs),
+    /// List backends and drain, undrain, remove or purge one (persisted state; see docs/drain.md).
+    Backends(crate::backends_cli::BackendsArgs),
 }
 
 #[derive(Args)]

@@ -113,6 +113,7 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
         reconcile.keys_per_cycle = u64::from(jobs.reconcile_keys_per_cycle);
         runner.add(Arc::new(reconcile));
     }
+    add_backend_jobs(&mut runner, config, &store, &cp, &backends);
     runner
 }
 
@@ -153,6 +154,28 @@ fn add_key_jobs(
         let s = sealer.clone();
         let seals: SealPolicy = Arc::new(move |bucket: &str, backend: &str| s.seals(bucket, backend));
         let job = RewriteJob::new(kind, store.clone(), cp.clone(), backends.clone(), seals, 32, period);
+        runner.add(Arc::new(job));
+    }
+}
+
+/// Drain, over-replication cleanup and (when enabled) rebalance (docs/drain.md).
+fn add_backend_jobs(
+    runner: &mut Runner,
+    config: &Config,
+    store: &Arc<dyn MetaStore>,
+    cp: &Arc<dyn ControlPlane>,
+    backends: &Backends,
+) {
+    let r = &config.rebalance;
+    let period = Duration::from_secs(r.drain_period_secs);
+    let mut drain = strata_workers::DrainJob::new(store.clone(), cp.clone(), backends.clone(), period);
+    drain.concurrency = r.drain_concurrency;
+    runner.add(Arc::new(drain));
+    let period = Duration::from_secs(r.overreplication_period_secs);
+    let factor = config.replication.factor;
+    runner.add(Arc::new(strata_workers::OverReplicationJob::new(store.clone(), cp.clone(), factor, period)));
+    if r.enabled {
+        let job = strata_workers::RebalanceJob::new(store.clone(), cp.clone(), backends.clone(), r.clone());
         runner.add(Arc::new(job));
     }
 }

@@ -1,5 +1,6 @@
 //! `strata`: one binary for every role.
 
+mod backends_cli;
 mod cli;
 mod jobs_cli;
 mod jobs_wiring;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => cli::validate(&args),
         cli::Command::Bench(args) => strata_bench::main(args),
         cli::Command::Jobs(args) => jobs_cli::main(args),
+        cli::Command::Backends(args) => backends_cli::main(args),
         cli::Command::Serve(args) => {
             let (config, role) = match cli::load_for_serve(&args) {
                 Ok(c) => c,

@@ -7,6 +7,7 @@ mod encryption;
 mod env;
 mod jobs;
 mod lenient;
+mod rebalance;
 mod resilience;
 
 use std::fmt;
@@ -22,6 +23,7 @@ pub use delta::{DeltaConfig, DeltaRule, DeltaSwitch, MEDIA_SUFFIXES, glob_match}
 pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
+pub use rebalance::{RebalanceConfig, RebalanceStrategy};
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
 
 /// Which parts of Strata a process runs.
@@ -103,6 +105,10 @@ pub struct Config {
     /// Schedules of the cleanup and reaper jobs.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The rebalance job (off by default) and the drain and
+    /// over-replication cleanup schedules (docs/drain.md).
+    #[serde(default)]
+    pub rebalance: RebalanceConfig,
     /// Encryption at rest: modes and master keys (control plane).
     #[serde(default)]
     pub encryption: EncryptionConfig,

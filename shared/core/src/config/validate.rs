@@ -202,6 +202,7 @@ impl Config {
             &mut errs,
         );
         super::jobs::validate(&self.jobs, &mut errs);
+        super::rebalance::validate(&self.rebalance, &mut errs);
         self.delta.validate(&mut errs);
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
