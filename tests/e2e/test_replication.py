@@ -33,9 +33,10 @@ def fs3(tmp_path):
         b.stop()
 
 
-def start(tmp_path, fs: list[S3sFs], replication: str, limits: list[dict] | None = None) -> Strata:
+def start(tmp_path, fs: list[S3sFs], replication: str, limits: list[dict] | None = None,
+          mode: str = "all") -> Strata:
     yaml = "\n".join(b.yaml(f"fs{i}", **((limits or [{}] * 3)[i])) for i, b in enumerate(fs))
-    return Strata("all", tmp_path / "strata", backends_yaml=yaml,
+    return Strata(mode, tmp_path / "strata", backends_yaml=yaml,
                   extra_yaml=FAST + f"replication: {replication}\n").start()
 
 
@@ -100,9 +101,12 @@ def test_factor_reached_then_reads_survive_a_kill_and_copies_move_to_healthy_bac
         s.stop_and_check()
 
 
-def test_quorum_write_is_on_two_backends_when_acknowledged(tmp_path, fs3):
+# `split`: a data plane and a control plane as separate processes, so the copies travel in
+# CommitWriteRequest.copies over gRPC.
+@pytest.mark.parametrize("mode", ["all", "split"])
+def test_quorum_write_is_on_two_backends_when_acknowledged(tmp_path, fs3, mode):
     # The job would take an hour: whatever is on two backends at ack time was the PUT itself.
-    s = start(tmp_path, fs3, "{factor: 2, write_quorum: 2, interval_secs: 3600}")
+    s = start(tmp_path, fs3, "{factor: 2, write_quorum: 2, interval_secs: 3600}", mode=mode)
     try:
         s3 = boto3_client(s.endpoint)
         bucket = unique_bucket("quorum")
@@ -127,8 +131,9 @@ def test_quorum_write_is_on_two_backends_when_acknowledged(tmp_path, fs3):
         s.stop_and_check()
 
 
-def test_quorum_write_refuses_to_acknowledge_without_two_backends(tmp_path, fs3):
-    s = start(tmp_path, fs3, "{factor: 2, write_quorum: 2, interval_secs: 3600}")
+@pytest.mark.parametrize("mode", ["all", "split"])
+def test_quorum_write_refuses_to_acknowledge_without_two_backends(tmp_path, fs3, mode):
+    s = start(tmp_path, fs3, "{factor: 2, write_quorum: 2, interval_secs: 3600}", mode=mode)
     try:
         s3 = boto3_client(s.endpoint)
         bucket = unique_bucket("noquorum")
