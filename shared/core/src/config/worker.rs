@@ -79,3 +79,77 @@ pub(super) fn validate(rules: &[LifecycleRule], errs: &mut Vec<ConfigError>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Role};
+
+    fn errors(yaml: &str, role: Role) -> Vec<String> {
+        match Config::from_yaml(yaml) {
+            Ok(c) => c.validate(role).err().unwrap_or_default(),
+            Err(e) => e,
+        }
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+    }
+
+    #[test]
+    fn lifecycle_rules_and_worker_listen_parse() {
+        let c = Config::from_yaml(
+            "worker: {listen: 127.0.0.1:9300}\nlifecycle:\n- {bucket: logs, prefix: tmp/, expire_after_days: 2}\n\
+             - {bucket: scratch, expire_after_secs: 5}\n",
+        )
+        .unwrap();
+        c.validate(Role::All).unwrap();
+        assert_eq!(c.worker.listen.unwrap().port(), 9300);
+        assert_eq!(c.lifecycle[0].max_age_ms(), 2 * 86_400_000);
+        assert_eq!(
+            (c.lifecycle[1].prefix.as_str(), c.lifecycle[1].max_age_ms()),
+            ("", 5_000)
+        );
+    }
+
+    #[test]
+    fn bad_lifecycle_rules_say_how_to_fix() {
+        let e = errors(
+            "lifecycle:\n- {bucket: Bad_Name, expire_after_days: 1}\n- {bucket: ok-bucket}\n\
+             - {bucket: ok-bucket, expire_after_days: 1, expire_after_secs: 1}\n- {bucket: ok-bucket, expire_after_secs: 0}\n",
+            Role::All,
+        );
+        assert!(e.iter().any(|m| m.starts_with("lifecycle[0].bucket:")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("lifecycle[1].expire_after_days: is required")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("lifecycle[2].expire_after_days: give either")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("lifecycle[3].expire_after_days: must be at least 1")),
+            "{e:?}"
+        );
+        let e = errors(
+            "lifecycle:\n- {bucket: b1, prefx: x, expire_after_days: 1}\n",
+            Role::All,
+        );
+        assert!(e.iter().any(|m| m.contains("unknown field `prefx`")), "{e:?}");
+    }
+
+    #[test]
+    fn the_worker_role_needs_postgres() {
+        let secret = "cluster: {secret: 0123456789abcdef0123456789abcdef}\n";
+        let e = errors(secret, Role::Worker);
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("database:") && m.contains("postgres://")),
+            "{e:?}"
+        );
+        let pg = format!("{secret}database: {{url: 'postgres://u@h/db'}}\n");
+        assert_eq!(errors(&pg, Role::Worker), Vec::<String>::new());
+    }
+}
