@@ -94,3 +94,40 @@ pub async fn lease_fence_rejects_deposed_commits(s: &dyn MetaStore) {
         .unwrap();
     assert_eq!(s.get_object("b", "k2").await.unwrap().object_id, "obj-late");
 }
+
+/// PostgreSQL: a takeover (which changes the UNIQUE term) waits for the
+/// deposed leader's open fenced transaction, which holds the lease row FOR
+/// KEY SHARE; a renewal (a non-key update) does not.
+#[tokio::test]
+async fn pg_takeover_waits_for_open_fenced_transactions() {
+    let Some(s) = crate::postgres::pg_store().await else {
+        return;
+    };
+    let term = s.acquire_lease("cp-a", "http://a", 2_000).await.unwrap().term;
+    // What the fenced store's write transaction holds while it commits.
+    let mut tx = s.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM cp_lease WHERE id = 1 AND term = $1 FOR KEY SHARE")
+        .bind(term)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let renew = tokio::time::timeout(Duration::from_secs(2), s.renew_lease("cp-a", term, SHORT));
+    assert!(renew.await.expect("a renewal never waits for commits").unwrap());
+    expire().await;
+    let takeover = {
+        let s = s.clone();
+        tokio::spawn(async move { s.acquire_lease("cp-b", "http://b", LONG).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !takeover.is_finished(),
+        "the takeover must wait for the open fenced transaction"
+    );
+    tx.commit().await.unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(5), takeover)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.holder.as_str(), b.term), ("cp-b", term + 1));
+}
