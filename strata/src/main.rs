@@ -1,5 +1,6 @@
 //! `strata`: one binary for every role.
 
+mod alloc;
 mod backends_cli;
 mod cli;
 mod jobs_cli;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    alloc::fix_mmap_threshold();
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Version => {
