@@ -110,3 +110,40 @@ async fn the_control_plane_records_breaker_state_from_usage_reports() {
         .unwrap();
     assert_eq!(got, vec!["disk-2"]);
 }
+
+#[tokio::test]
+async fn targets_over_their_quota_or_monthly_limit_are_not_used() {
+    use strata_core::config::BackendConfig;
+    let mut k = cp_kit(4, &enc(false)).await;
+    // disk-3 has used up its monthly ingress; disk-4's quota is smaller than the object.
+    for c in &mut k.configs {
+        if let BackendConfig::Local { id, limits, .. } = c {
+            match id.as_str() {
+                "disk-3" => limits.ingress_byte_limit = Some(10),
+                "disk-4" => limits.quota_bytes = Some(5),
+                _ => {}
+            }
+        }
+    }
+    k.with_policy(&enc(false));
+    let used = strata_core::UsageReport {
+        reporter: "dp-1".into(),
+        backends: vec![strata_core::BackendTraffic {
+            backend_id: "disk-3".into(),
+            ingress_bytes: 100,
+            ..Default::default()
+        }],
+    };
+    k.cp.report_usage(used).await.unwrap();
+    k.put("k", b"twenty bytes of data", &["disk-2", "disk-3", "disk-4"], true)
+        .await;
+    let mut j = job(&k);
+    j.factor = 4;
+    assert_eq!(j.run_once().await.unwrap(), Outcome::Busy);
+    for _ in 0..3 {
+        // The cursor passes the object, then comes back to it: still no room.
+        assert_ne!(j.run_once().await.unwrap(), Outcome::Busy, "no room for a third copy");
+    }
+    let rec = k.cp.locate("b", "k").await.unwrap();
+    assert_eq!(holders(&rec), vec!["disk-1", "disk-2"]);
+}
