@@ -250,3 +250,8 @@ def test_after_kill_9_of_one_worker_the_other_runs_every_job(cluster):
         assert row["state"] in ("idle", "running"), row
     assert checked >= 5, end
     assert b.get("/ready")[0] == 200
+    # SIGTERM: the worker stops its jobs and its HTTP, and exits cleanly.
+    t = time.monotonic()
+    assert b.proc.stop(timeout=15) == 0, b.proc.tail()
+    assert time.monotonic() - t < 10
+    assert b.get("/health")[0] == 0, "the HTTP endpoint is closed"
