@@ -12,11 +12,15 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from harness import (
+    STRATA_BIN,
     Strata,
     StrataProc,
     boto3_client,
@@ -228,6 +232,40 @@ def test_lifecycle_expires_objects_under_the_prefix_only(cluster):
     wait_until(lambda: sorted(v for k, v in _blobs(fs).items() if k in new) == [1_003, 1_004], 20,
                what="expired blobs deleted")
     assert sum(w.metric("strata_lifecycle_expired_total") for w in cluster["workers"]) >= 2
+
+
+def _cli(cluster, *args: str) -> str:
+    cfg = cluster["strata"].config_path
+    cp = subprocess.run([STRATA_BIN, "jobs", *args, "--config", str(cfg)], capture_output=True, text=True,
+                        timeout=60, env=child_env({"STRATA_CLUSTER_SECRET": cluster["strata"].cluster_secret}))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    return cp.stdout
+
+
+def test_an_operator_cancels_and_starts_a_job_from_the_cli_and_over_http(cluster):
+    w = cluster["workers"][0]
+    listing = _cli(cluster, "list")
+    assert re.search(r"^cleanup\s+(idle|running)\s+\d+", listing, re.M), listing
+    assert "cancelled" in _cli(cluster, "cancel", "cleanup")
+    wait_until(lambda: w.jobs()["cleanup"]["state"] == "cancelled", 10, what="cleanup cancelled")
+    runs = w.jobs()["cleanup"]["runs"]
+    time.sleep(2.5)
+    assert w.jobs()["cleanup"]["runs"] == runs, "a cancelled job does not run"
+    assert re.search(r"^cleanup\s+cancelled", _cli(cluster, "list"), re.M)
+    assert "started" in _cli(cluster, "start", "cleanup")
+    wait_until(lambda: w.jobs()["cleanup"]["runs"] > runs, 10, what="cleanup runs again")
+    # The same over HTTP.
+    req = urllib.request.Request(w.url + "/status/jobs/reaper/cancel", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert json.loads(r.read())["state"] == "cancelled"
+    wait_until(lambda: w.jobs()["reaper"]["state"] == "cancelled", 10, what="reaper cancelled")
+    req = urllib.request.Request(w.url + "/status/jobs/reaper/start", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 200
+    wait_until(lambda: w.jobs()["reaper"]["state"] != "cancelled", 10, what="reaper started")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(w.url + "/status/jobs/nope/cancel", method="POST"), timeout=5)
+    assert e.value.code == 404
 
 
 def test_after_kill_9_of_one_worker_the_other_runs_every_job(cluster):
