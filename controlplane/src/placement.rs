@@ -452,4 +452,17 @@ mod tests {
         let p = placement(RoutingStrategy::Spread, &backends, &[]);
         assert_eq!(p.choose("x", Some(1), &[], &[month("a", 10, 0)], &[]).unwrap(), "b");
     }
+
+    #[test]
+    fn inactive_backends_are_never_chosen() {
+        let p = placement(RoutingStrategy::Spread, &three(None), &[]);
+        let inactive = [("a".to_owned(), "draining"), ("b".to_owned(), "removed")];
+        assert_eq!(p.choose_active("x", Some(1), &[], &[], &[], &inactive).unwrap(), "c");
+        let e = p.choose_active("x", Some(1), &[], &[], &["c".into()], &inactive).unwrap_err();
+        let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
+        assert!(msg.contains("a: draining (see `strata backends list`)"), "{msg}");
+        assert!(msg.contains("b: removed"), "{msg}");
+        let p = placement(RoutingStrategy::Pack, &three(None), &[]);
+        assert_eq!(p.choose_active("x", None, &[], &[], &[], &inactive[..1]).unwrap(), "b");
+    }
 }
