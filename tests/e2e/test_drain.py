@@ -110,6 +110,15 @@ def test_drain_moves_every_object_off_and_new_writes_avoid_it(tmp_path, fs3):
         assert "fs1: active" in cli(s, "undrain", "fs1").stdout
         bad = cli(s, "undrain", "fs1", check=False)
         assert bad.returncode == 1 and "not draining or drained" in bad.stderr
+        # Drain again (it holds nothing now), then remove it: its records go, it stays out of writes.
+        cli(s, "drain", "fs1")
+        wait_until(lambda: state(s, "fs1") == "drained", 30, what="fs1 drained again")
+        out = cli(s, "remove", "fs1").stdout
+        assert "fs1: removed; dropped 0 copies, deleted 0 objects" in out, out
+        assert state(s, "fs1") == "removed"
+        bad = cli(s, "drain", "fs1", check=False)
+        assert bad.returncode == 1 and "is removed" in bad.stderr, bad.stderr
+        check_all(c, bucket, bodies | new)
     finally:
         s.stop_and_check()
 
