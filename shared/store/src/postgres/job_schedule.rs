@@ -1,11 +1,11 @@
 //! The jobs' shared schedule (`job_schedule`) and their cluster-wide locks:
-//! a session advisory lock per job, held on a dedicated pooled connection for
-//! one cycle. The schedule is job bookkeeping, not a catalog decision, so it
+//! a session advisory lock per job, held for one cycle on a dedicated
+//! connection of its own (outside the pool, so that jobs holding locks can
+//! never starve the pool their own work needs). The schedule is job bookkeeping, not a catalog decision, so it
 //! is written outside the leader's write fence.
 
 use async_trait::async_trait;
-use sqlx::Postgres;
-use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection};
 use strata_core::CpResult;
 
 use super::{PgStore, db};
@@ -15,11 +15,10 @@ use crate::job_schedule::{JobLock, JobSchedule, SCHEDULE_COLUMNS, ScheduleRow, a
 /// transaction locks (`advisory_lock`), under its own scope.
 const LOCK_KEY: &str = "hashtextextended('job:' || $1, 0)";
 
-/// A held job lock. Its connection is closed, not returned to the pool, if
-/// the lock is dropped unreleased (a cancelled cycle), which ends the session
-/// and with it the lock.
+/// A held job lock. Dropped unreleased (a cancelled cycle), its connection
+/// is dropped too, which ends the session and with it the lock.
 struct PgJobLock {
-    conn: Option<PoolConnection<Postgres>>,
+    conn: Option<PgConnection>,
     name: String,
 }
 
@@ -30,45 +29,34 @@ impl JobLock for PgJobLock {
             return Ok(());
         };
         let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
-        let released: Result<bool, _> = sqlx::query_scalar(&sql).bind(&self.name).fetch_one(&mut *conn).await;
+        let released: Result<bool, _> = sqlx::query_scalar(&sql).bind(&self.name).fetch_one(&mut conn).await;
+        // Closing the session frees the lock in any case.
+        let _ = conn.close().await;
         match released {
             Ok(true) => Ok(()),
-            Ok(false) => {
-                conn.close_on_drop();
-                Err(strata_core::CpError::Internal(format!(
-                    "the lock of job `{}` was not held at release",
-                    self.name
-                )))
-            }
-            Err(e) => {
-                conn.close_on_drop();
-                Err(db(e))
-            }
-        }
-    }
-}
-
-impl Drop for PgJobLock {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.as_mut() {
-            conn.close_on_drop();
+            Ok(false) => Err(strata_core::CpError::Internal(format!(
+                "the lock of job `{}` was not held at release",
+                self.name
+            ))),
+            Err(e) => Err(db(e)),
         }
     }
 }
 
 impl PgStore {
     pub(super) async fn try_job_lock_impl(&self, name: &str) -> CpResult<Option<Box<dyn JobLock>>> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let options = self.pool.connect_options();
+        let mut conn = PgConnection::connect_with(&options).await.map_err(db)?;
         let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
-        let got: bool = match sqlx::query_scalar(&sql).bind(name).fetch_one(&mut *conn).await {
-            Ok(got) => got,
-            Err(e) => {
-                // The session may or may not hold the lock now: end it.
-                conn.close_on_drop();
-                return Err(db(e));
-            }
-        };
+        // On an error the session may or may not hold the lock: dropping the
+        // connection ends it.
+        let got: bool = sqlx::query_scalar(&sql)
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db)?;
         if !got {
+            let _ = conn.close().await;
             return Ok(None);
         }
         Ok(Some(Box::new(PgJobLock {
