@@ -1,6 +1,7 @@
 //! The control plane: the one owner of metadata. It answers identity,
 //! placement and catalog questions for data planes, in-process or over gRPC.
 
+mod degraded;
 mod delta;
 mod identity;
 pub mod keys;
@@ -9,6 +10,7 @@ mod placement;
 mod service;
 mod usage;
 
+pub use degraded::Degraded;
 pub use identity::{Bootstrap, Identity};
 pub use keys::Sealer;
 pub use placement::{Placement, PlacementBackend};

@@ -185,6 +185,8 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             });
         }
         let cp: Arc<dyn ControlPlane> = Arc::new(service);
+        // Degraded mode: a breaker around the database, cached lookups while it is down.
+        let cp: Arc<dyn ControlPlane> = strata_controlplane::Degraded::wrap(cp, &config.degraded);
         if let Some(addr) = config.control_plane.listen {
             let listener = bind(addr, "gRPC", "control_plane.listen").await?;
             let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;
@@ -233,6 +235,14 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         // same breakers and usage counters as client traffic.
         opened = Some(guard.backends());
         local_guard = Some(guard.clone());
+        if let Some(r) = &config.redis {
+            let sync = guard.enable_redis(r, &registry)?;
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                sync.run(wait(stop)).await;
+                Ok(())
+            });
+        }
         let (g, cp2, stop) = (guard.clone(), cp.clone(), shutdown.clone());
         let flush = Duration::from_secs(config.resilience.usage.flush_secs);
         tasks.spawn(async move {

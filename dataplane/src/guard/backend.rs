@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use strata_core::BreakerState;
 use tokio::sync::Notify;
 
 use super::breaker::{Admit, Breaker};
+use super::shared_counters::{EGRESS, INGRESS, REQUESTS, SharedHook};
 
 /// What one backend call says about the backend's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub(crate) struct Cell {
     metrics: CellMetrics,
     /// Woken on every breaker transition, so the reporter reports early.
     changed: Arc<Notify>,
+    /// Redis shared counters, when `redis:` is configured.
+    pub shared: OnceLock<SharedHook>,
 }
 
 /// Gauge value of a breaker state: 0 closed, 1 half-open, 2 open.
@@ -76,6 +79,7 @@ impl Cell {
             ingress: AtomicU64::new(0),
             metrics,
             changed,
+            shared: OnceLock::new(),
         }
     }
 
@@ -119,16 +123,25 @@ impl Cell {
     fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics.requests.inc();
+        if let Some(h) = self.shared.get() {
+            h.count(REQUESTS, 1);
+        }
     }
 
     fn count_egress(&self, n: u64) {
         self.egress.fetch_add(n, Ordering::Relaxed);
         self.metrics.egress.inc_by(n);
+        if let Some(h) = self.shared.get() {
+            h.count(EGRESS, n);
+        }
     }
 
     fn count_ingress(&self, n: u64) {
         self.ingress.fetch_add(n, Ordering::Relaxed);
         self.metrics.ingress.inc_by(n);
+        if let Some(h) = self.shared.get() {
+            h.count(INGRESS, n);
+        }
     }
 }
 
@@ -173,6 +186,15 @@ impl Backend for GuardedBackend {
     }
 
     async fn put(&self, key: &str, meta: &BlobMeta, body: ByteStream) -> Result<u64, BackendError> {
+        if let Some(h) = self.cell.shared.get()
+            && h.counters.write_exhausted(h.index)
+        {
+            tracing::warn!(backend = %self.cell.id, "write refused: a monthly limit is used up by the shared counters");
+            return Err(BackendError::Remote(format!(
+                "backend `{}`: monthly api_request_limit or ingress_byte_limit used up (shared counters)",
+                self.cell.id
+            )));
+        }
         self.admit()?;
         let body: ByteStream = Box::pin(Counting {
             inner: body,

@@ -8,20 +8,24 @@
 
 mod backend;
 mod breaker;
+mod redis;
 mod report;
+mod shared_counters;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 use strata_backend::{Backend, Backends};
-use strata_core::config::{BackendConfig, BackendLimits, BreakerConfig};
+use strata_core::config::{BackendConfig, BackendLimits, BreakerConfig, RedisConfig};
 use strata_core::{BreakerState, MonthlyUsage};
 use tokio::sync::Notify;
 
 pub use backend::GuardedBackend;
+pub use redis::RedisSync;
+use shared_counters::{SharedCounters, SharedHook};
 use backend::{Cell, CellMetrics};
 
 /// One backend: its raw handle, limits and guard state.
@@ -41,6 +45,8 @@ pub struct Guard {
     changed: Arc<Notify>,
     reporter: String,
     read_failovers: IntCounter,
+    /// Redis shared counters, when `redis:` is configured.
+    shared: OnceLock<Arc<SharedCounters>>,
 }
 
 impl Guard {
@@ -93,7 +99,28 @@ impl Guard {
             changed,
             reporter: reporter_id(),
             read_failovers: m.read_failovers,
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Counts every backend call against the shared per-month counters in
+    /// Redis too (`redis:`), and checks limits against the shared totals.
+    /// Returns the sync loop to run; call once.
+    pub fn enable_redis(&self, config: &RedisConfig, registry: &Registry) -> Result<RedisSync, String> {
+        let ids = self.slots.iter().map(|s| s.cell.id.clone()).collect();
+        let limits = self.slots.iter().map(|s| s.limits.clone()).collect();
+        let counters = Arc::new(SharedCounters::new(ids, limits));
+        let sync = RedisSync::new(counters.clone(), config, self.reporter.clone(), registry)?;
+        if self.shared.set(counters.clone()).is_err() {
+            return Err("redis shared counters are already enabled".into());
+        }
+        for (index, s) in self.slots.iter().enumerate() {
+            let _ = s.cell.shared.set(SharedHook {
+                counters: counters.clone(),
+                index,
+            });
+        }
+        Ok(sync)
     }
 
     /// Counts a read that moved to another copy.
@@ -122,12 +149,16 @@ impl Guard {
         self.slot(id).map_or(BreakerState::Closed, |s| s.cell.state())
     }
 
-    /// Backends whose breaker is open now (to exclude from write plans).
+    /// Backends whose breaker is open now, or (with Redis shared counters)
+    /// whose monthly request or ingress limit is used up: to exclude from
+    /// write plans.
     pub fn open_backends(&self) -> Vec<String> {
+        let shared = self.shared.get();
         self.slots
             .iter()
-            .filter(|s| s.cell.state() == BreakerState::Open)
-            .map(|s| s.cell.id.clone())
+            .enumerate()
+            .filter(|(i, s)| s.cell.state() == BreakerState::Open || shared.is_some_and(|c| c.write_exhausted(*i)))
+            .map(|(_, s)| s.cell.id.clone())
             .collect()
     }
 
@@ -138,6 +169,11 @@ impl Guard {
         let month = self.month.read().unwrap_or_else(|p| p.into_inner());
         let reported = month.get(id);
         if reported.is_some_and(|m| m.egress_exhausted) {
+            return true;
+        }
+        if let Some(c) = self.shared.get()
+            && c.index(id).is_some_and(|i| c.egress_exhausted(i))
+        {
             return true;
         }
         let Some(limit) = s.limits.egress_byte_limit else {

@@ -2,11 +2,13 @@
 //! rejected, and one [`Config::validate`] whose errors say how to fix them.
 
 mod database;
+mod degraded;
 mod delta;
 mod encryption;
 mod env;
 mod jobs;
 mod lenient;
+mod redis;
 mod rebalance;
 mod resilience;
 
@@ -19,10 +21,12 @@ use serde::Deserialize;
 pub use database::{
     DEFAULT_PG_MAX_CONNECTIONS, DEFAULT_PG_PORT, DatabaseConfig, DatabaseTarget, redact_url, scrub as scrub_secrets,
 };
+pub use degraded::DegradedConfig;
 pub use delta::{DeltaConfig, DeltaRule, DeltaSwitch, MEDIA_SUFFIXES, glob_match};
 pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
+pub use redis::RedisConfig;
 pub use rebalance::{RebalanceConfig, RebalanceStrategy};
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
 
@@ -116,6 +120,14 @@ pub struct Config {
     /// plane encoding). Off unless enabled or turned on by a rule.
     #[serde(default)]
     pub delta: DeltaConfig,
+    /// Optional Redis for usage counters shared by all data planes
+    /// (docs/redis.md). Without it, data planes count locally.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// The control plane's breaker and read cache for when the metadata
+    /// database is unreachable (docs/degraded-mode.md).
+    #[serde(default)]
+    pub degraded: DegradedConfig,
 }
 
 impl Default for Config {

@@ -96,6 +96,10 @@ impl Config {
         }
         self.validate_leadership(role, &mut err);
         self.database.validate(&mut err);
+        if let Some(r) = &self.redis {
+            r.validate(&mut err);
+        }
+        self.degraded.validate(&mut err);
 
         let mut ids = HashSet::new();
         for (i, b) in self.backends.iter().enumerate() {
