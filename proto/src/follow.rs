@@ -63,8 +63,10 @@ fn client_for(url: &str) -> Result<Client, String> {
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
         .tcp_keepalive(Some(Duration::from_secs(60)))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
+        // Short pings: a control plane that hangs (paused, partitioned) fails
+        // its connection within seconds instead of holding calls for `timeout`.
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(3))
         .keep_alive_while_idle(true);
     Ok(ControlPlaneClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE))
 }

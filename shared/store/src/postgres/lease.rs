@@ -105,10 +105,23 @@ impl PgStore {
     }
 }
 
+/// How long a fenced transaction may sit idle (its process stalled between
+/// statements) before PostgreSQL ends its session: the bound on how long it
+/// can delay a takeover by holding the lease row.
+const FENCED_IDLE_MS: u32 = 2_000;
+
 /// Inside a write transaction: holds the lease row in FOR KEY SHARE while it
 /// still carries `term`, so no takeover commits before this transaction ends;
-/// fails with `Unavailable` when a newer term holds it.
+/// fails with `Unavailable` when a newer term holds it. A leader paused in
+/// the middle of the transaction loses its session after `FENCED_IDLE_MS`,
+/// which releases the row for the takeover.
 pub(super) async fn check_fence(conn: &mut PgConnection, term: i64) -> CpResult<()> {
+    sqlx::query(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {FENCED_IDLE_MS}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     let held: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM cp_lease WHERE id = 1 AND term = $1 FOR KEY SHARE")
         .bind(term)
         .fetch_optional(conn)
