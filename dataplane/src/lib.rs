@@ -41,7 +41,7 @@ pub fn build_front(
     failover: Option<Failover>,
     guard: Option<Arc<Guard>>,
     delta: Option<Arc<DeltaEngine>>,
-    write_quorum: u32,
+    replication: &strata_core::config::ReplicationConfig,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(
@@ -49,7 +49,7 @@ pub fn build_front(
             .with_failover(failover.map(Arc::new))
             .with_guard(guard)
             .with_delta(delta)
-            .with_write_quorum(write_quorum),
+            .with_write_quorum(replication),
     );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });

@@ -273,7 +273,7 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             failover,
             Some(guard),
             Some(delta),
-            config.replication.write_quorum,
+            &config.replication,
         )?;
         let listener = bind(config.server.listen, "S3", "server.listen").await?;
         tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");

@@ -9,13 +9,14 @@ from each backend's own directory, so it works while a backend is down."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import Strata, boto3_client, http_get, unique_bucket, wait_until
+from harness import STRATA_BIN, Strata, boto3_client, child_env, http_get, unique_bucket, wait_until
 from multi import S3sFs
 
 KIB = 1024
@@ -194,3 +195,34 @@ def test_replication_does_not_use_a_backend_over_its_quota(tmp_path, fs3):
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     finally:
         s.stop_and_check()
+
+
+def test_bucket_write_quorum_overrides_the_default(tmp_path, fs3):
+    s = start(tmp_path, fs3, "{factor: 2, interval_secs: 3600, bucket_write_quorum: {ledger: 2}}")
+    try:
+        s3 = boto3_client(s.endpoint)
+        other = unique_bucket("plain")
+        for b in ("ledger", other):
+            s3.create_bucket(Bucket=b)
+        s3.put_object(Bucket="ledger", Key="k", Body=os.urandom(6001))
+        s3.put_object(Bucket=other, Key="k", Body=os.urandom(6002))
+        assert len(holders(fs3, 6001)) == 2, "ledger: two copies at acknowledgement"
+        assert len(holders(fs3, 6002)) == 1, "other buckets: one copy, the job makes the second"
+    finally:
+        s.stop_and_check()
+
+
+@pytest.mark.parametrize("yaml,field", [
+    ("replication: {factor: 2, write_quorum: 3}\n", "replication.write_quorum"),
+    ("replication: {factor: 2, bucket_write_quorum: {ledger: 0}}\n", "replication.bucket_write_quorum.ledger"),
+    ("replication: {factor: 2, unhealthy_after_secs: 0}\n", "replication.unhealthy_after_secs"),
+])
+def test_validate_names_bad_replication_settings(tmp_path, fs3, yaml, field):
+    cfg = tmp_path / "cfg.yaml"
+    backends = "\n".join(b.yaml(f"fs{i}") for i, b in enumerate(fs3))
+    cfg.write_text("backends:\n" + backends + "\n" + yaml)
+    cp = subprocess.run([STRATA_BIN, "validate", "--offline", "--config", str(cfg)], capture_output=True,
+                        text=True, env=child_env(), timeout=60)
+    out = cp.stdout + cp.stderr
+    assert cp.returncode == 1, out
+    assert field in out, out

@@ -84,7 +84,7 @@ impl StrataS3 {
                     .first_plan(&target, Some(src.meta.size), &sealing)
                     .await
                     .map_err(from_cp)?;
-                if plan.delta.is_none() && self.quorum_applies(&plan) {
+                if plan.delta.is_none() && self.quorum_applies(&i.bucket, &plan) {
                     self.copy_with_quorum(&target, &src, &tag_meta, plan, &sealing).await?
                 } else if plan.delta.is_some() {
                     let body = self.read_range(&src, 0, src.meta.size)?;
@@ -103,7 +103,7 @@ impl StrataS3 {
                 }
             }
             // Quorum writes: N copies at once (see quorum.rs).
-            _ if self.write_quorum > 1 => {
+            _ if self.write_quorum.for_bucket(&i.bucket) > 1 => {
                 let plan = (self.first_plan(&target, Some(src.meta.size), &sealing).await).map_err(from_cp)?;
                 self.copy_with_quorum(&target, &src, &tag_meta, plan, &sealing).await?
             }

@@ -40,7 +40,7 @@ pub struct StrataS3 {
     pub(crate) delta: Option<Arc<crate::delta::DeltaEngine>>,
     /// Copies a PUT or CopyObject writes before its acknowledgement
     /// (`replication.write_quorum`; see `quorum.rs`).
-    pub(crate) write_quorum: u32,
+    pub(crate) write_quorum: quorum::WriteQuorum,
 }
 
 impl StrataS3 {
@@ -53,14 +53,15 @@ impl StrataS3 {
             guard: None,
             cleaner: cleanup::Cleaner::default(),
             delta: None,
-            write_quorum: 1,
+            write_quorum: quorum::WriteQuorum::default(),
         }
     }
 
-    /// Acknowledges a PUT or CopyObject only after `n` copies are durable on
-    /// `n` distinct backends (1, the default: after one copy).
-    pub fn with_write_quorum(mut self, n: u32) -> StrataS3 {
-        self.write_quorum = n.max(1);
+    /// Acknowledges a PUT or CopyObject only after the bucket's quorum of
+    /// copies (`replication.write_quorum`, `bucket_write_quorum`) is durable
+    /// on as many distinct backends (1, the default: after one copy).
+    pub fn with_write_quorum(mut self, replication: &strata_core::config::ReplicationConfig) -> StrataS3 {
+        self.write_quorum = quorum::WriteQuorum::from_config(replication);
         self
     }
 

@@ -160,7 +160,7 @@ impl StrataS3 {
                 (p, d, s, Vec::new())
             }
             // Quorum writes: N copies at once (see quorum.rs).
-            _ if self.quorum_applies(&plan) => {
+            _ if self.quorum_applies(&i.bucket, &plan) => {
                 self.write_with_quorum(&target, size_hint, plan, &meta, body, expect, &sealing)
                     .await?
             }

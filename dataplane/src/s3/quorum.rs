@@ -55,6 +55,28 @@ fn outcome(o: &str) {
     QUORUM_WRITES.with_label_values(&[o]).inc();
 }
 
+/// How many copies a write needs before its acknowledgement, per bucket.
+#[derive(Debug, Clone, Default)]
+pub struct WriteQuorum {
+    default: u32,
+    buckets: std::sync::Arc<std::collections::BTreeMap<String, u32>>,
+}
+
+impl WriteQuorum {
+    /// `replication.write_quorum` and `replication.bucket_write_quorum`.
+    pub fn from_config(r: &strata_core::config::ReplicationConfig) -> WriteQuorum {
+        WriteQuorum {
+            default: r.write_quorum,
+            buckets: std::sync::Arc::new(r.bucket_write_quorum.clone()),
+        }
+    }
+
+    /// The quorum of writes to `bucket` (at least 1).
+    pub fn for_bucket(&self, bucket: &str) -> u32 {
+        self.buckets.get(bucket).copied().unwrap_or(self.default).max(1)
+    }
+}
+
 /// The further copies of a quorum write: each plan with what was written under it.
 pub(super) type Copies = Vec<(WritePlan, Vec<Segment>)>;
 
@@ -110,8 +132,8 @@ where
 impl StrataS3 {
     /// Whether a write planned as `plan` must reach several backends before
     /// its acknowledgement (delta-encoded writes stay single-copy).
-    pub(super) fn quorum_applies(&self, plan: &WritePlan) -> bool {
-        self.write_quorum > 1 && !(self.delta.is_some() && plan.delta.is_some())
+    pub(super) fn quorum_applies(&self, bucket: &str, plan: &WritePlan) -> bool {
+        self.write_quorum.for_bucket(bucket) > 1 && !(self.delta.is_some() && plan.delta.is_some())
     }
 
     /// Plans the copies after `first` on distinct backends (open breakers
@@ -124,7 +146,7 @@ impl StrataS3 {
         first: &WritePlan,
         sealing: &Sealing,
     ) -> S3Result<Vec<WritePlan>> {
-        let n = self.write_quorum as usize;
+        let n = self.write_quorum.for_bucket(target.bucket()) as usize;
         let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
         let mut plans: Vec<WritePlan> = Vec::new();
         while plans.len() + 1 < n {
@@ -156,7 +178,7 @@ impl StrataS3 {
         Ok(plans)
     }
 
-    /// Writes `body` to `write_quorum` backends at once, `first` included.
+    /// Writes `body` to the bucket's quorum of backends at once, `first` included.
     /// Returns the first plan and segment, the digests, and the further
     /// copies, all written; on failure every plan has been aborted.
     #[allow(clippy::too_many_arguments)]

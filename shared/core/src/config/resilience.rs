@@ -137,6 +137,10 @@ pub struct ReplicationConfig {
     /// written. At most `factor`.
     #[serde(default = "default_write_quorum")]
     pub write_quorum: u32,
+    /// Per-bucket `write_quorum`, overriding the default for the named
+    /// buckets (e.g. `{invoices: 2}`); each at most `factor`.
+    #[serde(default)]
+    pub bucket_write_quorum: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for ReplicationConfig {
@@ -146,6 +150,7 @@ impl Default for ReplicationConfig {
             interval_secs: default_interval_secs(),
             unhealthy_after_secs: default_unhealthy_after_secs(),
             write_quorum: default_write_quorum(),
+            bucket_write_quorum: Default::default(),
         }
     }
 }
@@ -217,5 +222,16 @@ pub(super) fn validate(r: &ResilienceConfig, rep: &ReplicationConfig, backends: 
                 rep.write_quorum, rep.factor
             ),
         );
+    }
+    for (bucket, &n) in &rep.bucket_write_quorum {
+        if n == 0 || n > rep.factor.max(1) {
+            err(
+                &format!("replication.bucket_write_quorum.{bucket}"),
+                format!(
+                    "is {n}; it must be between 1 and replication.factor ({}): raise the factor or lower the quorum",
+                    rep.factor
+                ),
+            );
+        }
     }
 }
