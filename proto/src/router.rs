@@ -24,6 +24,16 @@ pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// `grpc.health.v1.Health` (reporting SERVING for
 /// `strata.controlplane.v1.ControlPlane` and `""`) and reflection v1, both open.
 pub async fn router(cp: Arc<dyn CoreControlPlane>, auth: ClusterAuth) -> Router {
+    router_gated(cp, auth, None).await
+}
+
+/// [`router`], with every control-plane call refused with a "not leader"
+/// status while `gate` says this process does not lead (docs/leadership.md).
+pub async fn router_gated(
+    cp: Arc<dyn CoreControlPlane>,
+    auth: ClusterAuth,
+    gate: Option<Arc<dyn LeaderGate>>,
+) -> Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status(svc::SERVICE_NAME, tonic_health::ServingStatus::Serving)
