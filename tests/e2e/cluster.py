@@ -155,14 +155,15 @@ class Cluster:
         p.signal(signal.SIGKILL)
         p.wait_exit(10)
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, int]:
+        """Everything; returns the Strata processes' exit codes (0 = clean SIGTERM shutdown)."""
         try:
-            self.stop_strata()
+            return self.stop_strata()
+        finally:
             for f in self.fs:
                 f.stop()
             self.redis.cleanup()
             self.pg.stop()
-        finally:
             if self in LIVE:
                 LIVE.remove(self)
 
