@@ -1,5 +1,7 @@
-//! `strata jobs`: start, pause, cancel and list the resumable jobs
-//! (encrypt-existing, decrypt-existing; re-wrap and scrub report here too).
+//! `strata jobs`: list every background job's cluster-wide status (from the
+//! shared schedule the workers write), cancel or start any of them, and
+//! start, pause or cancel the resumable jobs (encrypt-existing,
+//! decrypt-existing; re-wrap and scrub report their progress here too).
 //! It writes the job's row in the metadata store; the worker that owns the
 //! job picks the change up on its next cycle, and a run that was interrupted
 //! resumes from its saved cursor.
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use strata_store::JobProgress;
+use strata_store::{CONTROL_CANCELLED, JobProgress, JobSchedule};
 
 /// Jobs an operator may start.
 pub const STARTABLE: [&str; 2] = ["encrypt-existing", "decrypt-existing"];
@@ -24,13 +26,15 @@ pub struct JobsArgs {
 
 #[derive(Subcommand)]
 pub enum JobAction {
-    /// Show every job's state and progress.
+    /// Show every job's state, schedule and progress.
     List,
     /// Start a job, or resume a paused one from where it stopped.
     Start { name: String },
     /// Stop a running job after the object in hand; `start` resumes it.
     Pause { name: String },
-    /// Stop a job for good; a later `start` begins a new run.
+    /// Stop a job: a background job stops on every worker (a running cycle
+    /// is interrupted) until `start`; a resumable job's next `start` begins a
+    /// new run.
     Cancel { name: String },
 }
 
@@ -62,27 +66,35 @@ async fn run(config: &strata_core::config::Config, action: JobAction) -> Result<
     let store = crate::roles::open_store(config).await?;
     let now = strata_controlplane::now_ms();
     let err = |e: strata_core::CpError| format!("metadata store: {e}");
-    let startable = |name: &str| {
-        if STARTABLE.contains(&name) {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{name}` cannot be started by hand; jobs: {}",
-                STARTABLE.join(", ")
-            ))
-        }
-    };
     let (name, state) = match action {
-        JobAction::List => return Ok(table(&store.list_jobs().await.map_err(err)?)),
-        JobAction::Start { name } => {
-            startable(&name)?;
-            (name, "running")
+        JobAction::List => {
+            let progress = store.list_jobs().await.map_err(err)?;
+            let scheduled = store.list_job_schedules().await.map_err(err)?;
+            return Ok(format!("{}\n{}", schedule_table(&scheduled, now), table(&progress)));
         }
+        JobAction::Start { name } => (name, "running"),
         JobAction::Pause { name } => (name, "paused"),
         JobAction::Cancel { name } => (name, "cancelled"),
     };
+    // A scheduled (background) job: cancel stops it on every worker, start
+    // lets it run again.
+    let scheduled = store.get_job_schedule(&name).await.map_err(err)?.is_some();
+    if scheduled && state != "paused" {
+        let control = if state == "cancelled" { CONTROL_CANCELLED } else { "" };
+        store.set_job_control(&name, control, now).await.map_err(err)?;
+    }
     let existing = store.get_job(&name).await.map_err(err)?;
     let job = match (existing, state) {
+        (_, "running") if !STARTABLE.contains(&name.as_str()) => {
+            return if scheduled {
+                Ok(format!("{name}: started\n"))
+            } else {
+                Err(format!(
+                    "`{name}` cannot be started by hand; jobs: {}",
+                    STARTABLE.join(", ")
+                ))
+            };
+        }
         // A paused run resumes where it stopped; anything else starts afresh.
         (Some(j), "running") if j.state == "paused" || j.state == "running" => JobProgress {
             state: state.into(),
@@ -100,10 +112,45 @@ async fn run(config: &strata_core::config::Config, action: JobAction) -> Result<
             updated_ms: now,
             ..j
         },
+        (None, "cancelled") if scheduled => return Ok(format!("{name}: cancelled\n")),
         (None, _) => return Err(format!("job `{name}` has never run")),
     };
     store.put_job(&job).await.map_err(err)?;
     Ok(format!("{name}: {state}\n"))
+}
+
+/// The background jobs' cluster-wide status, from the shared schedule.
+fn schedule_table(jobs: &[JobSchedule], now: i64) -> String {
+    let ago = |ms: Option<i64>| ms.map_or("-".to_owned(), |t| format!("{}s ago", (now - t).max(0) / 1000));
+    let mut out = format!(
+        "{:<18} {:<10} {:>7} {:>7} {:>6} {:>14} {:>9}  {:<24} last error\n",
+        "background job", "state", "runs", "errors", "fails", "last success", "next in", "holder"
+    );
+    for j in jobs {
+        let state = if j.control == CONTROL_CANCELLED {
+            CONTROL_CANCELLED
+        } else {
+            &j.state
+        };
+        let next = if j.next_run_ms == i64::MAX {
+            "-".to_owned()
+        } else {
+            format!("{}s", (j.next_run_ms - now).max(0) / 1000)
+        };
+        out.push_str(&format!(
+            "{:<18} {:<10} {:>7} {:>7} {:>6} {:>14} {:>9}  {:<24} {}\n",
+            j.name,
+            state,
+            j.runs,
+            j.errors,
+            j.consecutive_failures,
+            ago(j.last_success_ms),
+            next,
+            j.holder,
+            j.last_error.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }
 
 fn table(jobs: &[JobProgress]) -> String {

@@ -12,8 +12,8 @@ use strata_core::ControlPlane;
 use strata_core::config::Config;
 use strata_store::MetaStore;
 use strata_workers::{
-    CleanupJob, DeltaCompactJob, DeltaGcJob, IntegrityJob, Readable, ReaperJob, ReplicationJob, RewrapJob, RewriteJob,
-    RewriteKind, Runner, SealPolicy,
+    CleanupJob, DeltaCompactJob, DeltaGcJob, IntegrityJob, LifecycleJob, Readable, ReaperJob, ReplicationJob,
+    RewrapJob, RewriteJob, RewriteKind, Runner, SealPolicy, StaleMultipartJob,
 };
 
 /// What the jobs work with.
@@ -61,7 +61,7 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
         guard,
     } = deps;
     let jobs = &config.jobs;
-    let mut runner = Runner::new();
+    let mut runner = Runner::new(store.clone(), worker_id());
 
     let mut cleanup = CleanupJob::new(store.clone(), backends.clone());
     cleanup.period = Duration::from_secs(jobs.cleanup_period_secs);
@@ -98,6 +98,18 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
     gc.grace = Duration::from_secs(jobs.delta_gc_grace_secs);
     runner.add(Arc::new(gc));
 
+    let mut stale = StaleMultipartJob::new(store.clone());
+    stale.max_age = Duration::from_secs(jobs.multipart_max_age_secs);
+    stale.period = Duration::from_secs(jobs.multipart_period_secs);
+    stale.batch = jobs.expire_batch;
+    runner.add(Arc::new(stale));
+    if !config.lifecycle.is_empty() {
+        let mut lifecycle = LifecycleJob::new(store.clone(), cp.clone(), config.lifecycle.clone());
+        lifecycle.period = Duration::from_secs(jobs.lifecycle_period_secs);
+        lifecycle.batch = jobs.expire_batch;
+        runner.add(Arc::new(lifecycle));
+    }
+
     let mut reaper = ReaperJob::new(store.clone(), backends.clone());
     reaper.min_age = Duration::from_secs(jobs.reaper_min_age_secs);
     reaper.period = Duration::from_secs(jobs.reaper_period_secs);
@@ -115,6 +127,17 @@ pub fn build_runner(config: &Config, deps: JobDeps) -> Runner {
     }
     add_backend_jobs(&mut runner, config, &store, &cp, &backends);
     runner
+}
+
+/// This process as the holder of the job cycles it runs: `HOST:PID`.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// The re-wrap, scrub and encrypt-/decrypt-existing jobs.
@@ -173,7 +196,12 @@ fn add_backend_jobs(
     runner.add(Arc::new(drain));
     let period = Duration::from_secs(r.overreplication_period_secs);
     let factor = config.replication.factor;
-    runner.add(Arc::new(strata_workers::OverReplicationJob::new(store.clone(), cp.clone(), factor, period)));
+    runner.add(Arc::new(strata_workers::OverReplicationJob::new(
+        store.clone(),
+        cp.clone(),
+        factor,
+        period,
+    )));
     if r.enabled {
         let job = strata_workers::RebalanceJob::new(store.clone(), cp.clone(), backends.clone(), r.clone());
         runner.add(Arc::new(job));

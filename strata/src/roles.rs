@@ -9,7 +9,6 @@ use strata_core::ControlPlane;
 use strata_core::config::{Config, DatabaseTarget, Role, scrub_secrets};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 use strata_store::{MetaStore, PgStore, SqliteStore};
-use strata_workers::Runner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -185,6 +184,16 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             });
         }
         let cp: Arc<dyn ControlPlane> = Arc::new(service);
+        if let Some(addr) = config.control_plane.http_listen {
+            let listener = bind(addr, "the control plane's HTTP", "control_plane.http_listen").await?;
+            let (e, stop) = (elector.clone(), shutdown.clone());
+            tracing::info!(%addr, "control plane HTTP (/health, /metrics, /leader) listening");
+            tasks.spawn(async move {
+                strata_controlplane::leader_http::serve(listener, e, wait(stop))
+                    .await
+                    .map_err(|e| format!("control plane HTTP: {e}"))
+            });
+        }
         // Degraded mode: a breaker around the database, cached lookups while it is down.
         let cp: Arc<dyn ControlPlane> = strata_controlplane::Degraded::wrap(cp, &config.degraded);
         if let Some(addr) = config.control_plane.listen {
@@ -310,21 +319,23 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             None => Backends::open(&config.effective_backends()).await?,
         };
         let deps = crate::jobs_wiring::JobDeps {
-            store,
+            store: store.clone(),
             cp,
             backends,
             sealer: sealer.clone(),
             guard: local_guard.clone(),
         };
         let runner = crate::jobs_wiring::build_runner(&config, deps);
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            runner.run(stop).await;
-            Ok(())
-        });
-    } else if role == Role::Worker {
-        tracing::info!("under SQLite the jobs run inside the control plane; this worker has none");
-        let runner = Runner::new();
+        if let Some(addr) = config.worker.listen {
+            let listener = bind(addr, "the worker's HTTP", "worker.listen").await?;
+            let (names, stop) = (runner.jobs(), shutdown.clone());
+            tracing::info!(%addr, jobs = names.len(), "worker HTTP listening");
+            tasks.spawn(async move {
+                strata_workers::http::serve(listener, store, names, wait(stop))
+                    .await
+                    .map_err(|e| format!("worker HTTP: {e}"))
+            });
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
             runner.run(stop).await;

@@ -11,6 +11,7 @@ mod lenient;
 mod redis;
 mod rebalance;
 mod resilience;
+mod worker;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use delta::{DeltaConfig, DeltaRule, DeltaSwitch, MEDIA_SUFFIXES, glob_match}
 pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
+pub use worker::{LifecycleRule, WorkerConfig};
 pub use redis::RedisConfig;
 pub use rebalance::{RebalanceConfig, RebalanceStrategy};
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
@@ -109,6 +111,12 @@ pub struct Config {
     /// Schedules of the cleanup and reaper jobs.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The worker role's HTTP endpoint (`--role worker`).
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// Lifecycle expiration rules, applied by the workers' lifecycle job.
+    #[serde(default)]
+    pub lifecycle: Vec<LifecycleRule>,
     /// The rebalance job (off by default) and the drain and
     /// over-replication cleanup schedules (docs/drain.md).
     #[serde(default)]
@@ -208,6 +216,10 @@ pub struct ControlPlaneConfig {
     /// Must be less than half of `lease_secs`. Default 1.
     #[serde(default = "default_renew_secs")]
     pub renew_secs: u64,
+    /// Address of the control plane's HTTP endpoint: `/health`, `/metrics`
+    /// (`strata_cp_is_leader`, ...) and `/leader`. Unset: none.
+    #[serde(default)]
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl Default for ControlPlaneConfig {

@@ -51,6 +51,22 @@ pub struct JobsConfig {
     /// Default 30.
     #[serde(default = "default_delta_compact_period")]
     pub delta_compact_period_secs: u64,
+    /// Multipart uploads started longer ago than this are aborted by the
+    /// stale-multipart job, and their parts' bytes queued for cleanup.
+    /// Default 604800 (7 days).
+    #[serde(default = "default_multipart_max_age")]
+    pub multipart_max_age_secs: u64,
+    /// Seconds between stale-multipart passes. Default 3600.
+    #[serde(default = "default_multipart_period")]
+    pub multipart_period_secs: u64,
+    /// Seconds between lifecycle expiration passes (see `lifecycle:`).
+    /// Default 3600.
+    #[serde(default = "default_lifecycle_period")]
+    pub lifecycle_period_secs: u64,
+    /// Uploads aborted, or objects expired, at most per cycle of those jobs
+    /// (the next cycle follows at once while more are waiting). Default 1000.
+    #[serde(default = "default_expire_batch")]
+    pub expire_batch: u32,
     /// Seconds between reconciler passes over each backend (its listing
     /// merged against the catalog: orphans are queued for cleanup, lost
     /// copies re-replicated); 0 turns the reconciler off. Default 86400.
@@ -81,6 +97,10 @@ impl Default for JobsConfig {
             delta_gc_period_secs: default_delta_gc_period(),
             delta_gc_grace_secs: default_delta_gc_grace(),
             delta_compact_period_secs: default_delta_compact_period(),
+            multipart_max_age_secs: default_multipart_max_age(),
+            multipart_period_secs: default_multipart_period(),
+            lifecycle_period_secs: default_lifecycle_period(),
+            expire_batch: default_expire_batch(),
             reconcile_period_secs: default_reconcile_period(),
             reconcile_grace_secs: default_reconcile_grace(),
             reconcile_keys_per_cycle: default_reconcile_keys(),
@@ -121,6 +141,18 @@ fn default_delta_gc_grace() -> u64 {
 fn default_delta_compact_period() -> u64 {
     30
 }
+fn default_multipart_max_age() -> u64 {
+    7 * 86_400
+}
+fn default_multipart_period() -> u64 {
+    3600
+}
+fn default_lifecycle_period() -> u64 {
+    3600
+}
+fn default_expire_batch() -> u32 {
+    1000
+}
 fn default_reconcile_period() -> u64 {
     86400
 }
@@ -140,6 +172,9 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         ("rewrite_period_secs", j.rewrite_period_secs),
         ("delta_gc_period_secs", j.delta_gc_period_secs),
         ("delta_compact_period_secs", j.delta_compact_period_secs),
+        ("multipart_max_age_secs", j.multipart_max_age_secs),
+        ("multipart_period_secs", j.multipart_period_secs),
+        ("lifecycle_period_secs", j.lifecycle_period_secs),
     ] {
         if v == 0 {
             errs.push(ConfigError::new(format!("jobs.{name}"), "must be at least 1 second"));
@@ -155,6 +190,12 @@ pub(super) fn validate(j: &JobsConfig, errs: &mut Vec<ConfigError>) {
         errs.push(ConfigError::new(
             "jobs.reconcile_keys_per_cycle",
             "must be at least 1 (default 10000), or set reconcile_period_secs: 0 to turn the reconciler off",
+        ));
+    }
+    if j.expire_batch == 0 {
+        errs.push(ConfigError::new(
+            "jobs.expire_batch",
+            "must be at least 1 (uploads aborted or objects expired per cycle; default 1000)",
         ));
     }
     if j.scrub_period_secs > 0 && (j.scrub_objects_per_cycle == 0 || j.scrub_bytes_per_cycle == 0) {

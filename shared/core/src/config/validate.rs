@@ -79,7 +79,16 @@ impl Config {
                 "is required for --role controlplane; e.g. `0.0.0.0:9100`".into(),
             );
         }
-        if matches!(role, Role::Dataplane | Role::Worker) {
+        let postgres = matches!(self.database_target(), super::DatabaseTarget::Postgres { .. });
+        if role == Role::Worker && !postgres {
+            err(
+                "database",
+                "--role worker runs the jobs against a shared PostgreSQL database; set `database.url: postgres://...` \
+                 (under SQLite the control plane runs the jobs itself and no worker is needed)"
+                    .into(),
+            );
+        }
+        if role == Role::Dataplane {
             let endpoints = self.control_plane.endpoints();
             if endpoints.is_empty() {
                 err(
@@ -206,6 +215,7 @@ impl Config {
             &mut errs,
         );
         super::jobs::validate(&self.jobs, &mut errs);
+        super::worker::validate(&self.lifecycle, &mut errs);
         super::rebalance::validate(&self.rebalance, &mut errs);
         self.delta.validate(&mut errs);
         if errs.is_empty() { Ok(()) } else { Err(errs) }
