@@ -117,6 +117,50 @@ async fn drain_moves_every_copy_and_marks_the_backend_drained() {
 }
 
 #[tokio::test]
+async fn a_copy_spread_over_every_backend_still_drains() {
+    let k = cp_kit(3, &enc(false)).await;
+    // One copy of three segments, one per backend (as a multipart upload
+    // whose parts landed on different backends).
+    let mut segments = Vec::new();
+    for (i, part) in [b"aaaa", b"bbbb", b"cccc"].iter().enumerate() {
+        let (id, key) = (format!("disk-{}", i + 1), strata_core::ObjectId::random().to_string());
+        let body = Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(*part))]));
+        let disk = k.backends.get(&id).unwrap();
+        disk.put(&key, &Default::default(), body).await.unwrap();
+        segments.push(strata_core::Segment {
+            backend_id: id,
+            backend_key: key,
+            length: 4,
+            ..Default::default()
+        });
+    }
+    let plan = k.cp.plan_write("b", "m", Some(12), &[]).await.unwrap();
+    let rec = strata_core::ObjectRecord {
+        bucket: "b".into(),
+        key: "m".into(),
+        object_id: plan.object_id.clone(),
+        meta: strata_core::ObjectMeta {
+            size: 12,
+            etag: "e".into(),
+            ..Default::default()
+        },
+        segments,
+        copies: Vec::new(),
+    };
+    k.store.commit_object(&plan.intent_id, &rec).await.unwrap();
+    set_state(&k.store, "disk-2", BackendState::Draining).await;
+    let job = drain_job(&k);
+    for _ in 0..3 {
+        job.run_once().await.unwrap();
+    }
+    assert_eq!(state_of(&k.store, "disk-2").await, BackendState::Drained);
+    let got = k.store.get_object("b", "m").await.unwrap();
+    assert_eq!(got.segments.len(), 1, "rewritten as one blob: {:?}", got.segments);
+    assert_ne!(got.segments[0].backend_id, "disk-2");
+    assert_eq!(k.read("m", 0).await.unwrap(), b"aaaabbbbcccc");
+}
+
+#[tokio::test]
 async fn a_last_copy_waits_for_room_and_undrain_stops_the_drain() {
     let k = cp_kit(2, &enc(false)).await;
     k.put("only", b"single copy", &["disk-2"], true).await;

@@ -52,7 +52,14 @@ pub(crate) async fn move_copy(
         tracing::debug!(object = %rec.object_id, copy = index, "a multi-segment encoded or SSE-C copy is not moved");
         return Ok(Moved::Skipped);
     }
-    let mut exclude: Vec<String> = all_copies(rec).flatten().map(|s| s.backend_id.clone()).collect();
+    // Backends holding another copy stay out (two copies on one backend are
+    // no redundancy); those holding only other segments of this copy do
+    // not: the copy is rewritten as one blob, so a multipart copy spread
+    // over every backend can still move.
+    let mut exclude: Vec<String> = (all_copies(rec).enumerate())
+        .filter(|(i, _)| *i != index)
+        .flat_map(|(_, c)| c.iter().map(|s| s.backend_id.clone()))
+        .collect();
     exclude.extend(avoid.iter().cloned());
     exclude.sort();
     exclude.dedup();
