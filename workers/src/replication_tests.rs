@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use strata_core::{BreakerState, ControlPlane};
+use strata_core::BreakerState;
 
 use super::ReplicationJob;
 use crate::testkit::{CpKit, cp_kit, enc};
