@@ -118,6 +118,8 @@ def chart_env(values: dict, role: str) -> dict[str, str]:
         env["STRATA_DATABASE_URL"] = sec["databaseUrl"]
     if sec["databasePassword"]:
         env["STRATA_DATABASE_PASSWORD"] = sec["databasePassword"]
+    if sec["redisUrl"]:
+        env["STRATA_REDIS_URL"] = sec["redisUrl"]
     env.update({k: str(v) for k, v in (sec.get("env") or {}).items()})
     return env
 
