@@ -94,6 +94,8 @@ def test_database_down_reads_go_on_writes_503_then_recovery(tmp_path, pg, mode):
             c.get_object(Bucket=bucket, Key="cold")
         assert client_error(e) == (503, "SlowDown"), "an object never read is not in the cache"
         assert blobs(s) == stored, "a refused write leaves no bytes on the backend"
+        logs = "".join(p.stdout_text() + p.stderr_text() for p in s.procs)
+        assert "metadata database unreachable; degraded mode" in logs, "the outage is logged"
 
         pg.resume()
         t1 = time.monotonic()
@@ -103,7 +105,7 @@ def test_database_down_reads_go_on_writes_503_then_recovery(tmp_path, pg, mode):
                 c.put_object(Bucket=bucket, Key="new", Body=b"after the outage")
                 return True
             except ClientError as err:
-                assert client_error(err)[0] == 503, err
+                assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 503, err
                 return False
 
         wait_until(writes_again, 20, interval=0.3, procs=s.procs, what="writes succeed after PostgreSQL restarts")
@@ -116,5 +118,7 @@ def test_database_down_reads_go_on_writes_503_then_recovery(tmp_path, pg, mode):
         assert listed == sorted([*data, "cold", "new"])
         if mode == "all":
             assert metric(s.endpoint, "strata_db_breaker_state") == 0.0
+        logs = "".join(p.stdout_text() + p.stderr_text() for p in s.procs)
+        assert "metadata database reachable again; degraded mode over" in logs
     finally:
         s.stop()
