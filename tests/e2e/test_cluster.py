@@ -1,10 +1,12 @@
 """Issue 6, "Tests (real processes)": PostgreSQL, Redis and 3 S3 backend servers (s3s-fs), with
 2 data planes, 2 control planes and 2 workers as separate processes (tests/e2e/cluster.py).
 
-One cluster for the module; the tests run in file order: the S3 suite through either data plane,
-replication factor 2 on the backends' own directories, each job once per cycle across the two
-workers, a drain that survives a restart of every Strata process, and `kill -9` of the leading
-control plane with writes resuming through both data planes.
+One cluster for the module; the tests run in file order: the S3 suite (boto3, aws CLI, s3cmd,
+rclone) through either data plane, replication factor 2 read from the backends' own directories
+(plus an xfail for a multipart object whose parts sit on every backend), each job once per cycle
+across the two workers, a drain that survives a restart of every Strata process, `kill -9` of the
+leading control plane with writes resuming through both data planes, and reads surviving `kill -9`
+of a backend. Measurements go to the "strata measurements" summary (lines starting CLUSTER).
 """
 
 from __future__ import annotations
