@@ -126,6 +126,10 @@ locals {
       dbname: $${STRATA_DATABASE_NAME:-}
       max_connections: $${STRATA_DATABASE_MAX_CONNECTIONS:-}
 
+    # The worker's /health, /ready, /metrics and /status/jobs (other roles ignore it).
+    worker:
+      listen: $${STRATA_WORKER_LISTEN:-0.0.0.0:9300}
+
     logging:
       format: $${STRATA_LOG_FORMAT:-json}
       level: $${STRATA_LOG_LEVEL:-info}
@@ -243,6 +247,39 @@ job "strata" {
   group "worker" {
     count = var.worker_count
 
+    network {
+      port "status" {
+        to = 9300
+      }
+    }
+
+    service {
+      name     = "strata-worker"
+      provider = "nomad"
+      port     = "status"
+
+      check {
+        name     = "ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "10s"
+        timeout  = "2s"
+      }
+
+      check {
+        name     = "alive"
+        type     = "http"
+        path     = "/health"
+        interval = "10s"
+        timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+    }
+
     ephemeral_disk {
       size = 2048
     }
@@ -255,6 +292,7 @@ job "strata" {
       config {
         image = local.worker_image
         args  = ["serve", "--role", "worker", "--config", "/local/strata.yaml"]
+        ports = ["status"]
       }
 
       env {

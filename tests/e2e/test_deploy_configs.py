@@ -96,6 +96,7 @@ def chart_env(values: dict, role: str) -> dict[str, str]:
                                              for i in range(pods)),
         "STRATA_ADVERTISE_URL": advertise,
         "STRATA_LEASE_SECS": str(cp["leaseSecs"]),
+        "STRATA_WORKER_LISTEN": f"0.0.0.0:{values['worker']['statusPort']}",
         "STRATA_REGION": str(c["region"]),
         "STRATA_DOMAIN": str(c["domain"]),
         "STRATA_SHUTDOWN_GRACE_SECS": str(c["shutdownGraceSecs"]),
@@ -375,7 +376,8 @@ def test_nomad_job_structure():
     counts = {g: re.search(r"count = var\.(\w+)", body).group(1) for g, body in groups.items()}
     defaults = {v: int(d) for v, d in re.findall(r'variable "(\w+_count)" \{\n.*?default = (\d+)', text, re.S)}
     assert defaults[counts["controlplane"]] == 2 and defaults[counts["worker"]] == 2
-    assert 'path     = "/ready"' in groups["dataplane"] and 'path     = "/health"' in groups["dataplane"]
+    for g in ("dataplane", "worker"):
+        assert 'path     = "/ready"' in groups[g] and 'path     = "/health"' in groups[g], g
     for g, body in groups.items():
         assert 'kill_signal  = "SIGTERM"' in body and "kill_timeout = local.kill_timeout" in body, g
     # Braces balance outside heredocs and strings.
@@ -452,6 +454,14 @@ def test_chart_config_runs_the_three_roles(tmp_path):
         start("dataplane", "dataplane")
         endpoint = f"http://127.0.0.1:{s3_port}"
         wait_until(lambda: http_get(f"{endpoint}/ready")[0] == 200, 60, procs=procs, what="data plane /ready")
+        # The worker's status port (worker.listen), where the chart's probes and scrape point.
+        worker = f"http://127.0.0.1:{worker_port}"
+        wait_until(lambda: http_get(f"{worker}/ready")[0] == 200, 60, procs=procs, what="worker /ready")
+        assert http_get(f"{worker}/health")[0] == 200
+        status, _, metrics = http_get(f"{worker}/metrics")
+        assert status == 200 and b"strata_" in metrics, metrics[:500]
+        status, _, jobs = http_get(f"{worker}/status/jobs")
+        assert status == 200 and b"replication" in jobs, jobs[:500]
         assert http_get(f"{endpoint}/health")[0] == 200
         status, _, metrics = http_get(f"{endpoint}/metrics")
         assert status == 200 and b"strata_" in metrics

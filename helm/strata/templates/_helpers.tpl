@@ -81,6 +81,9 @@ for control_plane.url: data planes follow whichever leads. With an HPA, up to it
 {{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) (not .Values.database.host) }}
 {{- fail "no PostgreSQL configured: set secrets.databaseUrl (postgres://USER:PASSWORD@HOST:5432/DBNAME) or database.host plus secrets.databasePassword, or secrets.existingSecret" }}
 {{- end }}
+{{- if not .Values.worker.statusPort }}
+{{- fail "worker.statusPort must be set: the worker serves /health, /ready and /metrics there (worker.listen)" }}
+{{- end }}
 {{- if not (has .Values.controlplane.advertise (list "podIP" "podDNS")) }}
 {{- fail "controlplane.advertise must be podIP or podDNS" }}
 {{- end }}
@@ -114,6 +117,8 @@ the Secret). tests/e2e/test_deploy_configs.py mirrors this list: keep them in st
   value: {{ include "strata.advertiseUrl" . | quote }}
 - name: STRATA_LEASE_SECS
   value: {{ .Values.controlplane.leaseSecs | quote }}
+- name: STRATA_WORKER_LISTEN
+  value: {{ printf "0.0.0.0:%d" (int .Values.worker.statusPort) | quote }}
 - name: STRATA_REGION
   value: {{ .Values.config.region | quote }}
 - name: STRATA_DOMAIN
