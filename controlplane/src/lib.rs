@@ -6,6 +6,7 @@ mod delta;
 mod identity;
 pub mod keys;
 pub mod leader;
+pub mod leader_http;
 mod placement;
 mod service;
 mod usage;

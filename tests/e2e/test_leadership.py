@@ -9,6 +9,7 @@ row in PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -49,6 +50,7 @@ class Cluster:
         env = child_env({"STRATA_CLUSTER_SECRET": uuid.uuid4().hex + uuid.uuid4().hex})
         self.grpc = free_ports(2)
         self.s3 = free_ports(2)
+        self.http = free_ports(2)  # each control plane's /health, /metrics, /leader
         self.cp_urls = [f"http://127.0.0.1:{p}" for p in self.grpc]
         backends = fs.yaml("fs1")
         logs = root / "logs"
@@ -56,7 +58,8 @@ class Cluster:
         for i, port in enumerate(self.grpc):
             cfg = root / f"cp{i}.yaml"
             cfg.write_text(render_config(data_dir=root / f"cp{i}", s3_port=free_ports(1)[0], grpc_port=port,
-                                         s3_backend=backends, extra_yaml=db_yaml(pg, self.db)))
+                                         s3_backend=backends, extra_yaml=db_yaml(pg, self.db))
+                           .replace("control_plane:\n", f"control_plane:\n  http_listen: 127.0.0.1:{self.http[i]}\n"))
             self.cps.append(StrataProc(f"cp{i}", ["serve", "--role", "controlplane", "--config", str(cfg)],
                                        root, logs, env))
         self.dps = []
@@ -83,6 +86,11 @@ class Cluster:
         row = self.pg.psql("SELECT url, term, expires_at > now() FROM cp_lease", db=self.db)
         url, term, valid = row.split("|")
         return url, int(term), valid == "t"
+
+    def cp_http(self, i: int, path: str) -> str:
+        status, _, body = http_get(f"http://127.0.0.1:{self.http[i]}{path}", timeout=5)
+        assert status == 200, (path, status, body)
+        return body.decode()
 
     def leader(self) -> int:
         url, _, valid = self.lease()
@@ -169,6 +177,13 @@ def round_trip(cluster: Cluster, bucket: str, tag: str) -> None:
 def test_round_trip_through_either_data_plane_with_either_leader(cluster):
     assert cluster.leader() == 0
     _, term0, _ = cluster.lease()
+    # Each control plane says what it is, on /leader and in its metrics.
+    lead, follow = (json.loads(cluster.cp_http(i, "/leader")) for i in (0, 1))
+    assert lead["is_leader"] and lead["term"] == term0 and lead["leader_url"] == cluster.cp_urls[0], lead
+    assert not follow["is_leader"] and follow["leader_url"] == cluster.cp_urls[0], follow
+    assert "strata_cp_is_leader 1" in cluster.cp_http(0, "/metrics")
+    metrics1 = cluster.cp_http(1, "/metrics")
+    assert "strata_cp_is_leader 0" in metrics1 and f"strata_cp_term {term0}" in metrics1
     bucket = unique_bucket("lead")
     client(cluster.endpoints[0]).create_bucket(Bucket=bucket)
     round_trip(cluster, bucket, "cp0")
@@ -185,6 +200,9 @@ def test_round_trip_through_either_data_plane_with_either_leader(cluster):
     cluster.start_cp(0)
     round_trip(cluster, bucket, "cp1")
     assert cluster.leader() == 1 and cluster.lease()[1] == term1
+    metrics1 = cluster.cp_http(1, "/metrics")
+    assert "strata_cp_is_leader 1" in metrics1 and "strata_cp_leader_changes_total 1" in metrics1, metrics1
+    assert json.loads(cluster.cp_http(0, "/leader"))["leader_url"] == cluster.cp_urls[1]
     SUMMARY.append(f"LEADERSHIP clean handover (SIGTERM) took {handover:.2f} s; terms {term0} -> {term1}")
 
 
@@ -208,7 +226,7 @@ class Load:
         i = 0
         while not self.stop.is_set():
             key = f"load/t{n}/{i:05d}"
-            body = os.urandom(rnd.randint(1, 48 * 1024))
+            body = os.urandom(rnd.randint(1, 16 * 1024))
             while not self.stop.is_set():
                 start = time.monotonic()
                 try:
@@ -250,7 +268,7 @@ def test_leader_kill_during_write_load(cluster):
     _, term_before, _ = cluster.lease()
     load = Load(cluster, bucket)
     load.start()
-    time.sleep(2.0)
+    time.sleep(1.5)
     with load.lock:
         before_kill = len(load.acked)
     assert before_kill > 0, f"no write succeeded before the kill; errors: {load.other[:5]}"
@@ -266,7 +284,7 @@ def test_leader_kill_during_write_load(cluster):
 
     wait_until(lambda: first_after_kill() is not None, 20, what="a write through the new leader")
     failover = first_after_kill() - killed_at
-    time.sleep(3.0)
+    time.sleep(2.0)
     load.join()
 
     new = cluster.leader()
