@@ -77,6 +77,21 @@ def holders(cl: Cluster, sizes: set[int]) -> dict[int, list[int]]:
     return out
 
 
+def settle(cl: Cluster, job: str = "replication", cycles: int = 2) -> None:
+    """Wait until `job` finished `cycles` more cycles (cluster-wide): a copy whose bytes are already on
+    a backend is then also in the catalog (a cycle attaches what it wrote before it ends)."""
+    start = cl.jobs(0)[job]["runs"]
+    wait_until(lambda: cl.jobs(0)[job]["runs"] >= start + cycles, 20, procs=cl.workers,
+               what=f"{cycles} more {job} cycles")
+
+
+def factor_two(cl: Cluster, sizes: set[int]) -> None:
+    """Every object of these sizes on exactly 2 backends (their directories), and in the catalog too."""
+    wait_until(lambda: all(len(set(h)) == 2 for h in holders(cl, sizes).values()), 30, procs=cl.procs,
+               what="every object on 2 backends")
+    settle(cl)
+
+
 # ---- (a) the S3 suite through either data plane ------------------------------------------------
 
 def test_s3_suite_through_either_data_plane(cl, tmp_path):
@@ -198,9 +213,7 @@ def test_replication_reaches_factor_two_on_the_backends(cl):
     for i, (k, v) in enumerate(bodies.items()):
         (a, b)[i % 2].put_object(Bucket=bucket, Key=k, Body=v)
     sizes = {len(v) for v in bodies.values()}
-    wait_until(lambda: all(len(set(h)) == 2 for h in holders(cl, sizes).values()), 30,
-               procs=cl.procs, what="every object on 2 backends")
-    time.sleep(2)  # the factor is reached and kept: no third copy, none dropped
+    factor_two(cl, sizes)  # and kept for two more cycles: no third copy, none dropped
     h = holders(cl, sizes)
     assert all(len(v) == 2 and len(set(v)) == 2 for v in h.values()), h
     # Spread placement (lowest fill first) has put copies on all three backends by now.
@@ -284,7 +297,7 @@ def test_drain_survives_a_restart_of_every_strata_process(cl):
     for i, (k, v) in enumerate(bodies.items()):
         (a, b)[i % 2].put_object(Bucket=bucket, Key=k, Body=v)
     sizes = {len(v) for v in bodies.values()}
-    wait_until(lambda: all(len(h) == 2 for h in holders(cl, sizes).values()), 30, what="factor 2 reached")
+    factor_two(cl, sizes)
     assert any(1 in h for h in holders(cl, sizes).values()), "fs1 holds copies to drain"
 
     # The workers (which run the drain job) stop first, so the drain is certainly still in progress
@@ -388,7 +401,7 @@ def test_reads_survive_kill_9_of_a_backend_through_both_data_planes(cl):
     for i, (k, v) in enumerate(bodies.items()):
         (a, b)[i % 2].put_object(Bucket=bucket, Key=k, Body=v)
     sizes = {len(v) for v in bodies.values()}
-    wait_until(lambda: all(len(h) == 2 for h in holders(cl, sizes).values()), 30, what="factor 2 reached")
+    factor_two(cl, sizes)
     on_fs0 = [s for s, h in holders(cl, sizes).items() if 0 in h]
     assert on_fs0, "fs0 holds copies"
     cl.fs[0].kill()
