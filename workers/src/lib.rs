@@ -1,5 +1,9 @@
-//! The worker role: a [`Job`] trait and a [`Runner`] that drives jobs on their
-//! schedules until shutdown, and the jobs themselves: [`CleanupJob`] deletes
+//! The worker role: a [`Job`] trait and a [`Runner`] that drives jobs on the
+//! schedule the workers share in the database (each cycle runs once across
+//! them, under the job's lock; see docs/workers.md), the worker's HTTP
+//! ([`http`]), and the jobs themselves: [`StaleMultipartJob`] aborts
+//! abandoned multipart uploads, [`LifecycleJob`] expires objects by prefix
+//! and age, [`CleanupJob`] deletes
 //! obsolete bytes from the durable cleanup queue, [`ReaperJob`] resolves write
 //! intents that were never committed, [`ReplicationJob`] copies objects to
 //! further backends, [`RewrapJob`] moves data keys under the primary master
