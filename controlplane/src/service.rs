@@ -597,15 +597,6 @@ impl ControlPlane for ControlPlaneService {
         {
             tracing::warn!(error = %e, reporter = %report.reporter, "could not record backend health");
         }
-        // The cluster-wide view for jobs in other processes (replication).
-        let health: Vec<(String, strata_core::BreakerState)> =
-            (report.backends.iter()).map(|b| (b.backend_id.clone(), b.breaker)).collect();
-        if let Err(e) = (self.store)
-            .record_backend_health(&report.reporter, &health, now_ms())
-            .await
-        {
-            tracing::warn!(error = %e, reporter = %report.reporter, "could not record backend health");
-        }
         let month = current_month();
         self.store.add_monthly_usage(&month, &report.backends).await?;
         let totals = self.store.monthly_usage(&month).await?;
