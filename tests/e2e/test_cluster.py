@@ -3,7 +3,7 @@
 
 One cluster for the module; the tests run in file order: the S3 suite (boto3, aws CLI, s3cmd,
 rclone) through either data plane, replication factor 2 read from the backends' own directories
-(plus an xfail for a multipart object whose parts sit on every backend), each job once per cycle
+(plus a multipart object whose parts sit on every backend), each job once per cycle
 across the two workers, a drain that survives a restart of every Strata process, `kill -9` of the
 leading control plane with writes resuming through both data planes, and reads surviving `kill -9`
 of a backend. Measurements go to the "strata measurements" summary (lines starting CLUSTER).
@@ -224,12 +224,9 @@ def test_replication_reaches_factor_two_on_the_backends(cl):
         assert sha((b, a)[i % 2].get_object(Bucket=bucket, Key=k)["Body"].read()) == sha(v)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "replication and drain exclude every backend that holds ANY segment of the object, so a multipart "
-    "object whose parts landed on all 3 backends never gets a second copy ('no backend has room ... fs0: "
-    "unavailable (circuit breaker open or a write just failed)' with every breaker closed), and a drain of "
-    "one of those backends stays `draining` forever (drain cycle no_room=1)"))
 def test_multipart_object_over_every_backend_reaches_the_factor(cl):
+    """Parts spread over all three backends leave no backend free of the object: the second copy
+    (one whole blob) then goes where some parts of the first are, never nowhere."""
     a, b = clients(cl)
     bucket = unique_bucket("mpu3")
     a.create_bucket(Bucket=bucket)
@@ -243,9 +240,12 @@ def test_multipart_object_over_every_backend_reaches_the_factor(cl):
         spread = {i for h in holders(cl, sizes).values() for i in h}
         if spread != {0, 1, 2}:
             pytest.skip(f"the parts landed on backends {sorted(spread)}, not on all three")
-        time.sleep(6)  # several replication cycles
-        h = holders(cl, sizes)
-        assert all(len(v) == 2 for v in h.values()), f"copies of each part by backend: {h}"
+        whole = sum(sizes)
+        wait_until(lambda: holders(cl, {whole})[whole], 30, what="a whole copy of the multipart object")
+        assert len(holders(cl, {whole})[whole]) == 1, holders(cl, {whole})
+        assert all(len(v) == 1 for v in holders(cl, sizes).values()), holders(cl, sizes)
+        for c in (a, b):
+            assert sha(c.get_object(Bucket=bucket, Key="m")["Body"].read()) == sha(b"".join(parts))
     finally:
         a.delete_object(Bucket=bucket, Key="m")
 

@@ -143,13 +143,27 @@ impl ReplicationJob {
             );
             return Ok(Copied::Skipped);
         };
-        // Not on a backend that holds a copy already, nor on an unhealthy one.
+        // Not on a backend that holds any part of a copy already, nor on an
+        // unhealthy one. A multipart object whose parts are spread over every
+        // backend leaves no such backend: then the copy may go where some
+        // parts of another copy are (it still survives the loss of any other
+        // backend), but never where a whole copy is.
         let mut exclude: Vec<String> = all_copies(&rec).flatten().map(|s| s.backend_id.clone()).collect();
         exclude.extend(unhealthy.iter().cloned());
-        let plan = match (self.cp)
+        let mut planned = (self.cp)
             .plan_write(&rec.bucket, &rec.key, Some(rec.meta.size), &exclude)
-            .await
-        {
+            .await;
+        if matches!(planned, Err(CpError::NoCapacity(_))) && all_copies(&rec).any(|c| c.len() > 1) {
+            let mut whole: Vec<String> = all_copies(&rec)
+                .filter(|c| c.len() == 1 || c.iter().all(|s| s.backend_id == c[0].backend_id))
+                .filter_map(|c| c.first().map(|s| s.backend_id.clone()))
+                .collect();
+            whole.extend(unhealthy.iter().cloned());
+            planned = (self.cp)
+                .plan_write(&rec.bucket, &rec.key, Some(rec.meta.size), &whole)
+                .await;
+        }
+        let plan = match planned {
             Ok(p) => p,
             Err(CpError::NoCapacity(why)) => {
                 tracing::debug!(job = "replication", bucket = %rec.bucket, key = %rec.key, %why, "no backend for another copy");
