@@ -140,10 +140,14 @@ pub(crate) async fn commit_reference(
     now_ms: i64,
 ) -> CpResult<DeltaRef> {
     let bucket = bucket_of_space(space)?.to_owned();
-    let Some(Encoding::Zstd { encoded_len }) = segment.encoding.clone() else {
-        return Err(CpError::InvalidArgument(
-            "a reference's segment must carry Encoding::Zstd".into(),
-        ));
+    // zstd-compressed, or stored as it is when that was not smaller
+    // (incompressible content).
+    let (codec, encoded_len) = match segment.encoding.clone() {
+        Some(Encoding::Zstd { encoded_len }) => (Some("zstd".to_owned()), Some(encoded_len)),
+        None => (None, None),
+        Some(Encoding::Delta { .. }) => {
+            return Err(CpError::InvalidArgument("a reference is never itself a delta".into()));
+        }
     };
     if segment.backend_id != plan.backend_id || segment.backend_key != plan.backend_key {
         return Err(CpError::InvalidArgument(
@@ -155,8 +159,8 @@ pub(crate) async fn commit_reference(
         backend_id: segment.backend_id.clone(),
         backend_key: segment.backend_key.clone(),
         sha256: Some(sha256.to_owned()),
-        codec: Some("zstd".into()),
-        encoded_len: Some(encoded_len),
+        codec,
+        encoded_len,
         ..Default::default()
     };
     store.put_blobs(&[facts], now_ms).await?;

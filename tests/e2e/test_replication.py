@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from harness import STRATA_BIN, Strata, boto3_client, child_env, http_get, unique_bucket, wait_until
 from multi import S3sFs
+from test_delta import delta_status
 
 KIB = 1024
 
@@ -231,3 +232,40 @@ def test_validate_names_bad_replication_settings(tmp_path, fs3, yaml, field):
     out = cp.stdout + cp.stderr
     assert cp.returncode == 1, out
     assert field in out, out
+
+
+def test_delta_objects_and_their_reference_are_replicated_and_read_with_a_backend_down(tmp_path):
+    """A delta container and its deltaspace's reference are copied as stored: with the backend
+    that took the writes killed, both versions still read back byte-exact from the other one."""
+    fs = [S3sFs(tmp_path / f"fs{i}").start() for i in range(2)]
+    yaml = "\n".join(b.yaml(f"fs{i}") for i, b in enumerate(fs))
+    delta = ("delta: {enabled: false, min_size: 4096, rules: [{bucket: artifacts, delta: on}]}\n"
+             "jobs: {delta_compact_period_secs: 3600}\n")
+    s = Strata("all", tmp_path / "strata", backends_yaml=yaml,
+               extra_yaml=FAST + delta + "replication: {factor: 2, interval_secs: 1}\n").start()
+    try:
+        s3 = boto3_client(s.endpoint)
+        s3.create_bucket(Bucket="artifacts")
+        base = os.urandom(600 * KIB)
+        v1 = base + b"version one"
+        v2 = base[:1000] + os.urandom(64) + base[1064:] + b"version two"
+        s3.put_object(Bucket="artifacts", Key="app/v1.bin", Body=v1)
+        s3.put_object(Bucket="artifacts", Key="app/v2.bin", Body=v2)
+        # Random content: the reference is stored as it is (zstd would not make it smaller).
+        decisions = delta_status(s, "artifacts")["decisions"]
+        assert (decisions.get("reference"), decisions.get("delta")) == (1, 1), decisions
+        # Every blob (the reference, the identity container of v1, the delta of v2) on both backends.
+        wait_until(lambda: sorted(fs[0].objects().values()) == sorted(fs[1].objects().values())
+                   and len(fs[0].objects()) >= 3, 30, procs=[s.main], what="every delta blob on both backends")
+        assert metric(s, "strata_replication_copies_made_total") >= 3
+        for victim in range(2):
+            fs[victim].kill()
+            for key, want in (("app/v1.bin", v1), ("app/v2.bin", v2)):
+                got = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
+                assert got == want, f"{key} with fs{victim} down"
+            fs[victim].restart()
+            wait_until(lambda: s3.head_bucket(Bucket="artifacts") is not None, 10)
+    finally:
+        s.stop_and_check()
+        for b in fs:
+            b.stop()

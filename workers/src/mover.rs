@@ -172,7 +172,7 @@ async fn finish(
 /// blob and records the source's blob facts (digest, key, codec, reference)
 /// for it. `None` when the target would be sealed under a new key but the
 /// source is plaintext (its stored bytes cannot serve as that blob).
-async fn raw_copy(
+pub(crate) async fn raw_copy(
     store: &dyn MetaStore,
     backends: &Backends,
     rec: &ObjectRecord,

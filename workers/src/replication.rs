@@ -14,6 +14,7 @@ use strata_core::{ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::MetaStore;
 
 use crate::blobcopy::{all_copies, copy_raw, discard, is_customer_copy, is_encoded_copy, record_digest, write_copy};
+use crate::mover::raw_copy;
 use crate::{Clock, Job, Outcome, system_clock};
 
 /// Copies under-replicated objects to further backends until each has
@@ -117,8 +118,12 @@ impl ReplicationJob {
         };
         let copies: Vec<&[Segment]> = all_copies(rec).collect();
         if copies.iter().any(|c| is_encoded_copy(c)) {
-            tracing::debug!(job = "replication", object = %rec.object_id, "encoded (delta) objects are not replicated");
-            return None;
+            // A delta container or a compressed reference is copied as stored,
+            // with its blob facts (codec, reference, key).
+            return copies
+                .iter()
+                .find(|c| c.len() == 1 && is_encoded_copy(c) && readable(c))
+                .map(|c| Source::Encoded(c[0].clone()));
         }
         if let Some(i) = (0..copies.len()).find(|&i| readable(copies[i]) && !is_customer_copy(copies[i])) {
             return Some(Source::Plain(i));
@@ -175,6 +180,17 @@ impl ReplicationJob {
         let segment = match source {
             Source::Plain(i) => write_copy(self.cp.as_ref(), &self.backends, &rec, i, &plan).await?,
             Source::Raw(seg) => copy_raw(self.cp.as_ref(), &self.backends, &rec, &seg, &plan).await?,
+            Source::Encoded(seg) => match raw_copy(self.store.as_ref(), &self.backends, &rec, &seg, &plan).await {
+                Ok(Some(seg)) => seg,
+                Ok(None) => {
+                    discard(self.cp.as_ref(), &self.backends, &plan).await;
+                    return Ok(Copied::Skipped);
+                }
+                Err(e) => {
+                    discard(self.cp.as_ref(), &self.backends, &plan).await;
+                    return Err(e);
+                }
+            },
         };
         if let Err(e) = record_digest(self.store.as_ref(), &segment, (self.clock)()).await {
             discard(self.cp.as_ref(), &self.backends, &plan).await;
@@ -204,6 +220,8 @@ enum Source {
     Plain(usize),
     /// The stored bytes of this customer-sealed single segment.
     Raw(Segment),
+    /// The stored bytes of this encoded (delta or compressed) single segment.
+    Encoded(Segment),
 }
 
 /// What became of one under-replicated object.
