@@ -458,7 +458,9 @@ mod tests {
         let p = placement(RoutingStrategy::Spread, &three(None), &[]);
         let inactive = [("a".to_owned(), "draining"), ("b".to_owned(), "removed")];
         assert_eq!(p.choose_active("x", Some(1), &[], &[], &[], &inactive).unwrap(), "c");
-        let e = p.choose_active("x", Some(1), &[], &[], &["c".into()], &inactive).unwrap_err();
+        let e = p
+            .choose_active("x", Some(1), &[], &[], &["c".into()], &inactive)
+            .unwrap_err();
         let CpError::NoCapacity(msg) = e else { panic!("{e:?}") };
         assert!(msg.contains("a: draining (see `strata backends list`)"), "{msg}");
         assert!(msg.contains("b: removed"), "{msg}");

@@ -24,9 +24,9 @@ use strata_core::{BreakerState, MonthlyUsage};
 use tokio::sync::Notify;
 
 pub use backend::GuardedBackend;
+use backend::{Cell, CellMetrics};
 pub use redis::RedisSync;
 use shared_counters::{SharedCounters, SharedHook};
-use backend::{Cell, CellMetrics};
 
 /// One backend: its raw handle, limits and guard state.
 struct Slot {

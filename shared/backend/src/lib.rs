@@ -86,7 +86,10 @@ pub trait Backend: Send + Sync + 'static {
     /// a shared bucket, are not blobs. A page shorter than `limit` is the last.
     async fn list_page(&self, after: &str, limit: u32) -> Result<Vec<ListedBlob>, BackendError> {
         let _ = (after, limit);
-        Err(BackendError::Remote(format!("backend `{}` cannot list its blobs", self.id())))
+        Err(BackendError::Remote(format!(
+            "backend `{}` cannot list its blobs",
+            self.id()
+        )))
     }
 }
 

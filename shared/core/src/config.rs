@@ -8,8 +8,8 @@ mod encryption;
 mod env;
 mod jobs;
 mod lenient;
-mod redis;
 mod rebalance;
+mod redis;
 mod resilience;
 mod worker;
 
@@ -27,10 +27,10 @@ pub use delta::{DeltaConfig, DeltaRule, DeltaSwitch, MEDIA_SUFFIXES, glob_match}
 pub use encryption::{EncryptionConfig, EncryptionMode, KeyConfig};
 pub use env::expand_env;
 pub use jobs::JobsConfig;
-pub use worker::{LifecycleRule, WorkerConfig};
-pub use redis::RedisConfig;
 pub use rebalance::{RebalanceConfig, RebalanceStrategy};
+pub use redis::RedisConfig;
 pub use resilience::{BreakerConfig, FailoverConfig, ReplicationConfig, ResilienceConfig, UsageConfig};
+pub use worker::{LifecycleRule, WorkerConfig};
 
 /// Which parts of Strata a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

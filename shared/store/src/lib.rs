@@ -25,8 +25,8 @@ pub use delta::{
     DeltaDecisionRecord, DeltaRefRecord, DeltaSpaceRecord, REF_CURRENT, REF_RETIRED, ReselectPolicy, refs_bucket,
     user_bucket_of,
 };
-pub use lease::{Lease, WriteFence};
 pub use job_schedule::{CONTROL_CANCELLED, Granted, JobLock, JobSchedule};
+pub use lease::{Lease, WriteFence};
 pub use postgres::PgStore;
 pub use reconcile::{BlobUse, KnownBlob};
 pub use sqlite::SqliteStore;
@@ -330,7 +330,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// `false` when the job never ran.
     async fn set_job_control(&self, name: &str, control: &str, now_ms: i64) -> CpResult<bool> {
         let _ = (name, control, now_ms);
-        Err(strata_core::CpError::Internal("this store keeps no job schedule".into()))
+        Err(strata_core::CpError::Internal(
+            "this store keeps no job schedule".into(),
+        ))
     }
 
     /// The state of deltaspace `space`; `None` when it never had a reference.
@@ -404,7 +406,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// What the reconciler merges against the backend's listing.
     async fn known_blobs(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<KnownBlob>> {
         let _ = (backend_id, after, limit);
-        Err(strata_core::CpError::Internal("this store cannot list known blobs".into()))
+        Err(strata_core::CpError::Internal(
+            "this store cannot list known blobs".into(),
+        ))
     }
     /// In one write transaction: unless a catalog row names the blob (see
     /// [`MetaStore::known_blobs`]), queues it for cleanup as `length` orphan
@@ -424,7 +428,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// is empty); returns whether it did.
     async fn set_backend_state(&self, rec: &BackendStateRecord, from: &[BackendState]) -> CpResult<bool> {
         let _ = (rec, from);
-        Err(strata_core::CpError::Internal("this store keeps no backend states".into()))
+        Err(strata_core::CpError::Internal(
+            "this store keeps no backend states".into(),
+        ))
     }
     /// Current objects with a segment (of any copy) on `backend_id` and an
     /// object id greater than `after`, up to `limit`, in object-id order, as
@@ -451,7 +457,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// left, also its `blobs` rows. Call until it returns nothing.
     async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
         let _ = (backend_id, limit);
-        Err(strata_core::CpError::Internal("this store cannot forget backends".into()))
+        Err(strata_core::CpError::Internal(
+            "this store cannot forget backends".into(),
+        ))
     }
 
     /// Records the breaker state one data plane (`reporter`) has for each
@@ -482,7 +490,9 @@ pub trait MetaStore: Send + Sync + 'static {
         unhealthy: &[String],
     ) -> CpResult<Vec<ObjectRecord>> {
         if !unhealthy.is_empty() {
-            return Err(strata_core::CpError::Internal("this store does not track backend health".into()));
+            return Err(strata_core::CpError::Internal(
+                "this store does not track backend health".into(),
+            ));
         }
         self.under_replicated(factor, after, limit).await
     }
@@ -493,7 +503,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
         match intent_ids {
             [one] if record.copies.is_empty() => self.commit_object(one, record).await,
-            _ => Err(strata_core::CpError::Internal("this store cannot commit several copies at once".into())),
+            _ => Err(strata_core::CpError::Internal(
+                "this store cannot commit several copies at once".into(),
+            )),
         }
     }
 

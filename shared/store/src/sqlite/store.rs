@@ -228,7 +228,8 @@ impl MetaStore for SqliteStore {
         limit: u32,
         unhealthy: &[String],
     ) -> CpResult<Vec<ObjectRecord>> {
-        self.under_replicated_healthy_impl(factor, after, limit, unhealthy).await
+        self.under_replicated_healthy_impl(factor, after, limit, unhealthy)
+            .await
     }
 
     async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
