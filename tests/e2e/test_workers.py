@@ -173,6 +173,7 @@ def test_each_job_runs_exactly_once_per_cycle_across_two_workers(cluster):
         # The two workers together ran exactly the cycles the schedule counts: none twice.
         assert abs(by_workers - cycles) <= 1, (name, by_workers, cycles)
         assert row["errors"] == 0, (name, row["last_error"])
+        print(f"\n  {name}: period {period:.0f}s, {cycles} cycles in {elapsed:.1f}s, {by_workers:.0f} run by the workers")
     assert checked >= 5, rows1
     # The other worker found the locks taken or the cycles done.
     skipped = sum(w.metric("strata_job_lock_skipped_total") for w in workers)
