@@ -30,6 +30,8 @@ from harness import (
     ADMIN,
     LIVE,
     REGION,
+    SCOPED,
+    SCOPED_BUCKET,
     START_TIMEOUT,
     STRATA_BIN,
     StrataProc,
@@ -104,6 +106,8 @@ class Cluster:
                   "placement: {routing_strategy: spread}\n"
                   f"credentials:\n  - {{access_key_id: {ADMIN.access_key}, secret_access_key: {ADMIN.secret_key}, "
                   f"unrestricted: true}}\n"
+                  f"  - {{access_key_id: {SCOPED.access_key}, secret_access_key: {SCOPED.secret_key}, "
+                  f"buckets: [{SCOPED_BUCKET}]}}\n"
                   "logging: {format: json, level: info}\n")
         db = db_yaml(self.pg, self.db)
         self.configs["controlplane"].write_text(
@@ -111,7 +115,7 @@ class Cluster:
             "control_plane: {listen: '${STRATA_E2E_CP_LISTEN}', advertise_url: 'http://${STRATA_E2E_CP_LISTEN}'}\n"
             + db + JOBS_YAML + shared)
         self.configs["dataplane"].write_text(
-            f"server: {{listen: '${{STRATA_E2E_S3_LISTEN}}', region: {REGION}}}\n"
+            f"server: {{listen: '${{STRATA_E2E_S3_LISTEN}}', region: {REGION}, clock_skew_secs: 900}}\n"
             f"control_plane: {{urls: [{', '.join(self.cp_urls)}]}}\n" + shared)
         self.configs["worker"].write_text(
             f"server: {{region: {REGION}}}\n"

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     ADMIN,
+    EXTERNAL_ENDPOINT,
+    External,
     LIVE,
     MODES,
     SCOPED,
@@ -80,6 +82,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def _deployment(request, tmp_path_factory, mode: str, **kw):
+    if mode == "external":
+        return External(EXTERNAL_ENDPOINT)
     root = tmp_path_factory.mktemp(f"strata-{mode}")
     s = Strata(mode, root, **kw)
     try:
@@ -104,6 +108,8 @@ def server(request, tmp_path_factory):
 
 @pytest.fixture(params=MODES)
 def fresh_server(request, tmp_path_factory):
+    if request.param == "external":
+        pytest.skip("restarts or signals a deployment of its own; STRATA_E2E_ENDPOINT names a shared one")
     s = _deployment(request, tmp_path_factory, request.param)
     yield s
     s.stop_and_check()

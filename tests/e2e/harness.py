@@ -26,7 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 STRATA_BIN = os.environ.get("STRATA_BIN", str(REPO / "target" / "debug" / "strata"))
 REGION = "us-east-1"
-MODES = [m.strip() for m in os.environ.get("STRATA_E2E_MODES", "all,split,s3").split(",") if m.strip()]
+# STRATA_E2E_ENDPOINT: run the suites' `server` tests against an already running deployment (for
+# example one data plane of a cluster; see test_cluster.py) instead of starting one per module.
+EXTERNAL_ENDPOINT = os.environ.get("STRATA_E2E_ENDPOINT", "").rstrip("/")
+MODES = ["external"] if EXTERNAL_ENDPOINT else [
+    m.strip() for m in os.environ.get("STRATA_E2E_MODES", "all,split,s3").split(",") if m.strip()]
 START_TIMEOUT = float(os.environ.get("STRATA_E2E_START_TIMEOUT", "60"))
 STOP_TIMEOUT = float(os.environ.get("STRATA_E2E_STOP_TIMEOUT", "30"))
 
@@ -367,6 +371,27 @@ def child_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "AWS_"))}
     env.update(extra or {})
     return env
+
+
+class External:
+    """A deployment this suite did not start (`STRATA_E2E_ENDPOINT`): only its S3 endpoint."""
+
+    mode = "external"
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self.hostport = endpoint.split("://", 1)[-1]
+        self.name = f"external@{self.hostport}"
+        self.procs: list = []
+
+    def tail(self, n: int = 40) -> str:
+        return f"(external deployment at {self.endpoint}: its logs are its owner's)"
+
+    def stop_and_check(self, cleanup_data: bool = True) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"External({self.endpoint})"
 
 
 class Strata:
