@@ -16,10 +16,7 @@ import io
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -207,27 +204,6 @@ def dp_metric(endpoint: str, name: str) -> float:
 
 
 # ---- (b) replication factor 2 across the 3 backends ------------------------------------------
-
-# The S3 suites of the single-deployment modes, run once through each data plane of the cluster
-# (`STRATA_E2E_ENDPOINT`: their `server` fixture then uses this cluster instead of starting one;
-# the few tests that restart their own deployment skip).
-SUITES = ["test_boto3.py", "test_bad_input.py", "test_scoped.py", "test_awscli.py", "test_rclone_s3cmd.py"]
-
-
-@pytest.mark.parametrize("dp", [0, 1])
-def test_the_s3_suites_pass_through_each_data_plane(cl, dp):
-    here = Path(__file__).resolve().parent
-    env = dict(os.environ, STRATA_E2E_ENDPOINT=cl.endpoints[dp])
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "-q", "-p", "no:cacheprovider", "-rfEs"],
-                         cwd=here, env=env, capture_output=True, text=True, timeout=900)
-    tail = proc.stdout[-6000:] + proc.stderr[-2000:]
-    summary = [line for line in proc.stdout.splitlines() if " passed" in line or " failed" in line]
-    SUMMARY.append(f"CLUSTER s3 suites through dp{dp}: {summary[-1] if summary else '?'} "
-                   f"({time.monotonic() - t0:.1f} s)")
-    assert proc.returncode == 0, tail
-    assert summary and " passed" in summary[-1] and " failed" not in summary[-1], tail
-
 
 def test_replication_reaches_factor_two_on_the_backends(cl):
     a, b = clients(cl)

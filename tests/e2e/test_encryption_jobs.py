@@ -162,7 +162,10 @@ def test_encrypt_existing_survives_a_kill_and_resumes(tmp_path):
         s.main.signal(signal.SIGKILL)
         s.main.wait_exit(10)
         listing = strata_jobs(s, "list")
-        row = next(line.split() for line in listing.splitlines() if line.startswith("encrypt-existing"))
+        # `jobs list` shows the background jobs' schedule first, then the resumable jobs' progress
+        # (the table whose header starts with `job`): the row is in the second.
+        progress = listing.split("\njob ", 1)[1]
+        row = next(line.split() for line in progress.splitlines() if line.startswith("encrypt-existing"))
         done, total = int(row[2]), int(row[3])
         assert row[1] == "running" and 0 < done < total == 150, listing
 
