@@ -144,13 +144,13 @@ impl Elector {
     pub async fn step(&self) {
         let start = Instant::now();
         let ttl_ms = self.timing.lease.as_millis() as i64;
-        let (leading, term) = {
+        // Time left on our lease (none when following), read with the term in one lock.
+        let (left, term) = {
             let st = self.state();
-            (st.valid_until.is_some_and(|t| start < t), st.term)
+            (st.valid_until.filter(|t| start < *t).map(|t| t - start), st.term)
         };
-        if leading {
+        if let Some(left) = left {
             // Give up waiting once the lease would be over anyway.
-            let left = self.state().valid_until.map_or(Duration::ZERO, |t| t - start);
             match tokio::time::timeout(left, self.store.renew_lease(&self.holder, term, ttl_ms)).await {
                 Ok(Ok(true)) => {
                     self.state().valid_until = Some(start + self.timing.lease);

@@ -607,25 +607,10 @@ async fn hash_stream(mut s: strata_backend::ByteStream) -> std::io::Result<(u64,
 /// nothing about its object; a plaintext one names its bucket, key and
 /// metadata, with `codec=delta`.
 fn delta_tags(rec: &ObjectRecord, plan: &WritePlan) -> strata_core::blobtags::Tags {
-    if plan.cipher.is_some() {
-        return blobtags::encode(&BlobFacts {
-            bucket: String::new(),
-            key: String::new(),
-            object_id: rec.object_id.clone(),
-            role: BlobRole::Object,
-            meta: ObjectMeta::default(),
-            codec: "aes256-gcm".into(),
-        });
+    let mut tags = crate::blobcopy::tags_for(rec, plan);
+    if plan.cipher.is_none() {
+        tags.insert("codec".into(), "delta".into());
     }
-    let mut tags = blobtags::encode(&BlobFacts {
-        bucket: rec.bucket.clone(),
-        key: rec.key.clone(),
-        object_id: rec.object_id.clone(),
-        role: BlobRole::Object,
-        meta: rec.meta.clone(),
-        codec: "none".into(),
-    });
-    tags.insert("codec".into(), "delta".into());
     tags
 }
 

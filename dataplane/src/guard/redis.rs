@@ -3,7 +3,7 @@
 //! docs/redis.md and [`super::shared_counters`]).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -51,6 +51,9 @@ for i = 3, #KEYS do
 end
 return out
 ";
+
+/// The script, hashed (SHA-1, for EVALSHA) once rather than on every sync.
+static SCRIPT_HANDLE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT));
 
 /// The Redis series of a data plane.
 struct RedisMetrics {
@@ -204,8 +207,7 @@ impl RedisSync {
     async fn push(&mut self, batch: &Batch) -> Result<Applied, String> {
         let mut conn = self.connection().await?;
         let p = &self.config.key_prefix;
-        let script = redis::Script::new(SCRIPT);
-        let mut call = script.prepare_invoke();
+        let mut call = SCRIPT_HANDLE.prepare_invoke();
         call.key(format!("{p}epoch")).key(format!("{p}applied"));
         for id in &self.counters.ids {
             call.key(format!("{p}usage:{}:{id}", batch.month));

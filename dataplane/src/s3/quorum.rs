@@ -158,9 +158,7 @@ impl StrataS3 {
             match self.plan_for(target, hint, &exclude, sealing).await {
                 Ok(p) => plans.push(p),
                 Err(e) => {
-                    for p in &plans {
-                        self.abort(p).await;
-                    }
+                    futures::future::join_all(plans.iter().map(|p| self.abort(p))).await;
                     return Err(match e {
                         CpError::NoCapacity(why) => {
                             outcome("no_backends");
@@ -207,9 +205,8 @@ impl StrataS3 {
         let (digests, segments) = match result {
             Ok(r) => r,
             Err(e) => {
-                for p in &plans {
-                    self.abort(p).await;
-                }
+                // Each abort deletes from another backend: one slow backend must not delay the others.
+                futures::future::join_all(plans.iter().map(|p| self.abort(p))).await;
                 return Err(e);
             }
         };
@@ -328,10 +325,7 @@ impl StrataS3 {
                 if quorum {
                     outcome("commit_failed");
                 }
-                self.abort(plan).await;
-                for p in &others {
-                    self.abort(p).await;
-                }
+                futures::future::join_all(std::iter::once(plan).chain(&others).map(|p| self.abort(p))).await;
                 Err(from_cp(e))
             }
         }

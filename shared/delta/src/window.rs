@@ -18,7 +18,7 @@ use crate::MIB;
 /// Largest reference window ever shared between encodes and decodes.
 const RETAIN_WINDOW_MAX: u64 = 64 * MIB;
 
-/// Identity of a reference file's contents and the window [start, start+len) of it.
+/// Identity of a reference file's contents (the shared slot holds the whole file).
 #[derive(Clone, PartialEq, Eq)]
 struct WindowKey {
     path: PathBuf,
@@ -26,8 +26,6 @@ struct WindowKey {
     ino: u64,
     file_len: u64,
     mtime_ns: i128,
-    start: u64,
-    len: u64,
 }
 
 struct Slot {
@@ -60,18 +58,15 @@ fn linger() -> Option<(u64, Duration)> {
     (bytes > 0 && ms > 0).then(|| (bytes, Duration::from_millis(ms)))
 }
 
-fn window_key(f: &std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<WindowKey> {
+fn window_key(m: &std::fs::Metadata, path: &Path) -> WindowKey {
     use std::os::unix::fs::MetadataExt;
-    let m = f.metadata()?;
-    Ok(WindowKey {
+    WindowKey {
         path: path.to_owned(),
         dev: m.dev(),
         ino: m.ino(),
         file_len: m.len(),
         mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        start,
-        len,
-    })
+    }
 }
 
 /// Reads `len` bytes at `offset` into `buf` (replacing its contents), without zero-filling it first.
@@ -129,7 +124,8 @@ pub(crate) fn next_window(
 }
 
 fn window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io::Result<Window> {
-    let file_len = f.metadata()?.len();
+    let meta = f.metadata()?;
+    let file_len = meta.len();
     let end = start.checked_add(len).filter(|e| *e <= file_len).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -137,14 +133,11 @@ fn window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io::Resul
         )
     })?;
     if file_len <= RETAIN_WINDOW_MAX {
-        let whole = shared_whole(f, path, file_len)?;
-        if whole.len() as u64 == file_len {
-            return Ok(Window {
-                buf: whole,
-                range: start as usize..end as usize,
-                shared: true,
-            });
-        }
+        return Ok(Window {
+            buf: shared_whole(f, path, &meta)?,
+            range: start as usize..end as usize,
+            shared: true,
+        });
     }
     let mut buf = Vec::new();
     read_at(f, start, &mut buf, len)?;
@@ -156,9 +149,8 @@ fn window(f: &mut std::fs::File, path: &Path, start: u64, len: u64) -> io::Resul
 }
 
 /// The whole reference file, from the shared slot when it holds it.
-fn shared_whole(f: &mut std::fs::File, path: &Path, len: u64) -> io::Result<Arc<Vec<u8>>> {
-    let start = 0;
-    let key = window_key(f, path, start, len)?;
+fn shared_whole(f: &mut std::fs::File, path: &Path, meta: &std::fs::Metadata) -> io::Result<Arc<Vec<u8>>> {
+    let (key, len) = (window_key(meta, path), meta.len());
     let keep = linger().filter(|(max, _)| len <= *max);
     {
         let mut slot = SLOT.lock().expect("window slot");
@@ -175,19 +167,17 @@ fn shared_whole(f: &mut std::fs::File, path: &Path, len: u64) -> io::Result<Arc<
         }
     }
     let mut buf = Vec::new();
-    read_at(f, start, &mut buf, len)?;
+    read_at(f, 0, &mut buf, len)?;
     let w = Arc::new(buf);
-    if len == key.file_len {
-        let mut slot = SLOT.lock().expect("window slot");
-        *slot = Some(Slot {
-            key,
-            weak: Arc::downgrade(&w),
-            strong: keep.map(|_| w.clone()),
-            last_used: Instant::now(),
-        });
-        if keep.is_some() {
-            start_reaper();
-        }
+    let mut slot = SLOT.lock().expect("window slot");
+    *slot = Some(Slot {
+        key,
+        weak: Arc::downgrade(&w),
+        strong: keep.map(|_| w.clone()),
+        last_used: Instant::now(),
+    });
+    if keep.is_some() {
+        start_reaper();
     }
     Ok(w)
 }
