@@ -1,11 +1,19 @@
 //! The leader lease on PostgreSQL, with expiry on the database's clock, and
-//! the write fence checked inside write transactions (see `crate::lease`).
+//! the jobs' cluster-wide locks: a session advisory lock per job, held for one
+//! cycle on a dedicated connection of its own (outside the pool, so that jobs
+//! holding locks can never starve the pool their own work needs).
 
-use sqlx::PgConnection;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{Connection, PgConnection};
 use strata_core::CpResult;
 
-use super::{PgStore, db};
-use crate::lease::{Lease, deposed};
+use super::db;
+use crate::lease::{Leadership, Lease, WriteFence};
+use crate::metrics::timed;
+use crate::sql::sql;
+use crate::{JobLock, MetaStore, PgStore};
 
 type LeaseRow = (String, String, i64, i64);
 
@@ -22,113 +30,144 @@ fn lease((holder, url, term, remaining_ms): LeaseRow) -> Lease {
     }
 }
 
-impl PgStore {
-    pub(super) async fn acquire_lease_impl(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<Lease> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let inserted: Option<LeaseRow> = sqlx::query_as(
-            "INSERT INTO cp_lease (id, holder, url, term, expires_at) \
-             VALUES (1, $1, $2, 1, now() + $3 * INTERVAL '1 millisecond') \
-             ON CONFLICT (id) DO NOTHING RETURNING holder, url, term, $3::BIGINT",
-        )
-        .bind(holder)
-        .bind(url)
-        .bind(ttl_ms)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        if let Some(row) = inserted {
-            tx.commit().await.map_err(db)?;
-            return Ok(lease(row));
-        }
-        // FOR NO KEY UPDATE: serializes claimants without waiting for the
-        // fenced commits (FOR KEY SHARE) of the current holder.
-        let current: LeaseRow = sqlx::query_as(&format!("{SELECT} FOR NO KEY UPDATE"))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let current = lease(current);
-        let sql = if current.held_by(holder) {
-            // Ours and valid: extend (a non-key update).
-            "UPDATE cp_lease SET url = $2, expires_at = now() + $3 * INTERVAL '1 millisecond' WHERE id = 1 \
-             AND holder = $1"
-        } else if current.remaining_ms <= 0 {
-            // Expired: take over with the next term. Changing the UNIQUE term
-            // waits for the deposed holder's in-flight fenced transactions.
-            "UPDATE cp_lease SET holder = $1, url = $2, term = term + 1, \
-             expires_at = now() + $3 * INTERVAL '1 millisecond' WHERE id = 1"
-        } else {
-            tx.commit().await.map_err(db)?;
-            return Ok(current);
+/// The advisory-lock key of a job: in the same 64-bit space as the
+/// transaction locks (`rows::advisory_lock`), under its own scope.
+const LOCK_KEY: &str = "hashtextextended('job:' || $1, 0)";
+
+/// A held job lock. Dropped unreleased (a cancelled cycle), its connection
+/// is dropped too, which ends the session and with it the lock.
+struct PgJobLock {
+    conn: Option<PgConnection>,
+    name: String,
+}
+
+#[async_trait]
+impl JobLock for PgJobLock {
+    async fn release(mut self: Box<Self>) -> CpResult<()> {
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
         };
-        sqlx::query(sql)
-            .bind(holder)
-            .bind(url)
-            .bind(ttl_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let row: LeaseRow = sqlx::query_as(SELECT).fetch_one(&mut *tx).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(lease(row))
-    }
-
-    pub(super) async fn renew_lease_impl(&self, holder: &str, term: i64, ttl_ms: i64) -> CpResult<bool> {
-        let done = sqlx::query(
-            "UPDATE cp_lease SET expires_at = now() + $3 * INTERVAL '1 millisecond' \
-             WHERE id = 1 AND holder = $1 AND term = $2 AND expires_at > now()",
-        )
-        .bind(holder)
-        .bind(term)
-        .bind(ttl_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub(super) async fn release_lease_impl(&self, holder: &str, term: i64) -> CpResult<()> {
-        sqlx::query(
-            "UPDATE cp_lease SET expires_at = now() WHERE id = 1 AND holder = $1 AND term = $2 \
-             AND expires_at > now()",
-        )
-        .bind(holder)
-        .bind(term)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    pub(super) async fn get_lease_impl(&self) -> CpResult<Option<Lease>> {
-        let row: Option<LeaseRow> = sqlx::query_as(SELECT).fetch_optional(&self.pool).await.map_err(db)?;
-        Ok(row.map(lease))
+        let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
+        let released: Result<bool, _> = sqlx::query_scalar(&sql).bind(&self.name).fetch_one(&mut conn).await;
+        // Closing the session frees the lock in any case.
+        let _ = conn.close().await;
+        match released {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(strata_core::CpError::Internal(format!(
+                "the lock of job `{}` was not held at release",
+                self.name
+            ))),
+            Err(e) => Err(db(e)),
+        }
     }
 }
 
-/// How long a fenced transaction may sit idle (its process stalled between
-/// statements) before PostgreSQL ends its session: the bound on how long it
-/// can delay a takeover by holding the lease row.
-const FENCED_IDLE_MS: u32 = 2_000;
-
-/// Inside a write transaction: holds the lease row in FOR KEY SHARE while it
-/// still carries `term`, so no takeover commits before this transaction ends;
-/// fails with `Unavailable` when a newer term holds it. A leader paused in
-/// the middle of the transaction loses its session after `FENCED_IDLE_MS`,
-/// which releases the row for the takeover.
-pub(super) async fn check_fence(conn: &mut PgConnection, term: i64) -> CpResult<()> {
-    sqlx::query(&format!(
-        "SET LOCAL idle_in_transaction_session_timeout = {FENCED_IDLE_MS}"
-    ))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let held: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM cp_lease WHERE id = 1 AND term = $1 FOR KEY SHARE")
-        .bind(term)
-        .fetch_optional(conn)
+#[async_trait]
+impl Leadership for PgStore {
+    async fn acquire_lease(&self, holder: &str, url: &str, ttl_ms: i64) -> CpResult<Lease> {
+        timed("acquire_lease", async {
+            let mut c = self.db.begin_write().await?;
+            let inserted: Option<LeaseRow> = sql("INSERT INTO cp_lease (id, holder, url, term, expires_at) \
+                 VALUES (1, $1, $2, 1, now() + $3 * INTERVAL '1 millisecond') \
+                 ON CONFLICT (id) DO NOTHING RETURNING holder, url, term, $3::BIGINT")
+            .bind(holder)
+            .bind(url)
+            .bind(ttl_ms)
+            .fetch_optional(&mut c)
+            .await?;
+            if let Some(row) = inserted {
+                c.commit().await?;
+                return Ok(lease(row));
+            }
+            // FOR NO KEY UPDATE: serializes claimants without waiting for the
+            // fenced commits (FOR KEY SHARE) of the current holder.
+            let current = lease(sql(format!("{SELECT} FOR NO KEY UPDATE")).fetch_one(&mut c).await?);
+            let update = if current.held_by(holder) {
+                // Ours and valid: extend (a non-key update).
+                "UPDATE cp_lease SET url = $2, expires_at = now() + $3 * INTERVAL '1 millisecond' WHERE id = 1 \
+                 AND holder = $1"
+            } else if current.remaining_ms <= 0 {
+                // Expired: take over with the next term. Changing the UNIQUE term
+                // waits for the deposed holder's in-flight fenced transactions.
+                "UPDATE cp_lease SET holder = $1, url = $2, term = term + 1, \
+                 expires_at = now() + $3 * INTERVAL '1 millisecond' WHERE id = 1"
+            } else {
+                c.commit().await?;
+                return Ok(current);
+            };
+            sql(update).bind(holder).bind(url).bind(ttl_ms).execute(&mut c).await?;
+            let row: LeaseRow = sql(SELECT).fetch_one(&mut c).await?;
+            c.commit().await?;
+            Ok(lease(row))
+        })
         .await
-        .map_err(db)?;
-    match held {
-        Some(_) => Ok(()),
-        None => Err(deposed(term)),
+    }
+
+    async fn renew_lease(&self, holder: &str, term: i64, ttl_ms: i64) -> CpResult<bool> {
+        timed("renew_lease", async {
+            let done = sql(
+                "UPDATE cp_lease SET expires_at = now() + $3 * INTERVAL '1 millisecond' \
+                 WHERE id = 1 AND holder = $1 AND term = $2 AND expires_at > now()",
+            )
+            .bind(holder)
+            .bind(term)
+            .bind(ttl_ms)
+            .execute(&mut self.db.write_conn().await?)
+            .await?;
+            Ok(done == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, holder: &str, term: i64) -> CpResult<()> {
+        timed("release_lease", async {
+            sql(
+                "UPDATE cp_lease SET expires_at = now() WHERE id = 1 AND holder = $1 AND term = $2 \
+                 AND expires_at > now()",
+            )
+            .bind(holder)
+            .bind(term)
+            .execute(&mut self.db.write_conn().await?)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_lease(&self) -> CpResult<Option<Lease>> {
+        timed("get_lease", async {
+            let row: Option<LeaseRow> = sql(SELECT).fetch_optional(&mut self.db.conn().await?).await?;
+            Ok(row.map(lease))
+        })
+        .await
+    }
+
+    fn fenced(&self, fence: WriteFence) -> Option<Arc<dyn MetaStore>> {
+        Some(Arc::new(self.with_fence(fence)))
+    }
+
+    async fn try_job_lock(&self, name: &str) -> CpResult<Option<Box<dyn JobLock>>> {
+        timed("try_job_lock", async {
+            let options = self.pool().connect_options();
+            let mut conn = PgConnection::connect_with(&options).await.map_err(db)?;
+            let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
+            // On an error the session may or may not hold the lock: dropping the
+            // connection ends it.
+            let got: bool = sqlx::query_scalar(&sql)
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(db)?;
+            if !got {
+                let _ = conn.close().await;
+                return Ok(None);
+            }
+            let lock: Box<dyn JobLock> = Box::new(PgJobLock {
+                conn: Some(conn),
+                name: name.to_owned(),
+            });
+            Ok(Some(lock))
+        })
+        .await
     }
 }

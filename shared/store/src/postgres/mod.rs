@@ -1,33 +1,21 @@
-//! [`MetaStore`] on PostgreSQL through sqlx. Write transactions run at READ
-//! COMMITTED and take explicit locks where SQLite relied on its single writer:
-//! a transaction-level advisory lock per (bucket, key) for everything that
-//! replaces or removes an object, `FOR UPDATE` on the upload row for multipart
-//! changes, `FOR KEY SHARE` / `FOR UPDATE` on the bucket row between writers
-//! and `delete_bucket`, an advisory lock per backend for quota-checked
+//! PostgreSQL: opening the database, the leader lease on the database's
+//! clock, and the jobs' advisory locks (`lease.rs`). Write transactions run
+//! at READ COMMITTED and take explicit locks where SQLite relies on its single
+//! writer: a transaction-level advisory lock per (bucket, key) for everything
+//! that replaces or removes an object, `FOR UPDATE` on the upload row for
+//! multipart changes, `FOR KEY SHARE` / `FOR UPDATE` on the bucket row between
+//! writers and `delete_bucket`, an advisory lock per backend for quota-checked
 //! reservations, and `FOR UPDATE SKIP LOCKED` for cleanup claims. Reads that
 //! span several statements run in REPEATABLE READ READ ONLY transactions, which
 //! see one snapshot and never fail on serialization. See docs/postgres.md.
 
-mod backend_state;
-mod blobs;
-mod buckets;
 mod complete;
-mod copies;
-mod delta;
 mod health;
-mod job_schedule;
-mod jobs;
-mod jobs_progress;
 mod lease;
-mod list;
-mod monthly;
 mod multipart;
 mod objects;
-mod reconcile;
-mod replace;
 mod rows;
 mod store;
-mod usage;
 
 use std::time::Duration;
 
@@ -35,14 +23,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 use strata_core::{CpError, CpResult};
 
-/// The PostgreSQL metadata store.
-#[derive(Clone, Debug)]
-pub struct PgStore {
-    pool: PgPool,
-    /// Set on the control plane's store: every write transaction checks the
-    /// leader lease still carries this term (see `lease::check_fence`).
-    fence: Option<crate::WriteFence>,
-}
+use crate::PgStore;
+pub(crate) use crate::sql::{db, now_ms};
+use crate::store::Pools;
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with a
@@ -72,38 +55,31 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| CpError::Internal(format!("metadata migration failed: {e}")))?;
-        Ok(PgStore { pool, fence: None })
+        Ok(PgStore::new(Pools::Pg(pool)))
     }
 
     /// The connection pool (for health checks and advisory locks of callers).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        match &self.db.pools {
+            Pools::Pg(pool) => pool,
+            Pools::Sqlite { .. } => unreachable!("a PgStore holds a PostgreSQL pool"),
+        }
     }
 
-    /// Starts a read-write transaction at READ COMMITTED.
+    // Interim: the transactions of the statement modules not yet on the dialect layer.
+
     async fn write_tx(&self) -> CpResult<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        if let Some(fence) = &self.fence {
-            lease::check_fence(&mut tx, fence.term()).await?;
-        }
-        Ok(tx)
-    }
-
-    /// A store on the same pool whose write transactions are fenced by
-    /// `fence` (docs/leadership.md).
-    pub fn with_fence(&self, fence: crate::WriteFence) -> PgStore {
-        PgStore {
-            pool: self.pool.clone(),
-            fence: Some(fence),
+        match self.db.write().await? {
+            crate::sql::Conn::PgTx(tx) => Ok(tx),
+            _ => unreachable!("a PgStore opens PostgreSQL connections"),
         }
     }
 
-    /// Starts a read transaction: one snapshot for several statements.
     async fn read_tx(&self) -> CpResult<Transaction<'static, Postgres>> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db)
+        match self.db.read().await? {
+            crate::sql::Conn::PgTx(tx) => Ok(tx),
+            _ => unreachable!("a PgStore opens PostgreSQL connections"),
+        }
     }
 }
 
@@ -123,29 +99,4 @@ pub(crate) async fn advisory_lock(conn: &mut PgConnection, scope: &str, name: &s
 /// Serializes the writers of one (bucket, key). Bucket names never hold `/`.
 pub(crate) async fn lock_key(conn: &mut PgConnection, bucket: &str, key: &str) -> CpResult<()> {
     advisory_lock(conn, "object", &format!("{bucket}/{key}")).await
-}
-
-/// Maps a database error: lost connections, deadlocks and serialization
-/// failures are `Unavailable` (the client may retry), the rest `Internal`.
-pub(crate) fn db(e: sqlx::Error) -> CpError {
-    tracing::error!(error = %e, "metadata store error");
-    let retryable = match &e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(d) => {
-            let code = d.code();
-            let code = code.as_deref().unwrap_or("");
-            // 40001 serialization_failure, 40P01 deadlock_detected, 08* connection, 57P0* shutdown.
-            code == "40001" || code == "40P01" || code.starts_with("08") || code.starts_with("57P0")
-        }
-        _ => false,
-    };
-    if retryable {
-        CpError::Unavailable(format!("metadata store: {e}"))
-    } else {
-        CpError::Internal(format!("metadata store: {e}"))
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

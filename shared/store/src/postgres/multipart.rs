@@ -5,13 +5,13 @@ use strata_core::{
     CleanupItem, CpError, CpResult, ListPartsPage, ListUploadsPage, ListUploadsQuery, PartInfo, Segment, UploadInfo,
 };
 
-use super::list::prefix_successor;
 use super::objects::redeem_intent;
 use super::rows::{
     META_COLUMNS, MetaRow, bind_meta, enqueue_unreferenced, from_json, meta_placeholders, require_bucket,
     require_bucket_shared, to_i64, to_json, to_u64,
 };
 use super::{PgStore, db};
+use crate::listing::prefix_successor;
 
 #[derive(sqlx::FromRow)]
 struct UploadRow {

@@ -130,7 +130,7 @@ impl PgStore {
         .bind(key)
         .bind(now_ms)
         .bind(to_i64(size_hint.unwrap_or(0))?)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await
         .map_err(db)?;
         Ok(())
@@ -185,7 +185,7 @@ impl PgStore {
     }
 
     pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.pool().acquire().await.map_err(db)?;
         delete_intent_row(&mut conn, intent_id).await.map(|_| ())
     }
 
@@ -219,34 +219,5 @@ impl PgStore {
         let items = remove_object(&mut tx, bucket, key, &[]).await?;
         tx.commit().await.map_err(db)?;
         Ok(items)
-    }
-
-    pub(super) async fn ack_cleanup_impl(&self, ids: &[i64]) -> CpResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("DELETE FROM cleanup_queue WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    pub(super) async fn pending_cleanup_impl(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
-        let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT id, backend_id, backend_key FROM cleanup_queue ORDER BY id LIMIT $1")
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, backend_id, backend_key)| CleanupItem {
-                id,
-                backend_id,
-                backend_key,
-            })
-            .collect())
     }
 }

@@ -5,13 +5,13 @@ use strata_core::{
     CleanupItem, CpError, CpResult, ListPartsPage, ListUploadsPage, ListUploadsQuery, PartInfo, Segment, UploadInfo,
 };
 
-use super::list::prefix_successor;
 use super::objects::redeem_intent;
 use super::rows::{
     META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, from_json, require_bucket, to_i64,
     to_json, to_u64,
 };
 use super::{SqliteStore, db};
+use crate::listing::prefix_successor;
 
 #[derive(sqlx::FromRow)]
 struct UploadRow {

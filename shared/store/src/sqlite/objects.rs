@@ -133,7 +133,7 @@ impl SqliteStore {
         .bind(key)
         .bind(now_ms)
         .bind(to_i64(size_hint.unwrap_or(0))?)
-        .execute(&self.write_pool)
+        .execute(self.write_pool())
         .await
         .map_err(db)?;
         Ok(())
@@ -183,7 +183,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn delete_intent_impl(&self, intent_id: &str) -> CpResult<()> {
-        let mut conn = self.write_pool.acquire().await.map_err(db)?;
+        let mut conn = self.write_pool().acquire().await.map_err(db)?;
         delete_intent_row(&mut conn, intent_id).await.map(|_| ())
     }
 
@@ -215,37 +215,5 @@ impl SqliteStore {
         let items = remove_object(&mut tx, bucket, key, &[]).await?;
         tx.commit().await.map_err(db)?;
         Ok(items)
-    }
-
-    pub(super) async fn ack_cleanup_impl(&self, ids: &[i64]) -> CpResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write_tx().await?;
-        for id in ids {
-            sqlx::query("DELETE FROM cleanup_queue WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
-    }
-
-    pub(super) async fn pending_cleanup_impl(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
-        let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT id, backend_id, backend_key FROM cleanup_queue ORDER BY id LIMIT ?")
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, backend_id, backend_key)| CleanupItem {
-                id,
-                backend_id,
-                backend_key,
-            })
-            .collect())
     }
 }

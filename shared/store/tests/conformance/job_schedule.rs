@@ -1,5 +1,6 @@
 //! The jobs' shared schedule and their cluster-wide locks.
 
+use strata_store::prelude::*;
 use strata_store::{CONTROL_CANCELLED, JobSchedule, MetaStore, PgStore};
 
 use crate::pg_cluster;

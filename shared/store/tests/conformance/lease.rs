@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use strata_core::CpError;
+use strata_store::prelude::*;
 use strata_store::{MetaStore, WriteFence};
 
 use crate::support::{plan, put, record};

@@ -20,6 +20,7 @@ mod pg_cluster;
 mod reconcile;
 mod reserve;
 mod rewrite;
+mod schema;
 mod sqlite;
 mod support;
 mod usage;

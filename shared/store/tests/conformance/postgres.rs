@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use strata_core::{BackendTraffic, CpError, ListQuery};
+use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, PgStore};
 
 use crate::pg_cluster;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use strata_core::CpError;
+use strata_store::prelude::*;
 use strata_store::{MetaStore, SqliteStore};
 
 use crate::support::put;

@@ -1,6 +1,7 @@
 //! Per-backend usage counters: bytes used, orphaned (queued for cleanup),
 //! reserved by pending intents, and blob counts.
 
+use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, SqliteStore};
 
 use crate::support::{MIB, commit_part, md5_hex, part, plan, put, record, upload};
