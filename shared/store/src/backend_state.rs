@@ -6,8 +6,9 @@ use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord};
 
 use crate::Store;
 use crate::metrics::timed;
-use crate::rows::{COPY_STRIDE, advisory_lock, load_listed, to_i64, to_u64};
+use crate::rows::{COPY_STRIDE, advisory_lock, to_i64, to_u64};
 use crate::sql::sql;
+use crate::store::SqlBacked;
 
 /// Where a backend is in its lifecycle. A backend without a row is `Active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -95,38 +96,14 @@ const SOLE_COPY: &str = "SELECT COUNT(*) FROM objects o \
 /// Backend lifecycle (`backend_states`) and what the catalog holds on one
 /// backend, for drain, removal, purge, rebalance and over-replication cleanup.
 #[async_trait]
-pub trait Placement: Send + Sync + 'static {
+pub trait Placement: SqlBacked {
     /// Every backend with a persisted lifecycle state, sorted by id; a
     /// backend without a row is active.
-    async fn backend_states(&self) -> CpResult<Vec<BackendStateRecord>>;
-    /// Compare-and-set: records `rec` as the backend's state if its current
-    /// state (`Active` without a row) is one of `from` (any state when `from`
-    /// is empty); returns whether it did.
-    async fn set_backend_state(&self, rec: &BackendStateRecord, from: &[BackendState]) -> CpResult<bool>;
-    /// Current objects with a segment (of any copy) on `backend_id` and an
-    /// object id greater than `after`, up to `limit`, in object-id order, as
-    /// full records.
-    async fn objects_on_backend(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>>;
-    /// Objects with more than `factor` copies (the primary included) and an
-    /// object id greater than `after`, up to `limit`, in object-id order.
-    async fn over_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>>;
-    /// What the catalog still references on `backend_id`.
-    async fn backend_holdings(&self, backend_id: &str) -> CpResult<BackendHoldings>;
-    /// In one transaction: unless a segment, part or pending intent still
-    /// names `backend_id` (then `InvalidArgument` with the counts), deletes up
-    /// to `limit` of its cleanup-queue and dead-letter rows and returns them
-    /// (their bytes are the caller's to delete or abandon); once none is
-    /// left, also its `blobs` rows. Call until it returns nothing.
-    async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>>;
-}
-
-#[async_trait]
-impl<D: 'static> Placement for Store<D> {
     async fn backend_states(&self) -> CpResult<Vec<BackendStateRecord>> {
         timed("backend_states", async {
             let rows: Vec<(String, String, i64, String, String)> =
                 sql("SELECT backend_id, state, since_ms, changed_by, reason FROM backend_states ORDER BY backend_id")
-                    .fetch_all(&mut self.db.conn().await?)
+                    .fetch_all(&mut self.db().conn().await?)
                     .await?;
             (rows.into_iter())
                 .map(|(backend_id, state, since_ms, changed_by, reason)| {
@@ -143,9 +120,12 @@ impl<D: 'static> Placement for Store<D> {
         .await
     }
 
+    /// Compare-and-set: records `rec` as the backend's state if its current
+    /// state (`Active` without a row) is one of `from` (any state when `from`
+    /// is empty); returns whether it did.
     async fn set_backend_state(&self, rec: &BackendStateRecord, from: &[BackendState]) -> CpResult<bool> {
         timed("set_backend_state", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             advisory_lock(&mut c, "backend_state", &rec.backend_id).await?;
             let current: Option<(String,)> = sql("SELECT state FROM backend_states WHERE backend_id = ?")
                 .bind(&rec.backend_id)
@@ -174,42 +154,48 @@ impl<D: 'static> Placement for Store<D> {
         .await
     }
 
+    /// Current objects with a segment (of any copy) on `backend_id` and an
+    /// object id greater than `after`, up to `limit`, in object-id order, as
+    /// full records.
     async fn objects_on_backend(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
         timed("objects_on_backend", async {
-            let mut c = self.db.read().await?;
-            let listing = sql("SELECT o.bucket, o.key FROM objects o WHERE o.object_id IN ( \
+            self.db()
+                .load_listed(
+                    sql("SELECT o.bucket, o.key FROM objects o WHERE o.object_id IN ( \
                      SELECT DISTINCT s.object_id FROM segments s WHERE s.backend_id = ? AND s.object_id > ? \
                      ORDER BY s.object_id LIMIT ?) \
                  ORDER BY o.object_id")
-            .bind(backend_id)
-            .bind(after)
-            .bind(i64::from(limit));
-            let out = load_listed(&mut c, listing).await?;
-            c.commit().await?;
-            Ok(out)
+                    .bind(backend_id)
+                    .bind(after)
+                    .bind(i64::from(limit)),
+                )
+                .await
         })
         .await
     }
 
+    /// Objects with more than `factor` copies (the primary included) and an
+    /// object id greater than `after`, up to `limit`, in object-id order.
     async fn over_replicated(&self, factor: u32, after: &str, limit: u32) -> CpResult<Vec<ObjectRecord>> {
         timed("over_replicated", async {
-            let mut c = self.db.read().await?;
-            let listing = sql("SELECT o.bucket, o.key FROM objects o \
+            self.db()
+                .load_listed(
+                    sql("SELECT o.bucket, o.key FROM objects o \
                  WHERE o.object_id IN (SELECT s.object_id FROM segments s WHERE s.seq >= ?) \
                    AND o.object_id > ? ORDER BY o.object_id LIMIT ?")
-            .bind(i64::from(factor) * COPY_STRIDE)
-            .bind(after)
-            .bind(i64::from(limit));
-            let out = load_listed(&mut c, listing).await?;
-            c.commit().await?;
-            Ok(out)
+                    .bind(i64::from(factor) * COPY_STRIDE)
+                    .bind(after)
+                    .bind(i64::from(limit)),
+                )
+                .await
         })
         .await
     }
 
+    /// What the catalog still references on `backend_id`.
     async fn backend_holdings(&self, backend_id: &str) -> CpResult<BackendHoldings> {
         timed("backend_holdings", async {
-            let mut c = self.db.read().await?;
+            let mut c = self.db().read().await?;
             let (objects, segments, segment_bytes): (i64, i64, Option<i64>) = sql(
                 "SELECT COUNT(DISTINCT object_id), COUNT(*), CAST(SUM(length) AS BIGINT) FROM segments \
                  WHERE backend_id = ?",
@@ -245,9 +231,14 @@ impl<D: 'static> Placement for Store<D> {
         .await
     }
 
+    /// In one transaction: unless a segment, part or pending intent still
+    /// names `backend_id` (then `InvalidArgument` with the counts), deletes up
+    /// to `limit` of its cleanup-queue and dead-letter rows and returns them
+    /// (their bytes are the caller's to delete or abandon); once none is
+    /// left, also its `blobs` rows. Call until it returns nothing.
     async fn forget_backend(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
         timed("forget_backend", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             let (segments, parts, intents): (i64, i64, i64) =
                 sql("SELECT (SELECT COUNT(*) FROM segments WHERE backend_id = ?1), \
                         (SELECT COUNT(*) FROM parts WHERE backend_id = ?1), \
@@ -295,3 +286,5 @@ impl<D: 'static> Placement for Store<D> {
         .await
     }
 }
+
+impl<D: 'static> Placement for Store<D> {}

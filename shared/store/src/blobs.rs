@@ -8,6 +8,7 @@ use crate::Store;
 use crate::metrics::timed;
 use crate::rows::count;
 use crate::sql::{Dialect, sql};
+use crate::store::SqlBacked;
 
 /// The integrity state of one blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,49 +161,17 @@ pub(crate) fn same_segments(have: &[SegmentRow], want: &[strata_core::Segment]) 
 
 /// Blob facts: integrity, encryption and codec, for scrubbing and re-encryption.
 #[async_trait]
-pub trait Blobs: Send + Sync + 'static {
+pub trait Blobs: SqlBacked {
     /// Upserts blob facts. For an existing row, a `None` field keeps the
     /// stored value (so the cipher recorded at plan time and the sha256
     /// recorded at commit merge); `state` and `checked_ms` are only written on
     /// insert, `now_ms` is the new rows' creation time (see `prune_blobs`).
-    async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()>;
-    /// The facts of the given (backend_id, backend_key) blobs that have a row, in any order.
-    async fn get_blobs(&self, keys: &[(String, String)]) -> CpResult<Vec<BlobRecord>>;
-    /// Sets state and checked_ms of one blob (no-op if absent).
-    async fn mark_blob(&self, backend_id: &str, backend_key: &str, state: BlobState, checked_ms: i64) -> CpResult<()>;
-    /// Rows per key_id (rows with a NULL key_id are counted under ""), sorted by key id.
-    async fn blob_key_counts(&self) -> CpResult<Vec<(String, u64)>>;
-    /// Up to `limit` rows whose key_id is not NULL, does not start with
-    /// `sse-c:` and differs from `key_id`, ordered by (backend_id, backend_key).
-    async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>>;
-    /// Up to `limit` rows in state `corrupt`, ordered by (backend_id, backend_key).
-    async fn corrupt_blobs(&self, limit: u32) -> CpResult<Vec<BlobRecord>>;
-    /// The (bucket, key) of the current object one of whose segments (of
-    /// any copy) is the blob (`backend_id`, `backend_key`), if any.
-    async fn blob_owner(&self, backend_id: &str, backend_key: &str) -> CpResult<Option<(String, String)>>;
-    /// Compare-and-set: replaces key_id and wrapped_dek only if the row still
-    /// has `old_key_id`; returns whether it did.
-    async fn rewrap_blob(
-        &self,
-        backend_id: &str,
-        backend_key: &str,
-        old_key_id: &str,
-        new_key_id: &str,
-        wrapped: &[u8],
-    ) -> CpResult<bool>;
-    /// Deletes up to `limit` rows created before `older_than_ms` whose blob is
-    /// referenced by no segment, part or intent; returns how many.
-    async fn prune_blobs(&self, older_than_ms: i64, limit: u32) -> CpResult<u64>;
-}
-
-#[async_trait]
-impl<D: 'static> Blobs for Store<D> {
     async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()> {
         if blobs.is_empty() {
             return Ok(());
         }
         timed("put_blobs", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             for b in blobs {
                 sql(
                     "INSERT INTO blobs (backend_id, backend_key, sha256, key_id, wrapped_dek, context, state, \
@@ -236,6 +205,7 @@ impl<D: 'static> Blobs for Store<D> {
         .await
     }
 
+    /// The facts of the given (backend_id, backend_key) blobs that have a row, in any order.
     async fn get_blobs(&self, keys: &[(String, String)]) -> CpResult<Vec<BlobRecord>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -243,7 +213,7 @@ impl<D: 'static> Blobs for Store<D> {
         timed("get_blobs", async {
             // One statement over the list of keys: a JSON array of pairs on
             // SQLite, two arrays on PostgreSQL.
-            let mut c = self.db.conn().await?;
+            let mut c = self.db().conn().await?;
             let (ids, names): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
             let q = match c.dialect() {
                 Dialect::Sqlite => sql(format!(
@@ -264,26 +234,29 @@ impl<D: 'static> Blobs for Store<D> {
         .await
     }
 
+    /// Sets state and checked_ms of one blob (no-op if absent).
     async fn mark_blob(&self, backend_id: &str, backend_key: &str, state: BlobState, checked_ms: i64) -> CpResult<()> {
         timed("mark_blob", async {
-            let mut c = self.db.write().await?;
-            sql("UPDATE blobs SET state = ?, checked_ms = ? WHERE backend_id = ? AND backend_key = ?")
-                .bind(state.as_str())
-                .bind(checked_ms)
-                .bind(backend_id)
-                .bind(backend_key)
-                .execute(&mut c)
+            self.db()
+                .write_one(
+                    sql("UPDATE blobs SET state = ?, checked_ms = ? WHERE backend_id = ? AND backend_key = ?")
+                        .bind(state.as_str())
+                        .bind(checked_ms)
+                        .bind(backend_id)
+                        .bind(backend_key),
+                )
                 .await?;
-            c.commit().await
+            Ok(())
         })
         .await
     }
 
+    /// Rows per key_id (rows with a NULL key_id are counted under ""), sorted by key id.
     async fn blob_key_counts(&self) -> CpResult<Vec<(String, u64)>> {
         timed("blob_key_counts", async {
             let rows: Vec<(String, i64)> =
                 sql("SELECT COALESCE(key_id, ''), COUNT(*) FROM blobs GROUP BY COALESCE(key_id, '')")
-                    .fetch_all(&mut self.db.conn().await?)
+                    .fetch_all(&mut self.db().conn().await?)
                     .await?;
             let mut out: Vec<(String, u64)> = rows.into_iter().map(|(k, n)| (k, count(n))).collect();
             out.sort();
@@ -292,9 +265,11 @@ impl<D: 'static> Blobs for Store<D> {
         .await
     }
 
+    /// Up to `limit` rows whose key_id is not NULL, does not start with
+    /// `sse-c:` and differs from `key_id`, ordered by (backend_id, backend_key).
     async fn blobs_not_under(&self, key_id: &str, limit: u32) -> CpResult<Vec<BlobRecord>> {
         timed("blobs_not_under", async {
-            let mut c = self.db.conn().await?;
+            let mut c = self.db().conn().await?;
             let text = format!(
                 "SELECT {BLOB_COLUMNS} FROM blobs WHERE key_id IS NOT NULL AND substr(key_id, 1, 6) <> 'sse-c:' \
                  AND key_id <> ? ORDER BY backend_id, backend_key{} LIMIT ?",
@@ -306,6 +281,7 @@ impl<D: 'static> Blobs for Store<D> {
         .await
     }
 
+    /// Up to `limit` rows in state `corrupt`, ordered by (backend_id, backend_key).
     async fn corrupt_blobs(&self, limit: u32) -> CpResult<Vec<BlobRecord>> {
         timed("corrupt_blobs", async {
             let text = format!(
@@ -313,13 +289,15 @@ impl<D: 'static> Blobs for Store<D> {
             );
             let rows: Vec<BlobRow> = sql(text)
                 .bind(i64::from(limit))
-                .fetch_all(&mut self.db.conn().await?)
+                .fetch_all(&mut self.db().conn().await?)
                 .await?;
             rows.into_iter().map(blob_from_row).collect()
         })
         .await
     }
 
+    /// The (bucket, key) of the current object one of whose segments (of
+    /// any copy) is the blob (`backend_id`, `backend_key`), if any.
     async fn blob_owner(&self, backend_id: &str, backend_key: &str) -> CpResult<Option<(String, String)>> {
         timed("blob_owner", async {
             sql(
@@ -328,12 +306,14 @@ impl<D: 'static> Blobs for Store<D> {
             )
             .bind(backend_id)
             .bind(backend_key)
-            .fetch_optional(&mut self.db.conn().await?)
+            .fetch_optional(&mut self.db().conn().await?)
             .await
         })
         .await
     }
 
+    /// Compare-and-set: replaces key_id and wrapped_dek only if the row still
+    /// has `old_key_id`; returns whether it did.
     async fn rewrap_blob(
         &self,
         backend_id: &str,
@@ -343,27 +323,24 @@ impl<D: 'static> Blobs for Store<D> {
         wrapped: &[u8],
     ) -> CpResult<bool> {
         timed("rewrap_blob", async {
-            let mut c = self.db.write().await?;
-            let done = sql(
+            let done = self.db().write_one(sql(
                 "UPDATE blobs SET key_id = ?, wrapped_dek = ? WHERE backend_id = ? AND backend_key = ? AND key_id = ?",
             )
             .bind(new_key_id)
             .bind(wrapped)
             .bind(backend_id)
             .bind(backend_key)
-            .bind(old_key_id)
-            .execute(&mut c)
-            .await?;
-            c.commit().await?;
+            .bind(old_key_id)).await?;
             Ok(done > 0)
         })
         .await
     }
 
+    /// Deletes up to `limit` rows created before `older_than_ms` whose blob is
+    /// referenced by no segment, part or intent; returns how many.
     async fn prune_blobs(&self, older_than_ms: i64, limit: u32) -> CpResult<u64> {
         timed("prune_blobs", async {
-            let mut c = self.db.write().await?;
-            let done = sql(
+            let done = self.db().write_one(sql(
                 "DELETE FROM blobs WHERE (backend_id, backend_key) IN ( \
                    SELECT b.backend_id, b.backend_key FROM blobs b WHERE b.created_ms < ? \
                    AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.backend_id = b.backend_id AND s.backend_key = b.backend_key) \
@@ -372,12 +349,11 @@ impl<D: 'static> Blobs for Store<D> {
                    ORDER BY b.created_ms LIMIT ?)",
             )
             .bind(older_than_ms)
-            .bind(i64::from(limit))
-            .execute(&mut c)
-            .await?;
-            c.commit().await?;
+            .bind(i64::from(limit))).await?;
             Ok(done)
         })
         .await
     }
 }
+
+impl<D: 'static> Blobs for Store<D> {}

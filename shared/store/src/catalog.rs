@@ -7,43 +7,18 @@ use crate::listing::{Lower, Row, Scan};
 use crate::metrics::timed;
 use crate::rows::{count, require_bucket};
 use crate::sql::{Conn, now_ms, sql};
+use crate::store::SqlBacked;
 use crate::{Store, StoredCredential};
 
 /// Generated access keys.
 #[async_trait]
-pub trait Identity: Send + Sync + 'static {
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>>;
-    /// `InvalidArgument` when the access key exists.
-    async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()>;
-    async fn count_credentials(&self) -> CpResult<u64>;
-}
-
-/// Buckets and the listing of their objects.
-#[async_trait]
-pub trait Catalog: Send + Sync + 'static {
-    /// Fails with `BucketAlreadyOwnedByYou` when it exists.
-    async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()>;
-    /// Fails with `NoSuchBucket`, or `BucketNotEmpty` when it holds objects or uploads.
-    async fn delete_bucket(&self, name: &str) -> CpResult<()>;
-    async fn get_bucket(&self, name: &str) -> CpResult<BucketInfo>;
-    /// Sorted by name. Internal buckets (names starting with `.`, such as
-    /// the `.refs.<bucket>` of delta references) are left out.
-    async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
-    /// Lists in UTF-8 byte order with prefix, delimiter grouping, `after` and
-    /// `max_keys` (counting objects plus common prefixes). `NoSuchBucket` when absent.
-    async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage>;
-    /// The number of current objects in all buckets.
-    async fn count_objects(&self) -> CpResult<u64>;
-}
-
-#[async_trait]
-impl<D: 'static> Identity for Store<D> {
+pub trait Identity: SqlBacked {
     async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<StoredCredential>> {
         timed("get_credential", async {
             let row: Option<(String, String, bool)> =
                 sql("SELECT access_key_id, secret, unrestricted FROM credentials WHERE access_key_id = ?")
                     .bind(access_key_id)
-                    .fetch_optional(&mut self.db.conn().await?)
+                    .fetch_optional(&mut self.db().conn().await?)
                     .await?;
             Ok(
                 row.map(|(access_key_id, secret_access_key, unrestricted)| StoredCredential {
@@ -56,6 +31,7 @@ impl<D: 'static> Identity for Store<D> {
         .await
     }
 
+    /// `InvalidArgument` when the access key exists.
     async fn insert_credential(&self, cred: &StoredCredential) -> CpResult<()> {
         timed("insert_credential", async {
             let done = sql(
@@ -66,7 +42,7 @@ impl<D: 'static> Identity for Store<D> {
             .bind(&cred.secret_access_key)
             .bind(cred.unrestricted)
             .bind(now_ms())
-            .execute(&mut self.db.write_conn().await?)
+            .execute(&mut self.db().write_conn().await?)
             .await?;
             if done == 0 {
                 return Err(CpError::InvalidArgument(format!(
@@ -82,7 +58,7 @@ impl<D: 'static> Identity for Store<D> {
     async fn count_credentials(&self) -> CpResult<u64> {
         timed("count_credentials", async {
             let n: i64 = sql("SELECT COUNT(*) FROM credentials")
-                .scalar(&mut self.db.conn().await?)
+                .scalar(&mut self.db().conn().await?)
                 .await?;
             Ok(count(n))
         })
@@ -90,8 +66,10 @@ impl<D: 'static> Identity for Store<D> {
     }
 }
 
+/// Buckets and the listing of their objects.
 #[async_trait]
-impl<D: 'static> Catalog for Store<D> {
+pub trait Catalog: SqlBacked {
+    /// Fails with `BucketAlreadyOwnedByYou` when it exists.
     async fn create_bucket(&self, name: &str, owner: &str, now_ms: i64) -> CpResult<()> {
         timed("create_bucket", async {
             let done =
@@ -99,7 +77,7 @@ impl<D: 'static> Catalog for Store<D> {
                     .bind(name)
                     .bind(owner)
                     .bind(now_ms)
-                    .execute(&mut self.db.write_conn().await?)
+                    .execute(&mut self.db().write_conn().await?)
                     .await?;
             if done == 0 {
                 return Err(CpError::BucketAlreadyOwnedByYou);
@@ -109,9 +87,10 @@ impl<D: 'static> Catalog for Store<D> {
         .await
     }
 
+    /// Fails with `NoSuchBucket`, or `BucketNotEmpty` when it holds objects or uploads.
     async fn delete_bucket(&self, name: &str) -> CpResult<()> {
         timed("delete_bucket", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             // FOR UPDATE waits for writers holding the row's key-share lock
             // (`rows::WRITER`); the emptiness check below then sees what they committed.
             require_bucket(&mut c, name, " FOR UPDATE").await?;
@@ -136,7 +115,7 @@ impl<D: 'static> Catalog for Store<D> {
         timed("get_bucket", async {
             let row: Option<(String, i64)> = sql("SELECT name, created_ms FROM buckets WHERE name = ?")
                 .bind(name)
-                .fetch_optional(&mut self.db.conn().await?)
+                .fetch_optional(&mut self.db().conn().await?)
                 .await?;
             row.map(|(name, created_unix_ms)| BucketInfo { name, created_unix_ms })
                 .ok_or(CpError::NoSuchBucket)
@@ -144,11 +123,13 @@ impl<D: 'static> Catalog for Store<D> {
         .await
     }
 
+    /// Sorted by name. Internal buckets (names starting with `.`, such as
+    /// the `.refs.<bucket>` of delta references) are left out.
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
         timed("list_buckets", async {
             let rows: Vec<(String, i64)> =
                 sql("SELECT name, created_ms FROM buckets WHERE substr(name, 1, 1) <> '.' ORDER BY name")
-                    .fetch_all(&mut self.db.conn().await?)
+                    .fetch_all(&mut self.db().conn().await?)
                     .await?;
             Ok(rows
                 .into_iter()
@@ -158,9 +139,11 @@ impl<D: 'static> Catalog for Store<D> {
         .await
     }
 
+    /// Lists in UTF-8 byte order with prefix, delimiter grouping, `after` and
+    /// `max_keys` (counting objects plus common prefixes). `NoSuchBucket` when absent.
     async fn list_objects(&self, query: &ListQuery) -> CpResult<ListPage> {
         timed("list_objects", async {
-            let mut c = self.db.read().await?;
+            let mut c = self.db().read().await?;
             require_bucket(&mut c, &query.bucket, "").await?;
             let mut scan = Scan::new(query);
             while let Some((lower, upper, limit)) = scan.next_batch() {
@@ -174,16 +157,21 @@ impl<D: 'static> Catalog for Store<D> {
         .await
     }
 
+    /// The number of current objects in all buckets.
     async fn count_objects(&self) -> CpResult<u64> {
         timed("count_objects", async {
             let n: i64 = sql("SELECT COUNT(*) FROM objects")
-                .scalar(&mut self.db.conn().await?)
+                .scalar(&mut self.db().conn().await?)
                 .await?;
             Ok(count(n))
         })
         .await
     }
 }
+
+impl<D: 'static> Identity for Store<D> {}
+
+impl<D: 'static> Catalog for Store<D> {}
 
 /// One batch of (key, size, etag, last_modified_ms) in `[lower, upper)`.
 async fn fetch_batch(c: &mut Conn, bucket: &str, lower: &Lower, upper: Option<&str>, limit: u32) -> CpResult<Vec<Row>> {

@@ -7,6 +7,7 @@ use strata_core::{CleanupItem, CpResult};
 use crate::metrics::timed;
 use crate::rows::count;
 use crate::sql::sql;
+use crate::store::SqlBacked;
 use crate::{CleanupClaim, StaleIntent, Store};
 
 /// Longest wait between two attempts at one cleanup row.
@@ -20,37 +21,14 @@ fn backoff_ms(attempts: u32) -> i64 {
 
 /// The queue of bytes to delete from backends, and abandoned writes.
 #[async_trait]
-pub trait Cleanup: Send + Sync + 'static {
+pub trait Cleanup: SqlBacked {
     /// Removes cleanup-queue rows whose bytes were deleted.
-    async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()>;
-    /// Cleanup rows not yet acknowledged, oldest first.
-    async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>>;
-    /// In one write transaction, claims up to `limit` cleanup rows that are due
-    /// (`next_attempt_ms <= now_ms`) and not claimed by anyone (`claimed_until_ms
-    /// <= now_ms`), oldest first, for `lease_ms`. Two concurrent claimers never get
-    /// the same row; a claim that is neither acknowledged nor failed becomes
-    /// claimable again when its lease ends.
-    async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>>;
-    /// Records a failed deletion of cleanup row `id`: one more attempt and its
-    /// error. Once the attempts reach `max_attempts` the row moves to the dead
-    /// letter table (its bytes still count as orphan bytes) and `true` is
-    /// returned; otherwise the row is released and becomes due again after
-    /// `min(2^attempts s, 1 h)`. A row that no longer exists returns `false`.
-    async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool>;
-    /// Cleanup rows given up on after too many failed attempts.
-    async fn dead_letter_count(&self) -> CpResult<u64>;
-    /// Pending intents created before `older_than_ms`, oldest first.
-    async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>>;
-}
-
-#[async_trait]
-impl<D: 'static> Cleanup for Store<D> {
     async fn ack_cleanup(&self, ids: &[i64]) -> CpResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
         timed("ack_cleanup", async {
-            let mut c = self.db.write_conn().await?;
+            let mut c = self.db().write_conn().await?;
             let text = format!("DELETE FROM cleanup_queue WHERE id {}", c.dialect().in_list());
             sql(text).bind_ints(ids).execute(&mut c).await?;
             Ok(())
@@ -58,12 +36,13 @@ impl<D: 'static> Cleanup for Store<D> {
         .await
     }
 
+    /// Cleanup rows not yet acknowledged, oldest first.
     async fn pending_cleanup(&self, limit: u32) -> CpResult<Vec<CleanupItem>> {
         timed("pending_cleanup", async {
             let rows: Vec<(i64, String, String)> =
                 sql("SELECT id, backend_id, backend_key FROM cleanup_queue ORDER BY id LIMIT ?")
                     .bind(i64::from(limit))
-                    .fetch_all(&mut self.db.conn().await?)
+                    .fetch_all(&mut self.db().conn().await?)
                     .await?;
             Ok(rows
                 .into_iter()
@@ -77,6 +56,11 @@ impl<D: 'static> Cleanup for Store<D> {
         .await
     }
 
+    /// In one write transaction, claims up to `limit` cleanup rows that are due
+    /// (`next_attempt_ms <= now_ms`) and not claimed by anyone (`claimed_until_ms
+    /// <= now_ms`), oldest first, for `lease_ms`. Two concurrent claimers never get
+    /// the same row; a claim that is neither acknowledged nor failed becomes
+    /// claimable again when its lease ends.
     async fn claim_cleanup(&self, now_ms: i64, lease_ms: i64, limit: u32) -> CpResult<Vec<CleanupClaim>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -86,7 +70,7 @@ impl<D: 'static> Cleanup for Store<D> {
             // PostgreSQL, SKIP LOCKED passes over rows another claimer is
             // marking right now, and the UPDATE re-checks the predicate on each
             // row it locks, so a row claimed meanwhile is never returned twice.
-            let mut c = self.db.write_conn().await?;
+            let mut c = self.db().write_conn().await?;
             let text = format!(
                 "UPDATE cleanup_queue SET claimed_until_ms = ?1 WHERE id IN ( \
                      SELECT id FROM cleanup_queue WHERE next_attempt_ms <= ?2 AND claimed_until_ms <= ?2 \
@@ -116,9 +100,14 @@ impl<D: 'static> Cleanup for Store<D> {
         .await
     }
 
+    /// Records a failed deletion of cleanup row `id`: one more attempt and its
+    /// error. Once the attempts reach `max_attempts` the row moves to the dead
+    /// letter table (its bytes still count as orphan bytes) and `true` is
+    /// returned; otherwise the row is released and becomes due again after
+    /// `min(2^attempts s, 1 h)`. A row that no longer exists returns `false`.
     async fn fail_cleanup(&self, id: i64, error: &str, now_ms: i64, max_attempts: u32) -> CpResult<bool> {
         timed("fail_cleanup", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             // The UPDATE locks the row until commit: a concurrent ack or failure waits.
             let attempts: Option<(i64,)> =
                 sql("UPDATE cleanup_queue SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts")
@@ -153,16 +142,18 @@ impl<D: 'static> Cleanup for Store<D> {
         .await
     }
 
+    /// Cleanup rows given up on after too many failed attempts.
     async fn dead_letter_count(&self) -> CpResult<u64> {
         timed("dead_letter_count", async {
             let n: i64 = sql("SELECT COUNT(*) FROM cleanup_dead_letter")
-                .scalar(&mut self.db.conn().await?)
+                .scalar(&mut self.db().conn().await?)
                 .await?;
             Ok(count(n))
         })
         .await
     }
 
+    /// Pending intents created before `older_than_ms`, oldest first.
     async fn stale_intents(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<StaleIntent>> {
         timed("stale_intents", async {
             let rows: Vec<(String, String, String, i64, String, String, String)> = sql(
@@ -171,7 +162,7 @@ impl<D: 'static> Cleanup for Store<D> {
             )
             .bind(older_than_ms)
             .bind(i64::from(limit))
-            .fetch_all(&mut self.db.conn().await?)
+            .fetch_all(&mut self.db().conn().await?)
             .await?;
             Ok(rows
                 .into_iter()
@@ -191,6 +182,8 @@ impl<D: 'static> Cleanup for Store<D> {
         .await
     }
 }
+
+impl<D: 'static> Cleanup for Store<D> {}
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use crate::blobs::counter;
 use crate::metrics::timed;
 use crate::rows::advisory_lock;
 use crate::sql::sql;
+use crate::store::SqlBacked;
 
 /// The hidden bucket holding the references of user bucket `bucket`.
 /// Names starting with `.` are invalid S3 bucket names, so clients can
@@ -188,80 +189,14 @@ const REF_IN_USE: &str = "EXISTS (SELECT 1 FROM blobs b JOIN segments s \
 /// Delta compression: deltaspaces, their references, per-object decisions
 /// and the report.
 #[async_trait]
-pub trait Delta: Send + Sync + 'static {
+pub trait Delta: SqlBacked {
     /// The state of deltaspace `space`; `None` when it never had a reference.
-    async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>>;
-    /// A reference, current or retired; `None` once dropped.
-    async fn get_delta_ref(&self, ref_id: &str) -> CpResult<Option<DeltaRefRecord>>;
-    /// In one transaction: inserts `reference` (state `current`, whatever
-    /// its `state` says) as the current reference of its space, retires the
-    /// space's previous current reference, empties the space's window of
-    /// recent ratios and clears `want_new_ref`. Returns the id of the
-    /// reference it retired. Fails when the `ref_id` exists.
-    async fn set_current_ref(&self, reference: &DeltaRefRecord) -> CpResult<Option<String>>;
-    /// Raises a reference's `last_used_ms` to `now_ms` (no-op if absent).
-    async fn touch_delta_ref(&self, ref_id: &str, now_ms: i64) -> CpResult<()>;
-    /// In one transaction: upserts the decision of `decision.object_id`;
-    /// when it is a `delta` and `space` exists, pushes its ratio
-    /// (`stored * 1000 / logical`) into the space's window of the last
-    /// `policy.window` ratios and sets `want_new_ref` once the window is
-    /// full and its mean exceeds `policy.threshold_permille`. Returns the
-    /// space's `want_new_ref` afterwards (false without a space).
-    /// `InvalidArgument` unless the decision is `reference`, `delta` or
-    /// `passthrough`.
-    async fn record_delta_decision(
-        &self,
-        decision: &DeltaDecisionRecord,
-        space: Option<&str>,
-        policy: ReselectPolicy,
-    ) -> CpResult<bool>;
-    /// Per user bucket that has any decision or reference, sorted by name,
-    /// over current objects only: logical bytes = sizes of all its current
-    /// objects; stored bytes = the decisions' `stored_bytes` (an object
-    /// without a decision counts its size) plus the encoded bytes of the
-    /// primary copy of every reference not yet dropped; decisions counted
-    /// by kind; references = references not yet dropped.
-    async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>>;
-    /// Up to `limit` references (current or retired) last used before
-    /// `older_than_ms` whose id no current segment's blob names as its
-    /// `ref_id`, least recently used first: safe to free. A current one
-    /// of those serves a deltaspace none of whose objects is a delta.
-    async fn unreferenced_refs(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<DeltaRefRecord>>;
-    /// In one transaction, re-checking what [`Delta::unreferenced_refs`]
-    /// checks (last used before `older_than_ms`, named by no current
-    /// segment's blob): deletes the reference's row and clears it as its
-    /// space's current reference; returns whether it did. The reference's
-    /// object (in `.refs.<bucket>`) is the caller's to delete.
-    async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool>;
-    /// Up to `limit` references (current or retired) whose
-    /// `compacted_level` is below `below_level` (0 until
-    /// [`Delta::mark_ref_compacted`]), oldest (`created_ms`, then
-    /// `ref_id`) first: those the `delta-compact` job has yet to recompress.
-    async fn refs_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>>;
-    /// Sets a reference's `compacted_level` (no-op if absent).
-    async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()>;
-    /// Up to `limit` current objects (`(bucket, key, object_id)`) whose
-    /// decision is `delta` and whose decision's `compacted_level` is below
-    /// `below_level` (0 until [`Delta::mark_delta_compacted`]), oldest
-    /// decision (`created_ms`, then `object_id`) first: the deltas the
-    /// `delta-compact` job has yet to re-encode. Decisions of objects
-    /// replaced or deleted since are left out.
-    async fn deltas_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<(String, String, String)>>;
-    /// Sets the `compacted_level` of an object's decision and, when
-    /// `stored_bytes` is given (its delta was replaced by one of that many
-    /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
-    /// the object has no decision.
-    async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()>;
-}
-
-#[async_trait]
-impl<D: 'static> Delta for Store<D> {
     async fn get_deltaspace(&self, space: &str) -> CpResult<Option<DeltaSpaceRecord>> {
         timed("get_deltaspace", async {
             let row: Option<(String, String, Option<String>, String, bool)> =
                 sql("SELECT space, bucket, current_ref_id, recent, want_new_ref FROM deltaspaces WHERE space = ?")
                     .bind(space)
-                    .fetch_optional(&mut self.db.conn().await?)
+                    .fetch_optional(&mut self.db().conn().await?)
                     .await?;
             Ok(row.map(
                 |(space, bucket, current_ref_id, recent, want_new_ref)| DeltaSpaceRecord {
@@ -276,20 +211,26 @@ impl<D: 'static> Delta for Store<D> {
         .await
     }
 
+    /// A reference, current or retired; `None` once dropped.
     async fn get_delta_ref(&self, ref_id: &str) -> CpResult<Option<DeltaRefRecord>> {
         timed("get_delta_ref", async {
             let row: Option<RefRow> = sql(format!("SELECT {REF_COLUMNS} FROM delta_refs WHERE ref_id = ?"))
                 .bind(ref_id)
-                .fetch_optional(&mut self.db.conn().await?)
+                .fetch_optional(&mut self.db().conn().await?)
                 .await?;
             Ok(row.map(ref_from_row))
         })
         .await
     }
 
+    /// In one transaction: inserts `reference` (state `current`, whatever
+    /// its `state` says) as the current reference of its space, retires the
+    /// space's previous current reference, empties the space's window of
+    /// recent ratios and clears `want_new_ref`. Returns the id of the
+    /// reference it retired. Fails when the `ref_id` exists.
     async fn set_current_ref(&self, r: &DeltaRefRecord) -> CpResult<Option<String>> {
         timed("set_current_ref", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             advisory_lock(&mut c, "deltaspace", &r.space).await?;
             sql(
                 "INSERT INTO delta_refs (ref_id, bucket, space, ref_bucket, ref_key, size, sha256, state, \
@@ -335,19 +276,27 @@ impl<D: 'static> Delta for Store<D> {
         .await
     }
 
+    /// Raises a reference's `last_used_ms` to `now_ms` (no-op if absent).
     async fn touch_delta_ref(&self, ref_id: &str, now_ms: i64) -> CpResult<()> {
         timed("touch_delta_ref", async {
-            let mut c = self.db.write().await?;
             let text = format!(
                 "UPDATE delta_refs SET last_used_ms = {}(last_used_ms, ?) WHERE ref_id = ?",
-                c.dialect().greatest()
+                self.db().dialect().greatest()
             );
-            sql(text).bind(now_ms).bind(ref_id).execute(&mut c).await?;
-            c.commit().await
+            self.db().write_one(sql(text).bind(now_ms).bind(ref_id)).await?;
+            Ok(())
         })
         .await
     }
 
+    /// In one transaction: upserts the decision of `decision.object_id`;
+    /// when it is a `delta` and `space` exists, pushes its ratio
+    /// (`stored * 1000 / logical`) into the space's window of the last
+    /// `policy.window` ratios and sets `want_new_ref` once the window is
+    /// full and its mean exceeds `policy.threshold_permille`. Returns the
+    /// space's `want_new_ref` afterwards (false without a space).
+    /// `InvalidArgument` unless the decision is `reference`, `delta` or
+    /// `passthrough`.
     async fn record_delta_decision(
         &self,
         d: &DeltaDecisionRecord,
@@ -356,7 +305,7 @@ impl<D: 'static> Delta for Store<D> {
     ) -> CpResult<bool> {
         check_decision(d)?;
         timed("record_delta_decision", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             sql(
                 "INSERT INTO delta_decisions (object_id, bucket, decision, reason, ref_id, logical_bytes, \
                  stored_bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -401,9 +350,15 @@ impl<D: 'static> Delta for Store<D> {
         .await
     }
 
+    /// Per user bucket that has any decision or reference, sorted by name,
+    /// over current objects only: logical bytes = sizes of all its current
+    /// objects; stored bytes = the decisions' `stored_bytes` (an object
+    /// without a decision counts its size) plus the encoded bytes of the
+    /// primary copy of every reference not yet dropped; decisions counted
+    /// by kind; references = references not yet dropped.
     async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
         timed("delta_report", async {
-            let mut c = self.db.read().await?;
+            let mut c = self.db().read().await?;
             let bytes: Vec<ReportBytesRow> = sql(
                 "SELECT o.bucket, CAST(SUM(o.size) AS BIGINT), CAST(SUM(COALESCE(d.stored_bytes, o.size)) AS BIGINT) \
                  FROM objects o LEFT JOIN delta_decisions d ON d.object_id = o.object_id \
@@ -430,6 +385,10 @@ impl<D: 'static> Delta for Store<D> {
         .await
     }
 
+    /// Up to `limit` references (current or retired) last used before
+    /// `older_than_ms` whose id no current segment's blob names as its
+    /// `ref_id`, least recently used first: safe to free. A current one
+    /// of those serves a deltaspace none of whose objects is a delta.
     async fn unreferenced_refs(&self, older_than_ms: i64, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
         timed("unreferenced_refs", async {
             let text = format!(
@@ -439,16 +398,21 @@ impl<D: 'static> Delta for Store<D> {
             let rows: Vec<RefRow> = sql(text)
                 .bind(older_than_ms)
                 .bind(i64::from(limit))
-                .fetch_all(&mut self.db.conn().await?)
+                .fetch_all(&mut self.db().conn().await?)
                 .await?;
             Ok(rows.into_iter().map(ref_from_row).collect())
         })
         .await
     }
 
+    /// In one transaction, re-checking what [`Delta::unreferenced_refs`]
+    /// checks (last used before `older_than_ms`, named by no current
+    /// segment's blob): deletes the reference's row and clears it as its
+    /// space's current reference; returns whether it did. The reference's
+    /// object (in `.refs.<bucket>`) is the caller's to delete.
     async fn drop_ref(&self, ref_id: &str, older_than_ms: i64) -> CpResult<bool> {
         timed("drop_ref", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             let text =
                 format!("DELETE FROM delta_refs AS r WHERE r.ref_id = ? AND r.last_used_ms < ? AND NOT {REF_IN_USE}");
             let done = sql(text).bind(ref_id).bind(older_than_ms).execute(&mut c).await?;
@@ -467,6 +431,10 @@ impl<D: 'static> Delta for Store<D> {
         .await
     }
 
+    /// Up to `limit` references (current or retired) whose
+    /// `compacted_level` is below `below_level` (0 until
+    /// [`Delta::mark_ref_compacted`]), oldest (`created_ms`, then
+    /// `ref_id`) first: those the `delta-compact` job has yet to recompress.
     async fn refs_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<DeltaRefRecord>> {
         timed("refs_to_compact", async {
             let text = format!(
@@ -475,26 +443,34 @@ impl<D: 'static> Delta for Store<D> {
             let rows: Vec<RefRow> = sql(text)
                 .bind(below_level)
                 .bind(i64::from(limit))
-                .fetch_all(&mut self.db.conn().await?)
+                .fetch_all(&mut self.db().conn().await?)
                 .await?;
             Ok(rows.into_iter().map(ref_from_row).collect())
         })
         .await
     }
 
+    /// Sets a reference's `compacted_level` (no-op if absent).
     async fn mark_ref_compacted(&self, ref_id: &str, level: i32) -> CpResult<()> {
         timed("mark_ref_compacted", async {
-            let mut c = self.db.write().await?;
-            sql("UPDATE delta_refs SET compacted_level = ? WHERE ref_id = ?")
-                .bind(level)
-                .bind(ref_id)
-                .execute(&mut c)
+            self.db()
+                .write_one(
+                    sql("UPDATE delta_refs SET compacted_level = ? WHERE ref_id = ?")
+                        .bind(level)
+                        .bind(ref_id),
+                )
                 .await?;
-            c.commit().await
+            Ok(())
         })
         .await
     }
 
+    /// Up to `limit` current objects (`(bucket, key, object_id)`) whose
+    /// decision is `delta` and whose decision's `compacted_level` is below
+    /// `below_level` (0 until [`Delta::mark_delta_compacted`]), oldest
+    /// decision (`created_ms`, then `object_id`) first: the deltas the
+    /// `delta-compact` job has yet to re-encode. Decisions of objects
+    /// replaced or deleted since are left out.
     async fn deltas_to_compact(&self, below_level: i32, limit: u32) -> CpResult<Vec<(String, String, String)>> {
         timed("deltas_to_compact", async {
             sql("SELECT o.bucket, o.key, o.object_id FROM delta_decisions d \
@@ -503,27 +479,34 @@ impl<D: 'static> Delta for Store<D> {
                  ORDER BY d.created_ms, d.object_id LIMIT ?")
             .bind(below_level)
             .bind(i64::from(limit))
-            .fetch_all(&mut self.db.conn().await?)
+            .fetch_all(&mut self.db().conn().await?)
             .await
         })
         .await
     }
 
+    /// Sets the `compacted_level` of an object's decision and, when
+    /// `stored_bytes` is given (its delta was replaced by one of that many
+    /// encoded bytes), its `stored_bytes`, which the report sums. No-op if
+    /// the object has no decision.
     async fn mark_delta_compacted(&self, object_id: &str, level: i32, stored_bytes: Option<u64>) -> CpResult<()> {
         let stored = stored_bytes.map(counter).transpose()?;
         timed("mark_delta_compacted", async {
-            let mut c = self.db.write().await?;
-            sql(
-                "UPDATE delta_decisions SET compacted_level = ?, stored_bytes = COALESCE(?, stored_bytes) \
+            self.db()
+                .write_one(
+                    sql(
+                        "UPDATE delta_decisions SET compacted_level = ?, stored_bytes = COALESCE(?, stored_bytes) \
                  WHERE object_id = ?",
-            )
-            .bind(level)
-            .bind(stored)
-            .bind(object_id)
-            .execute(&mut c)
-            .await?;
-            c.commit().await
+                    )
+                    .bind(level)
+                    .bind(stored)
+                    .bind(object_id),
+                )
+                .await?;
+            Ok(())
         })
         .await
     }
 }
+
+impl<D: 'static> Delta for Store<D> {}

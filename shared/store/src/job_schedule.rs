@@ -10,6 +10,7 @@ use strata_core::CpResult;
 use crate::blobs::{JOB_COLUMNS, JobRow, counter, job_from_row};
 use crate::metrics::timed;
 use crate::sql::sql;
+use crate::store::SqlBacked;
 use crate::{JobProgress, Store};
 
 /// What a worker records about a job after each cycle.
@@ -102,82 +103,69 @@ pub(crate) fn as_i64(v: u64) -> i64 {
 /// schedule. Both are job bookkeeping, not catalog decisions, so they are
 /// written outside the leader's write fence.
 #[async_trait]
-pub trait Jobs: Send + Sync + 'static {
+pub trait Jobs: SqlBacked {
     /// The saved progress of job `name`.
-    async fn get_job(&self, name: &str) -> CpResult<Option<JobProgress>>;
-    /// Saves (inserts or replaces) a job's progress.
-    async fn put_job(&self, job: &JobProgress) -> CpResult<()>;
-    /// Every job's progress, sorted by name.
-    async fn list_jobs(&self) -> CpResult<Vec<JobProgress>>;
-    /// The shared schedule and status of job `name`, if it ever ran.
-    async fn get_job_schedule(&self, name: &str) -> CpResult<Option<JobSchedule>>;
-    /// Records a job's schedule and status (every field but `control`).
-    async fn put_job_schedule(&self, schedule: &JobSchedule) -> CpResult<()>;
-    /// Every job's schedule and status, by name.
-    async fn list_job_schedules(&self) -> CpResult<Vec<JobSchedule>>;
-    /// Sets the operator's `control` of job `name` (`cancelled` or empty);
-    /// `false` when the job never ran.
-    async fn set_job_control(&self, name: &str, control: &str, now_ms: i64) -> CpResult<bool>;
-}
-
-#[async_trait]
-impl<D: 'static> Jobs for Store<D> {
     async fn get_job(&self, name: &str) -> CpResult<Option<JobProgress>> {
         timed("get_job", async {
             let row: Option<JobRow> = sql(format!("SELECT {JOB_COLUMNS} FROM jobs_progress WHERE name = ?"))
                 .bind(name)
-                .fetch_optional(&mut self.db.conn().await?)
+                .fetch_optional(&mut self.db().conn().await?)
                 .await?;
             Ok(row.map(job_from_row))
         })
         .await
     }
 
+    /// Saves (inserts or replaces) a job's progress.
     async fn put_job(&self, job: &JobProgress) -> CpResult<()> {
         timed("put_job", async {
-            let mut c = self.db.write().await?;
-            sql(
-                "INSERT INTO jobs_progress (name, state, cursor, done, total, errors, detail, updated_ms) \
+            self.db()
+                .write_one(
+                    sql(
+                        "INSERT INTO jobs_progress (name, state, cursor, done, total, errors, detail, updated_ms) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
                  state = excluded.state, cursor = excluded.cursor, done = excluded.done, total = excluded.total, \
                  errors = excluded.errors, detail = excluded.detail, updated_ms = excluded.updated_ms",
-            )
-            .bind(&job.name)
-            .bind(&job.state)
-            .bind(&job.cursor)
-            .bind(counter(job.done)?)
-            .bind(counter(job.total)?)
-            .bind(counter(job.errors)?)
-            .bind(&job.detail)
-            .bind(job.updated_ms)
-            .execute(&mut c)
-            .await?;
-            c.commit().await
+                    )
+                    .bind(&job.name)
+                    .bind(&job.state)
+                    .bind(&job.cursor)
+                    .bind(counter(job.done)?)
+                    .bind(counter(job.total)?)
+                    .bind(counter(job.errors)?)
+                    .bind(&job.detail)
+                    .bind(job.updated_ms),
+                )
+                .await?;
+            Ok(())
         })
         .await
     }
 
+    /// Every job's progress, sorted by name.
     async fn list_jobs(&self) -> CpResult<Vec<JobProgress>> {
         timed("list_jobs", async {
             let rows: Vec<JobRow> = sql(format!("SELECT {JOB_COLUMNS} FROM jobs_progress ORDER BY name"))
-                .fetch_all(&mut self.db.conn().await?)
+                .fetch_all(&mut self.db().conn().await?)
                 .await?;
             Ok(rows.into_iter().map(job_from_row).collect())
         })
         .await
     }
 
+    /// The shared schedule and status of job `name`, if it ever ran.
     async fn get_job_schedule(&self, name: &str) -> CpResult<Option<JobSchedule>> {
         timed("get_job_schedule", async {
             let row: Option<ScheduleRow> = sql(format!("SELECT {SCHEDULE_COLUMNS} FROM job_schedule WHERE name = ?"))
                 .bind(name)
-                .fetch_optional(&mut self.db.conn().await?)
+                .fetch_optional(&mut self.db().conn().await?)
                 .await?;
             Ok(row.map(schedule_from_row))
         })
         .await
     }
 
+    /// Records a job's schedule and status (every field but `control`).
     async fn put_job_schedule(&self, s: &JobSchedule) -> CpResult<()> {
         timed("put_job_schedule", async {
             sql(
@@ -201,33 +189,38 @@ impl<D: 'static> Jobs for Store<D> {
             .bind(as_i64(s.runs))
             .bind(as_i64(s.errors))
             .bind(s.updated_ms)
-            .execute(&mut self.db.write_conn().await?)
+            .execute(&mut self.db().write_conn().await?)
             .await?;
             Ok(())
         })
         .await
     }
 
+    /// Every job's schedule and status, by name.
     async fn list_job_schedules(&self) -> CpResult<Vec<JobSchedule>> {
         timed("list_job_schedules", async {
             let rows: Vec<ScheduleRow> = sql(format!("SELECT {SCHEDULE_COLUMNS} FROM job_schedule ORDER BY name"))
-                .fetch_all(&mut self.db.conn().await?)
+                .fetch_all(&mut self.db().conn().await?)
                 .await?;
             Ok(rows.into_iter().map(schedule_from_row).collect())
         })
         .await
     }
 
+    /// Sets the operator's `control` of job `name` (`cancelled` or empty);
+    /// `false` when the job never ran.
     async fn set_job_control(&self, name: &str, control: &str, now_ms: i64) -> CpResult<bool> {
         timed("set_job_control", async {
             let done = sql("UPDATE job_schedule SET control = ?, updated_ms = ? WHERE name = ?")
                 .bind(control)
                 .bind(now_ms)
                 .bind(name)
-                .execute(&mut self.db.write_conn().await?)
+                .execute(&mut self.db().write_conn().await?)
                 .await?;
             Ok(done > 0)
         })
         .await
     }
 }
+
+impl<D: 'static> Jobs for Store<D> {}

@@ -9,6 +9,7 @@ use crate::Store;
 use crate::metrics::timed;
 use crate::rows::enqueue_cleanup;
 use crate::sql::{Dialect, sql};
+use crate::store::SqlBacked;
 
 /// The strongest reason the catalog has to expect a blob on its backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,24 +83,15 @@ fn is_named_sql() -> String {
 
 /// The reconciler's view of the catalog.
 #[async_trait]
-pub trait Reconcile: Send + Sync + 'static {
+pub trait Reconcile: SqlBacked {
     /// Up to `limit` distinct blob keys of backend `backend_id` strictly
     /// after `after`, in byte order, that any catalog row names: a segment of
     /// any copy, a multipart part, a pending intent's planned blob, a
     /// cleanup-queue row or a dead letter; each with the strongest such use.
     /// What the reconciler merges against the backend's listing.
-    async fn known_blobs(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<KnownBlob>>;
-    /// In one write transaction: unless a catalog row names the blob (see
-    /// [`Reconcile::known_blobs`]), queues it for cleanup as `length` orphan
-    /// bytes and returns `true`. The reconciler's only way to remove bytes.
-    async fn enqueue_orphan(&self, backend_id: &str, backend_key: &str, length: u64) -> CpResult<bool>;
-}
-
-#[async_trait]
-impl<D: 'static> Reconcile for Store<D> {
     async fn known_blobs(&self, backend_id: &str, after: &str, limit: u32) -> CpResult<Vec<KnownBlob>> {
         timed("known_blobs", async {
-            let mut c = self.db.conn().await?;
+            let mut c = self.db().conn().await?;
             let rows: Vec<(String, i64)> = sql(known_blobs_sql(c.dialect()))
                 .bind(backend_id)
                 .bind(after)
@@ -116,9 +108,12 @@ impl<D: 'static> Reconcile for Store<D> {
         .await
     }
 
+    /// In one write transaction: unless a catalog row names the blob (see
+    /// [`Reconcile::known_blobs`]), queues it for cleanup as `length` orphan
+    /// bytes and returns `true`. The reconciler's only way to remove bytes.
     async fn enqueue_orphan(&self, backend_id: &str, backend_key: &str, length: u64) -> CpResult<bool> {
         timed("enqueue_orphan", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             let named: bool = sql(is_named_sql())
                 .bind(backend_id)
                 .bind(backend_key)
@@ -133,3 +128,5 @@ impl<D: 'static> Reconcile for Store<D> {
         .await
     }
 }
+
+impl<D: 'static> Reconcile for Store<D> {}

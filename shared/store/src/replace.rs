@@ -8,18 +8,30 @@ use crate::Store;
 use crate::blobs::{SegmentRow, same_segments};
 use crate::metrics::timed;
 use crate::rows::{
-    COPY_STRIDE, all_segments, delete_intent_row, enqueue_unreferenced, insert_copy_at, last_copy, load_listed,
-    load_object, load_segments, lock_key,
+    COPY_STRIDE, all_segments, delete_intent_row, enqueue_unreferenced, insert_copy_at, last_copy, load_object,
+    load_segments, lock_key,
 };
 use crate::sql::{Conn, sql};
+use crate::store::SqlBacked;
 
 /// Rewriting the copies of current objects.
 #[async_trait]
-pub trait Rewrite: Send + Sync + 'static {
+pub trait Rewrite: SqlBacked {
     /// Current objects in (bucket, key) byte order strictly after `after`
     /// (`("", "")` = from the start), up to `limit`, as full records (segments
     /// and copies), for scrubbing and rewriting jobs.
-    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>>;
+    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>> {
+        timed("objects_after", async {
+            let listing =
+                sql("SELECT bucket, key FROM objects WHERE (bucket, key) > (?, ?) ORDER BY bucket, key LIMIT ?")
+                    .bind(after.0)
+                    .bind(after.1)
+                    .bind(i64::from(limit));
+            self.db().load_listed(listing).await
+        })
+        .await
+    }
+
     /// In one transaction: if object `object_id` is still current at (bucket,
     /// key) and copy `copy` (0 = primary, else `copies[copy - 1]`) still has
     /// exactly the segments `old` (compared by backend_id, backend_key and
@@ -41,69 +53,6 @@ pub trait Rewrite: Send + Sync + 'static {
         old: &[Segment],
         new: &[Segment],
         intent_id: Option<&str>,
-        now_ms: i64,
-    ) -> CpResult<Option<Vec<CleanupItem>>>;
-    /// In one transaction: if the object is current, has more than one copy
-    /// and copy `copy` has the segments `old`, removes that copy, renumbers
-    /// the later copies down by one (copies stay dense: copy 1 becomes the
-    /// primary when the primary is dropped), queues its blobs and returns
-    /// `Some(items)`; `None` otherwise. Never removes the last copy.
-    async fn drop_copy(
-        &self,
-        bucket: &str,
-        key: &str,
-        object_id: &str,
-        copy: u32,
-        old: &[Segment],
-    ) -> CpResult<Option<Vec<CleanupItem>>>;
-}
-
-/// The segment rows of copy `copy` of `object_id`, in order.
-async fn copy_rows(c: &mut Conn, object_id: &str, copy: i64) -> CpResult<Vec<SegmentRow>> {
-    sql("SELECT backend_id, backend_key, length FROM segments WHERE object_id = ? AND seq >= ? AND seq < ? ORDER BY seq")
-        .bind(object_id)
-        .bind(copy * COPY_STRIDE)
-        .bind((copy + 1) * COPY_STRIDE)
-        .fetch_all(c)
-        .await
-}
-
-async fn delete_copy_rows(c: &mut Conn, object_id: &str, copy: i64) -> CpResult<()> {
-    sql("DELETE FROM segments WHERE object_id = ? AND seq >= ? AND seq < ?")
-        .bind(object_id)
-        .bind(copy * COPY_STRIDE)
-        .bind((copy + 1) * COPY_STRIDE)
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
-#[async_trait]
-impl<D: 'static> Rewrite for Store<D> {
-    async fn objects_after(&self, after: (&str, &str), limit: u32) -> CpResult<Vec<ObjectRecord>> {
-        timed("objects_after", async {
-            let mut c = self.db.read().await?;
-            let listing =
-                sql("SELECT bucket, key FROM objects WHERE (bucket, key) > (?, ?) ORDER BY bucket, key LIMIT ?")
-                    .bind(after.0)
-                    .bind(after.1)
-                    .bind(i64::from(limit));
-            let out = load_listed(&mut c, listing).await?;
-            c.commit().await?;
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn replace_copy(
-        &self,
-        bucket: &str,
-        key: &str,
-        object_id: &str,
-        copy: u32,
-        old: &[Segment],
-        new: &[Segment],
-        intent_id: Option<&str>,
         _now_ms: i64,
     ) -> CpResult<Option<Vec<CleanupItem>>> {
         if new.is_empty() {
@@ -111,7 +60,7 @@ impl<D: 'static> Rewrite for Store<D> {
         }
         let copy = i64::from(copy);
         timed("replace_copy", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             lock_key(&mut c, bucket, key).await?;
             let current = load_object(&mut c, bucket, key).await?;
             let still = current.as_ref().is_some_and(|o| o.object_id == object_id)
@@ -135,6 +84,11 @@ impl<D: 'static> Rewrite for Store<D> {
         .await
     }
 
+    /// In one transaction: if the object is current, has more than one copy
+    /// and copy `copy` has the segments `old`, removes that copy, renumbers
+    /// the later copies down by one (copies stay dense: copy 1 becomes the
+    /// primary when the primary is dropped), queues its blobs and returns
+    /// `Some(items)`; `None` otherwise. Never removes the last copy.
     async fn drop_copy(
         &self,
         bucket: &str,
@@ -145,7 +99,7 @@ impl<D: 'static> Rewrite for Store<D> {
     ) -> CpResult<Option<Vec<CleanupItem>>> {
         let copy = i64::from(copy);
         timed("drop_copy", async {
-            let mut c = self.db.write().await?;
+            let mut c = self.db().write().await?;
             lock_key(&mut c, bucket, key).await?;
             let current = load_object(&mut c, bucket, key).await?;
             let ok = current
@@ -178,3 +132,25 @@ impl<D: 'static> Rewrite for Store<D> {
         .await
     }
 }
+
+/// The segment rows of copy `copy` of `object_id`, in order.
+async fn copy_rows(c: &mut Conn, object_id: &str, copy: i64) -> CpResult<Vec<SegmentRow>> {
+    sql("SELECT backend_id, backend_key, length FROM segments WHERE object_id = ? AND seq >= ? AND seq < ? ORDER BY seq")
+        .bind(object_id)
+        .bind(copy * COPY_STRIDE)
+        .bind((copy + 1) * COPY_STRIDE)
+        .fetch_all(c)
+        .await
+}
+
+async fn delete_copy_rows(c: &mut Conn, object_id: &str, copy: i64) -> CpResult<()> {
+    sql("DELETE FROM segments WHERE object_id = ? AND seq >= ? AND seq < ?")
+        .bind(object_id)
+        .bind(copy * COPY_STRIDE)
+        .bind((copy + 1) * COPY_STRIDE)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+impl<D: 'static> Rewrite for Store<D> {}

@@ -10,7 +10,9 @@ use sqlx::{PgPool, SqlitePool};
 use strata_core::CpResult;
 
 use crate::WriteFence;
-use crate::sql::{Conn, Dialect, db};
+use strata_core::ObjectRecord;
+
+use crate::sql::{Conn, Dialect, Sql, db};
 
 /// The metadata store on one database. `D` names the database
 /// ([`SqliteDb`] or [`PgDb`]), which decides how it is opened.
@@ -76,9 +78,23 @@ pub(crate) enum Pools {
     Pg(PgPool),
 }
 
-/// The pools and the fence; hands out [`Conn`]s.
+/// What the role traits' provided methods run on: every role but
+/// [`crate::Leadership`] is written once, in its trait, for both databases.
+pub trait SqlBacked: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn db(&self) -> &Db;
+}
+
+impl<D: 'static> SqlBacked for Store<D> {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// The pools and the fence; hands out connections.
+#[doc(hidden)]
 #[derive(Clone, Debug)]
-pub(crate) struct Db {
+pub struct Db {
     pub(crate) pools: Pools,
     /// Set on a fenced store: every write transaction checks the leader
     /// lease still carries this term (see `lease::check_fence`).
@@ -149,5 +165,23 @@ impl Db {
             }
             Pools::Pg(pool) => Ok(Conn::PgTx(pool.begin().await.map_err(db)?)),
         }
+    }
+
+    /// Runs one statement in a write transaction (fenced when the store is);
+    /// returns the rows it changed.
+    pub(crate) async fn write_one(&self, q: Sql<'_>) -> CpResult<u64> {
+        let mut c = self.write().await?;
+        let done = q.execute(&mut c).await?;
+        c.commit().await?;
+        Ok(done)
+    }
+
+    /// The full records of the (bucket, key) rows `listing` returns, in its
+    /// order, loaded in one snapshot.
+    pub(crate) async fn load_listed(&self, listing: Sql<'_>) -> CpResult<Vec<ObjectRecord>> {
+        let mut c = self.read().await?;
+        let out = crate::rows::load_listed(&mut c, listing).await?;
+        c.commit().await?;
+        Ok(out)
     }
 }
