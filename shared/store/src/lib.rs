@@ -88,53 +88,29 @@ pub struct StaleIntent {
     pub key: String,
 }
 
-/// Persistence for buckets, objects, intents, multipart state, the cleanup
-/// queue, jobs and generated credentials: every role trait at once. Every
-/// method is one transaction (or one statement). Callers hold a
-/// `&dyn MetaStore` or an `Arc<dyn MetaStore>` and call any role's methods
-/// on it; on a concrete store, bring the roles into scope with
-/// `use strata_store::prelude::*`.
-pub trait MetaStore:
-    Identity
-    + Catalog
-    + Objects
-    + Multipart
-    + Cleanup
-    + Replication
-    + Rewrite
-    + Placement
-    + Usage
-    + Blobs
-    + Jobs
-    + Delta
-    + Reconcile
-    + Leadership
-{
-}
+/// Declares `MetaStore` as every role at once, with its blanket impl, and
+/// the prelude that brings the roles into scope.
+macro_rules! meta_store {
+    ($(#[$doc:meta])* $($role:ident),+ $(,)?) => {
+        $(#[$doc])*
+        pub trait MetaStore: $($role +)+ {}
 
-impl<T> MetaStore for T where
-    T: Identity
-        + Catalog
-        + Objects
-        + Multipart
-        + Cleanup
-        + Replication
-        + Rewrite
-        + Placement
-        + Usage
-        + Blobs
-        + Jobs
-        + Delta
-        + Reconcile
-        + Leadership
-        + ?Sized
-{
-}
+        impl<T: $($role +)+ ?Sized> MetaStore for T {}
 
-/// The role traits, for calling store methods on a concrete store.
-pub mod prelude {
-    pub use crate::{
-        Blobs, Catalog, Cleanup, Delta, Identity, Jobs, Leadership, MetaStore, Multipart, Objects, Placement,
-        Reconcile, Replication, Rewrite, Usage,
+        /// The role traits, for calling store methods on a concrete store.
+        pub mod prelude {
+            pub use crate::{MetaStore, $($role),+};
+        }
     };
+}
+
+meta_store! {
+    /// Persistence for buckets, objects, intents, multipart state, the cleanup
+    /// queue, jobs and generated credentials: every role trait at once. Every
+    /// method is one transaction (or one statement). Callers hold a
+    /// `&dyn MetaStore` or an `Arc<dyn MetaStore>` and call any role's methods
+    /// on it; on a concrete store, bring the roles into scope with
+    /// `use strata_store::prelude::*`.
+    Identity, Catalog, Objects, Multipart, Cleanup, Replication, Rewrite, Placement, Usage, Blobs, Jobs, Delta,
+    Reconcile, Leadership,
 }

@@ -5,13 +5,6 @@
 //! of failing on a lock upgrade; reads run in deferred transactions, which see
 //! one consistent snapshot under WAL.
 
-mod complete;
-mod health;
-mod multipart;
-mod objects;
-mod rows;
-mod store;
-
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use strata_core::{CpError, CpResult};
 
 use crate::lease::{Leadership, Lease, WriteFence};
-use crate::sql::sql;
-pub(crate) use crate::sql::{db, now_ms};
+use crate::sql::{now_ms, sql};
 use crate::store::Pools;
 use crate::{Granted, JobLock, MetaStore, SqliteStore};
 
@@ -201,53 +193,4 @@ async fn set_expiry(c: &mut crate::sql::Conn, expires_ms: i64, holder: &str, ter
         .bind(now)
         .execute(c)
         .await
-}
-
-// Interim: the transactions of the statement modules not yet on the dialect layer.
-
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
-
-impl SqliteStore {
-    async fn write_tx(&self) -> CpResult<WriteTx> {
-        match self.db.write().await? {
-            crate::sql::Conn::SqliteTx(tx, _guard) => Ok(WriteTx { tx, _guard }),
-            _ => unreachable!("a SqliteStore opens SQLite connections"),
-        }
-    }
-
-    async fn read_tx(&self) -> CpResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        match self.db.read().await? {
-            crate::sql::Conn::SqliteTx(tx, _) => Ok(tx),
-            _ => unreachable!("a SqliteStore opens SQLite connections"),
-        }
-    }
-
-    fn write_pool(&self) -> &sqlx::SqlitePool {
-        match &self.db.pools {
-            Pools::Sqlite { write, .. } => write,
-            Pools::Pg(_) => unreachable!("a SqliteStore holds SQLite pools"),
-        }
-    }
 }

@@ -9,10 +9,9 @@ use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
 use strata_core::CpResult;
 
-use super::db;
 use crate::lease::{Leadership, Lease, WriteFence};
 use crate::metrics::timed;
-use crate::sql::sql;
+use crate::sql::{db, sql};
 use crate::{JobLock, MetaStore, PgStore};
 
 type LeaseRow = (String, String, i64, i64);

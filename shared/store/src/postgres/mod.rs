@@ -9,22 +9,14 @@
 //! span several statements run in REPEATABLE READ READ ONLY transactions, which
 //! see one snapshot and never fail on serialization. See docs/postgres.md.
 
-mod complete;
-mod health;
 mod lease;
-mod multipart;
-mod objects;
-mod rows;
-mod store;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Postgres, Transaction};
 use strata_core::{CpError, CpResult};
 
 use crate::PgStore;
-pub(crate) use crate::sql::{db, now_ms};
 use crate::store::Pools;
 
 impl PgStore {
@@ -65,38 +57,4 @@ impl PgStore {
             Pools::Sqlite { .. } => unreachable!("a PgStore holds a PostgreSQL pool"),
         }
     }
-
-    // Interim: the transactions of the statement modules not yet on the dialect layer.
-
-    async fn write_tx(&self) -> CpResult<Transaction<'static, Postgres>> {
-        match self.db.write().await? {
-            crate::sql::Conn::PgTx(tx) => Ok(tx),
-            _ => unreachable!("a PgStore opens PostgreSQL connections"),
-        }
-    }
-
-    async fn read_tx(&self) -> CpResult<Transaction<'static, Postgres>> {
-        match self.db.read().await? {
-            crate::sql::Conn::PgTx(tx) => Ok(tx),
-            _ => unreachable!("a PgStore opens PostgreSQL connections"),
-        }
-    }
-}
-
-/// Takes a transaction-level advisory lock named by `scope` and `name` (the
-/// 64-bit hash of both); it is released at commit or rollback. A hash
-/// collision only serializes two unrelated writers.
-pub(crate) async fn advisory_lock(conn: &mut PgConnection, scope: &str, name: &str) -> CpResult<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))")
-        .bind(scope)
-        .bind(name)
-        .execute(conn)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
-/// Serializes the writers of one (bucket, key). Bucket names never hold `/`.
-pub(crate) async fn lock_key(conn: &mut PgConnection, bucket: &str, key: &str) -> CpResult<()> {
-    advisory_lock(conn, "object", &format!("{bucket}/{key}")).await
 }

@@ -1,18 +1,9 @@
 //! Backend lifecycle (drain, removal) and what the catalog holds on a backend.
 
-use strata_core::{CpError, ObjectRecord, Segment};
+use strata_core::{CpError, ObjectRecord};
 use strata_store::{BackendState, BackendStateRecord, MetaStore};
 
-use crate::support::{keys_of, plan, put};
-
-fn on(backend: &str, key: &str, length: u64) -> Segment {
-    Segment {
-        backend_id: backend.into(),
-        backend_key: key.into(),
-        length,
-        ..Default::default()
-    }
-}
+use crate::support::{add_copy, keys_of, on, put};
 
 fn state(id: &str, state: BackendState, since_ms: i64) -> BackendStateRecord {
     BackendStateRecord {
@@ -22,16 +13,6 @@ fn state(id: &str, state: BackendState, since_ms: i64) -> BackendStateRecord {
         changed_by: "cli:test".into(),
         reason: "disk swap".into(),
     }
-}
-
-async fn add_copy(s: &dyn MetaStore, rec: &ObjectRecord, tag: &str, segments: &[Segment]) {
-    let p = plan(tag);
-    s.insert_intent(&p, &rec.bucket, &rec.key, None, 1).await.unwrap();
-    assert!(
-        s.add_copy(&p.intent_id, &rec.bucket, &rec.key, &rec.object_id, segments)
-            .await
-            .unwrap()
-    );
 }
 
 pub async fn backend_state_is_compare_and_set(s: &dyn MetaStore) {

@@ -1,18 +1,9 @@
 //! Further copies of an object (replication) and promotion of stale intents.
 
-use strata_core::{CpError, Segment};
+use strata_core::CpError;
 use strata_store::MetaStore;
 
-use crate::support::{keys_of, plan, put, record};
-
-fn on(backend: &str, key: &str, length: u64) -> Segment {
-    Segment {
-        backend_id: backend.into(),
-        backend_key: key.into(),
-        length,
-        ..Default::default()
-    }
-}
+use crate::support::{keys_of, on, plan, put, record};
 
 async fn used(s: &dyn MetaStore, backend: &str) -> u64 {
     (s.backend_usage().await.unwrap().into_iter())

@@ -1,10 +1,10 @@
 //! Backend health from breaker reports, replication counted on healthy
 //! backends only, and commits of several copies at once (quorum writes).
 
-use strata_core::{BreakerState, CpError, Segment};
+use strata_core::{BreakerState, CpError};
 use strata_store::MetaStore;
 
-use crate::support::{keys_of, plan, put, record};
+use crate::support::{keys_of, on, plan, put, record};
 
 fn states(list: &[(&str, BreakerState)]) -> Vec<(String, BreakerState)> {
     list.iter().map(|(b, s)| ((*b).to_owned(), *s)).collect()
@@ -51,15 +51,6 @@ pub async fn backend_health_tracks_how_long_a_breaker_stays_open(s: &dyn MetaSto
         .await
         .unwrap();
     assert!(s.unhealthy_backends(i64::MAX, 0).await.unwrap().is_empty());
-}
-
-fn on(backend: &str, key: &str, length: u64) -> Segment {
-    Segment {
-        backend_id: backend.into(),
-        backend_key: key.into(),
-        length,
-        ..Default::default()
-    }
 }
 
 pub async fn copies_on_unhealthy_backends_do_not_count(s: &dyn MetaStore) {

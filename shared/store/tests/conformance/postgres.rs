@@ -8,7 +8,7 @@ use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, PgStore};
 
 use crate::pg_cluster;
-use crate::support::{plan, put, record};
+use crate::support::{claims_are_exclusive, concurrent_commits, plan, put, record};
 
 /// A store on a fresh database; `None` when `STRATA_SKIP_PG=1`.
 pub async fn pg_store() -> Option<PgStore> {
@@ -93,29 +93,7 @@ async fn concurrent_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usage_is_exact_under_concurrent_commits() {
     let Some(s) = pg_store().await else { return };
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    let size = |key: u64| (key + 1) * 1000;
-    let tasks: Vec<_> = (0..96u64)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let key = i % 8;
-                let tag = format!("c{i}");
-                let p = plan(&tag);
-                s.insert_intent(&p, "b", &format!("k{key}"), Some(size(key)), 1)
-                    .await
-                    .unwrap();
-                let rec = record("b", &format!("k{key}"), &tag, size(key));
-                s.commit_object(&p.intent_id, &rec).await.unwrap();
-                // Readers fold the deltas while writers add more.
-                s.backend_usage().await.unwrap();
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let current: u64 = (0..8).map(size).sum();
+    let current = concurrent_commits(Arc::new(s.clone()), 96, true).await;
     let u = usage_of(&s, "disk-1").await;
     assert_eq!(
         (u.bytes_used, u.orphan_bytes, u.reserved_bytes, u.objects),
@@ -138,26 +116,7 @@ async fn concurrent_reservations_never_overshoot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cleanup_claims_are_exclusive() {
     let Some(s) = pg_store().await else { return };
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    for i in 0..50 {
-        let key = format!("k{i}");
-        put(&s, "b", &key, &key, 1).await;
-        s.delete_object("b", &key).await.unwrap();
-    }
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.claim_cleanup(1_000, 60_000, 5).await.unwrap() })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.extend(t.await.unwrap().into_iter().map(|c| c.item.id));
-    }
-    let total = ids.len();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!((total, ids.len()), (50, 50));
+    claims_are_exclusive(Arc::new(s)).await;
 }
 
 /// Reports naming the same backends in different orders never deadlock, and

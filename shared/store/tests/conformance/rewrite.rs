@@ -1,17 +1,10 @@
 //! Walking all objects, and replacing or dropping one copy of an object (for
 //! scrubbing, re-encryption and repair jobs) with exact usage counters.
 
-use strata_core::{ObjectRecord, Segment};
 use strata_store::{BackendUsage, MetaStore};
 
-use crate::support::{keys_of, plan, put, segment};
+use crate::support::{add_copy, keys_of, on, plan, put, segment};
 use strata_store::{BlobRecord, BlobState};
-
-fn on(backend: &str, key: &str, length: u64) -> Segment {
-    let mut s = segment(key, length);
-    s.backend_id = backend.into();
-    s
-}
 
 async fn usage_of(s: &dyn MetaStore, backend_id: &str) -> BackendUsage {
     (s.backend_usage().await.unwrap().into_iter())
@@ -23,17 +16,6 @@ async fn usage_of(s: &dyn MetaStore, backend_id: &str) -> BackendUsage {
 async fn bytes(s: &dyn MetaStore, backend_id: &str) -> (u64, u64) {
     let u = usage_of(s, backend_id).await;
     (u.bytes_used, u.orphan_bytes)
-}
-
-/// Adds `segments` as a further copy of the object at (b, key).
-async fn add_copy(s: &dyn MetaStore, rec: &ObjectRecord, tag: &str, segments: &[Segment]) {
-    let p = plan(tag);
-    s.insert_intent(&p, &rec.bucket, &rec.key, None, 1).await.unwrap();
-    assert!(
-        s.add_copy(&p.intent_id, &rec.bucket, &rec.key, &rec.object_id, segments)
-            .await
-            .unwrap()
-    );
 }
 
 pub async fn objects_after_pages_across_buckets(s: &dyn MetaStore) {

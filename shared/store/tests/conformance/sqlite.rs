@@ -6,7 +6,7 @@ use strata_core::CpError;
 use strata_store::prelude::*;
 use strata_store::{MetaStore, SqliteStore};
 
-use crate::support::put;
+use crate::support::{claims_are_exclusive, put};
 
 fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("strata-store-test-{}", uuid::Uuid::new_v4()))
@@ -89,27 +89,7 @@ async fn concurrent_cleanup_claims_on_a_file_are_exclusive() {
     let dir = temp_dir();
     let url = format!("sqlite://{}?mode=rwc", dir.join("meta.db").display());
     let s = SqliteStore::connect(&url).await.unwrap();
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    for i in 0..50 {
-        let key = format!("k{i}");
-        put(&s, "b", &key, &key, 1).await;
-        s.delete_object("b", &key).await.unwrap();
-    }
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.claim_cleanup(1_000, 60_000, 5).await.unwrap() })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.extend(t.await.unwrap().into_iter().map(|c| c.item.id));
-    }
-    let total = ids.len();
-    ids.sort_unstable();
-    ids.dedup();
-    // Every row claimed exactly once, none twice.
-    assert_eq!((total, ids.len()), (50, 50));
+    claims_are_exclusive(std::sync::Arc::new(s.clone())).await;
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }

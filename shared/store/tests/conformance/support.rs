@@ -21,6 +21,27 @@ pub fn segment(backend_key: &str, length: u64) -> Segment {
     }
 }
 
+/// A segment of `length` bytes on `backend`.
+pub fn on(backend: &str, key: &str, length: u64) -> Segment {
+    Segment {
+        backend_id: backend.into(),
+        backend_key: key.into(),
+        length,
+        ..Default::default()
+    }
+}
+
+/// Adds `segments` as a further copy of the object `rec`.
+pub async fn add_copy(s: &dyn MetaStore, rec: &ObjectRecord, tag: &str, segments: &[Segment]) {
+    let p = plan(tag);
+    s.insert_intent(&p, &rec.bucket, &rec.key, None, 1).await.unwrap();
+    assert!(
+        s.add_copy(&p.intent_id, &rec.bucket, &rec.key, &rec.object_id, segments)
+            .await
+            .unwrap()
+    );
+}
+
 pub fn plan(tag: &str) -> WritePlan {
     WritePlan {
         intent_id: format!("intent-{tag}"),
@@ -106,4 +127,64 @@ pub fn keys_of(items: &[strata_core::CleanupItem]) -> Vec<String> {
     let mut v: Vec<String> = items.iter().map(|i| i.backend_key.clone()).collect();
     v.sort();
     v
+}
+
+/// The size of key `k{key}` in [`concurrent_commits`].
+pub fn size_of_key(key: u64) -> u64 {
+    (key + 1) * 1000
+}
+
+/// `writers` concurrent writes (intent with a size hint, then commit) to 8
+/// keys of bucket `b` (`k{i % 8}`, [`size_of_key`] bytes); with `read_usage`
+/// each writer then reads the usage (PostgreSQL folds its deltas meanwhile).
+/// Returns the bytes of the 8 current objects.
+pub async fn concurrent_commits(s: std::sync::Arc<dyn MetaStore>, writers: u64, read_usage: bool) -> u64 {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let key = i % 8;
+                let tag = format!("c{i}");
+                let p = plan(&tag);
+                s.insert_intent(&p, "b", &format!("k{key}"), Some(size_of_key(key)), 1)
+                    .await
+                    .unwrap();
+                let rec = record("b", &format!("k{key}"), &tag, size_of_key(key));
+                s.commit_object(&p.intent_id, &rec).await.unwrap();
+                if read_usage {
+                    s.backend_usage().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (0..8).map(size_of_key).sum()
+}
+
+/// 50 deleted objects' rows claimed by 16 concurrent claimers of 5: every
+/// row is claimed exactly once, none twice.
+pub async fn claims_are_exclusive(s: std::sync::Arc<dyn MetaStore>) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    for i in 0..50 {
+        let key = format!("k{i}");
+        put(s.as_ref(), "b", &key, &key, 1).await;
+        s.delete_object("b", &key).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_cleanup(1_000, 60_000, 5).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap().into_iter().map(|c| c.item.id));
+    }
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((total, ids.len()), (50, 50));
 }

@@ -4,7 +4,7 @@
 use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, SqliteStore};
 
-use crate::support::{MIB, commit_part, md5_hex, part, plan, put, record, upload};
+use crate::support::{MIB, commit_part, concurrent_commits, md5_hex, part, plan, put, record, upload};
 
 /// The usage of `backend_id`, zero when the store has never seen it.
 async fn usage_of(s: &dyn MetaStore, backend_id: &str) -> BackendUsage {
@@ -124,27 +124,7 @@ async fn usage_is_exact_under_concurrent_commits() {
     let dir = std::env::temp_dir().join(format!("strata-store-usage-{}", uuid::Uuid::new_v4()));
     let url = format!("sqlite://{}?mode=rwc", dir.join("meta.db").display());
     let s = SqliteStore::connect(&url).await.unwrap();
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    let size = |key: u64| (key + 1) * 1000;
-    let tasks: Vec<_> = (0..32u64)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let key = i % 8;
-                let tag = format!("c{i}");
-                let p = plan(&tag);
-                s.insert_intent(&p, "b", &format!("k{key}"), Some(size(key)), 1)
-                    .await
-                    .unwrap();
-                let rec = record("b", &format!("k{key}"), &tag, size(key));
-                s.commit_object(&p.intent_id, &rec).await.unwrap();
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let current: u64 = (0..8).map(size).sum();
+    let current = concurrent_commits(std::sync::Arc::new(s.clone()), 32, false).await;
     assert_eq!(usage_of(&s, "disk-1").await, usage(current, 3 * current, 0, 8));
     // Acknowledging every cleanup item leaves only the current objects.
     let pending = s.pending_cleanup(1000).await.unwrap();
