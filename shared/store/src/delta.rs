@@ -9,8 +9,8 @@ use crate::Store;
 use crate::blobs::counter;
 use crate::metrics::timed;
 use crate::rows::advisory_lock;
-use crate::sql::sql;
-use crate::store::SqlBacked;
+use crate::sql::{Sql, sql};
+use crate::store::{Db, SqlBacked};
 
 /// The hidden bucket holding the references of user bucket `bucket`.
 /// Names starting with `.` are invalid S3 bucket names, so clients can
@@ -180,6 +180,12 @@ pub(crate) fn assemble_report(
         e.decisions.sort();
     }
     out.into_values().collect()
+}
+
+/// The references a query over `delta_refs` selects ([`REF_COLUMNS`]).
+async fn load_refs(db: &Db, q: Sql<'_>) -> CpResult<Vec<DeltaRefRecord>> {
+    let rows: Vec<RefRow> = q.fetch_all(&mut db.conn().await?).await?;
+    Ok(rows.into_iter().map(ref_from_row).collect())
 }
 
 /// Whether any current segment's blob decodes against reference `r.ref_id`.
@@ -395,12 +401,7 @@ pub trait Delta: SqlBacked {
                 "SELECT {REF_COLUMNS} FROM delta_refs r WHERE r.last_used_ms < ? AND NOT {REF_IN_USE} \
                  ORDER BY r.last_used_ms, r.ref_id LIMIT ?"
             );
-            let rows: Vec<RefRow> = sql(text)
-                .bind(older_than_ms)
-                .bind(i64::from(limit))
-                .fetch_all(&mut self.db().conn().await?)
-                .await?;
-            Ok(rows.into_iter().map(ref_from_row).collect())
+            load_refs(self.db(), sql(text).bind(older_than_ms).bind(i64::from(limit))).await
         })
         .await
     }
@@ -440,12 +441,7 @@ pub trait Delta: SqlBacked {
             let text = format!(
                 "SELECT {REF_COLUMNS} FROM delta_refs WHERE compacted_level < ? ORDER BY created_ms, ref_id LIMIT ?"
             );
-            let rows: Vec<RefRow> = sql(text)
-                .bind(below_level)
-                .bind(i64::from(limit))
-                .fetch_all(&mut self.db().conn().await?)
-                .await?;
-            Ok(rows.into_iter().map(ref_from_row).collect())
+            load_refs(self.db(), sql(text).bind(below_level).bind(i64::from(limit))).await
         })
         .await
     }

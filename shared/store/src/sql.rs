@@ -180,51 +180,15 @@ impl<'q> Sql<'q> {
 
     /// Runs the statement; returns the number of rows it changed.
     pub(crate) async fn execute(self, c: &mut Conn) -> CpResult<u64> {
-        let done = match c.target() {
-            Target::Sqlite(conn) => {
-                let args = self.sqlite_args()?;
-                sqlx::query_with(&self.text, args)
-                    .execute(conn)
-                    .await
-                    .map(|r| r.rows_affected())
-            }
-            Target::Pg(conn) => {
-                let text = numbered(&self.text);
-                sqlx::query_with(&text, self.pg_args()?)
-                    .execute(conn)
-                    .await
-                    .map(|r| r.rows_affected())
-            }
-        };
-        done.map_err(db)
+        run!(self, c, query_with, execute, |r| r.rows_affected())
     }
 
     pub(crate) async fn fetch_all<T: Record>(self, c: &mut Conn) -> CpResult<Vec<T>> {
-        let rows: Result<Vec<T>, sqlx::Error> = match c.target() {
-            Target::Sqlite(conn) => {
-                let args = self.sqlite_args()?;
-                sqlx::query_as_with(&self.text, args).fetch_all(conn).await
-            }
-            Target::Pg(conn) => {
-                let text = numbered(&self.text);
-                sqlx::query_as_with(&text, self.pg_args()?).fetch_all(conn).await
-            }
-        };
-        rows.map_err(db)
+        run!(self, c, query_as_with, fetch_all, |rows| rows)
     }
 
     pub(crate) async fn fetch_optional<T: Record>(self, c: &mut Conn) -> CpResult<Option<T>> {
-        let row: Result<Option<T>, sqlx::Error> = match c.target() {
-            Target::Sqlite(conn) => {
-                let args = self.sqlite_args()?;
-                sqlx::query_as_with(&self.text, args).fetch_optional(conn).await
-            }
-            Target::Pg(conn) => {
-                let text = numbered(&self.text);
-                sqlx::query_as_with(&text, self.pg_args()?).fetch_optional(conn).await
-            }
-        };
-        row.map_err(db)
+        run!(self, c, query_as_with, fetch_optional, |row| row)
     }
 
     pub(crate) async fn fetch_one<T: Record>(self, c: &mut Conn) -> CpResult<T> {
@@ -242,39 +206,58 @@ impl<'q> Sql<'q> {
     }
 
     fn sqlite_args(&self) -> CpResult<SqliteArguments<'q>> {
-        let mut out = SqliteArguments::default();
-        for arg in &self.args {
+        // SQLite has no arrays: a list goes as JSON text, for `json_each`.
+        add_args!(SqliteArguments::default(), self.args, |v| to_json(
+            serde_json::to_string(v)
+        )?)
+    }
+
+    fn pg_args(&self) -> CpResult<PgArguments> {
+        add_args!(PgArguments::default(), self.args, |v| *v)
+    }
+}
+
+/// Runs statement `$q` on connection `$c` through sqlx's `$make` (a query
+/// function) and `$run` (an executor method), numbering the placeholders on
+/// PostgreSQL; `$done` maps either driver's result.
+macro_rules! run {
+    ($q:ident, $c:expr, $make:ident, $run:ident, $done:expr) => {
+        match $c.target() {
+            Target::Sqlite(conn) => {
+                let args = $q.sqlite_args()?;
+                sqlx::$make(&$q.text, args).$run(conn).await.map($done)
+            }
+            Target::Pg(conn) => {
+                let text = numbered(&$q.text);
+                sqlx::$make(&text, $q.pg_args()?).$run(conn).await.map($done)
+            }
+        }
+        .map_err(db)
+    };
+}
+use run;
+
+/// The driver arguments `$out` with each of `$args` added; `$list` encodes
+/// a list argument `$v`.
+macro_rules! add_args {
+    ($out:expr, $args:expr, |$v:ident| $list:expr) => {{
+        let mut out = $out;
+        for arg in &$args {
             let added = match arg {
                 Arg::Int(v) => out.add(*v),
                 Arg::Int32(v) => out.add(*v),
                 Arg::Bool(v) => out.add(*v),
                 Arg::Text(v) => out.add(v.clone()),
                 Arg::Bytes(v) => out.add(*v),
-                Arg::Texts(v) => out.add(to_json(serde_json::to_string(v))?),
-                Arg::Ints(v) => out.add(to_json(serde_json::to_string(v))?),
+                Arg::Texts($v) => out.add($list),
+                Arg::Ints($v) => out.add($list),
             };
             added.map_err(encode)?;
         }
         Ok(out)
-    }
-
-    fn pg_args(&self) -> CpResult<PgArguments> {
-        let mut out = PgArguments::default();
-        for arg in &self.args {
-            let added = match arg {
-                Arg::Int(v) => out.add(*v),
-                Arg::Int32(v) => out.add(*v),
-                Arg::Bool(v) => out.add(*v),
-                Arg::Text(v) => out.add(v.as_deref()),
-                Arg::Bytes(v) => out.add(*v),
-                Arg::Texts(v) => out.add(*v),
-                Arg::Ints(v) => out.add(*v),
-            };
-            added.map_err(encode)?;
-        }
-        Ok(out)
-    }
+    }};
 }
+use add_args;
 
 fn to_json(v: serde_json::Result<String>) -> CpResult<String> {
     v.map_err(|e| CpError::Internal(format!("encode a list argument: {e}")))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use strata_core::{BackendTraffic, CpError, ListQuery};
+use strata_core::{BackendTraffic, CpError};
 use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, PgStore};
 
@@ -21,14 +21,6 @@ pub async fn pg_store() -> Option<PgStore> {
 
 mod pg {
     all_cases!(super::pg_store);
-}
-
-fn list_all(bucket: &str) -> ListQuery {
-    ListQuery {
-        bucket: bucket.into(),
-        max_keys: 1000,
-        ..Default::default()
-    }
 }
 
 async fn usage_of(s: &dyn MetaStore, backend_id: &str) -> BackendUsage {
@@ -65,27 +57,26 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
     assert_eq!(s.get_object("b", "k").await.unwrap().meta.size, 3);
 }
 
-/// 64 writers, half on one hot key: exactly one current object per key and
-/// exactly the replaced versions queued.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers() {
-    let Some(s) = pg_store().await else { return };
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let key = if i % 2 == 0 { "hot".to_string() } else { format!("k{i}") };
-                put(&s, "b", &key, &format!("t{i}"), 1).await;
-                s.list_objects(&list_all("b")).await.unwrap();
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(s.list_objects(&list_all("b")).await.unwrap().objects.len(), 33);
-    assert_eq!(s.pending_cleanup(1000).await.unwrap().len(), 31);
+/// Races on a store with concurrent writers, each case on a fresh database.
+macro_rules! races {
+    ($($(#[$doc:meta])* $name:ident => $case:path),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(s) = pg_store().await else { return };
+                $case(Arc::new(s)).await;
+            }
+        )*
+    };
+}
+
+races! {
+    /// 64 writers, half on one hot key: exactly one current object per key and
+    /// exactly the replaced versions queued.
+    concurrent_writers => crate::support::concurrent_writers,
+    concurrent_reservations_never_overshoot => crate::reserve::concurrent_reservations_never_overshoot,
+    concurrent_cleanup_claims_are_exclusive => claims_are_exclusive,
 }
 
 /// 96 concurrent commits with reservations, 8 keys written 12 times each: the
@@ -105,18 +96,6 @@ async fn usage_is_exact_under_concurrent_commits() {
     s.ack_cleanup(&ids).await.unwrap();
     let u = usage_of(&s, "disk-1").await;
     assert_eq!((u.bytes_used, u.orphan_bytes, u.objects), (current, 0, 8));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_reservations_never_overshoot() {
-    let Some(s) = pg_store().await else { return };
-    crate::reserve::concurrent_reservations_never_overshoot(Arc::new(s)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_cleanup_claims_are_exclusive() {
-    let Some(s) = pg_store().await else { return };
-    claims_are_exclusive(Arc::new(s)).await;
 }
 
 /// Reports naming the same backends in different orders never deadlock, and

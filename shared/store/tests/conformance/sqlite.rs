@@ -61,25 +61,7 @@ async fn concurrent_writers_on_a_file() {
     let dir = temp_dir();
     let url = format!("sqlite://{}?mode=rwc", dir.join("meta.db").display());
     let s = SqliteStore::connect(&url).await.unwrap();
-    s.create_bucket("b", "admin", 1).await.unwrap();
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                // Half the writers fight over one key, half write their own.
-                let key = if i % 2 == 0 { "hot".to_string() } else { format!("k{i}") };
-                put(&s, "b", &key, &format!("t{i}"), 1).await;
-                s.list_objects(&list_all("b")).await.unwrap();
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let page = s.list_objects(&list_all("b")).await.unwrap();
-    assert_eq!(page.objects.len(), 33);
-    // Every overwrite of "hot" queued exactly the previous version's bytes.
-    assert_eq!(s.pending_cleanup(1000).await.unwrap().len(), 31);
+    crate::support::concurrent_writers(std::sync::Arc::new(s.clone())).await;
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -188,3 +188,30 @@ pub async fn claims_are_exclusive(s: std::sync::Arc<dyn MetaStore>) {
     ids.dedup();
     assert_eq!((total, ids.len()), (50, 50));
 }
+
+/// 64 writers to bucket `b`, half on one hot key, each listing the bucket
+/// after its write: exactly one current object per key, and every overwrite
+/// of the hot key queued exactly the previous version's bytes.
+pub async fn concurrent_writers(s: std::sync::Arc<dyn MetaStore>) {
+    let all = strata_core::ListQuery {
+        bucket: "b".into(),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (s, all) = (s.clone(), all.clone());
+            tokio::spawn(async move {
+                let key = if i % 2 == 0 { "hot".to_string() } else { format!("k{i}") };
+                put(s.as_ref(), "b", &key, &format!("t{i}"), 1).await;
+                s.list_objects(&all).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.list_objects(&all).await.unwrap().objects.len(), 33);
+    assert_eq!(s.pending_cleanup(1000).await.unwrap().len(), 31);
+}
