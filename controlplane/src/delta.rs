@@ -14,7 +14,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use strata_core::config::DeltaConfig;
 use strata_core::{
     CpError, CpResult, DeltaBucketReport, DeltaDecision, DeltaPlan, DeltaRef, Encoding, ObjectMeta, ObjectRecord,
-    Segment, WritePlan,
+    Segment, WriteCondition, WritePlan,
 };
 use strata_store::{
     BlobRecord, DeltaDecisionRecord, DeltaRefRecord, MetaStore, REF_CURRENT, ReselectPolicy, refs_bucket,
@@ -178,7 +178,9 @@ pub(crate) async fn commit_reference(
         segments: vec![segment],
         copies: Vec::new(),
     };
-    store.commit_object(&plan.intent_id, &record).await?;
+    store
+        .commit_object(&plan.intent_id, &record, &WriteCondition::NONE)
+        .await?;
     let r = DeltaRefRecord {
         ref_id: ref_id.clone(),
         bucket,

@@ -756,7 +756,7 @@ mod tests {
     use futures::StreamExt;
     use sha2::{Digest, Sha256};
     use strata_core::config::DeltaConfig;
-    use strata_core::{ControlPlane, Encoding, Segment};
+    use strata_core::{Commit, ControlPlane, Encoding, Segment};
 
     use super::DeltaCompactJob;
     use crate::testkit::{cp_kit, enc};
@@ -997,7 +997,7 @@ mod tests {
             etag: "e".repeat(32),
             ..Default::default()
         };
-        cp.commit_write(&plan, "b", "x/2", meta, vec![old.clone()])
+        cp.commit_write(&plan, Commit::new("b", "x/2", meta, vec![old.clone()]))
             .await
             .unwrap();
         let stored_before = cp.delta_report().await.unwrap()[0].stored_bytes;

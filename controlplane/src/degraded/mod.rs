@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use prometheus::{IntCounter, IntGauge};
 use strata_core::config::DegradedConfig;
 use strata_core::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, DeltaBucketReport,
-    DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
-    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult, Credential,
+    DeltaBucketReport, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
 };
 
 use breaker::DbBreaker;

@@ -2,12 +2,14 @@
 //! and the [`ControlPlane`] trait through which the data plane reaches metadata.
 
 pub mod blobtags;
+mod condition;
 pub mod config;
 mod controlplane;
 mod error;
 mod names;
 mod records;
 
+pub use condition::{Commit, WriteCondition};
 pub use controlplane::ControlPlane;
 pub use error::{CpError, CpResult};
 pub use names::{BackendId, BucketName, NameError, ObjectId, ObjectKey};

@@ -16,7 +16,7 @@ mod sqlite;
 use async_trait::async_trait;
 use strata_core::{
     BucketInfo, CleanupItem, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition, WritePlan,
 };
 
 pub use backend_state::{BackendHoldings, BackendState, BackendStateRecord};
@@ -121,10 +121,17 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_intent(&self, intent_id: &str) -> CpResult<()>;
 
     /// In one transaction: fails with `NoSuchBucket` if the bucket is gone,
-    /// replaces the current object at (bucket, key) with `record`, moves the
-    /// replaced object's segments into the cleanup queue and removes the intent.
+    /// with `PreconditionFailed` or `NoSuchKey` if `condition` does not hold
+    /// of the current object (checked under the key's write lock), replaces
+    /// the current object at (bucket, key) with `record`, moves the replaced
+    /// object's segments into the cleanup queue and removes the intent.
     /// Returns the queued cleanup items.
-    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>>;
+    async fn commit_object(
+        &self,
+        intent_id: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>>;
     /// `NoSuchBucket` or `NoSuchKey` when absent.
     async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord>;
     /// Lists in UTF-8 byte order with prefix, delimiter grouping, `after` and
@@ -176,7 +183,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Validates the part list (ascending numbers, known parts with matching
     /// ETags, every part but the last at least 5 MiB), then in one transaction
     /// makes the object current with one segment per part, queues the replaced
-    /// object and the unused parts for cleanup, and removes the upload.
+    /// object and the unused parts for cleanup, and removes the upload, if
+    /// `condition` holds of the key's current object. The upload is
+    /// remembered for a day: completing it again returns the object it made
+    /// (with nothing to clean up) while that object is still current.
     async fn complete_upload(
         &self,
         bucket: &str,
@@ -184,6 +194,7 @@ pub trait MetaStore: Send + Sync + 'static {
         parts: &[(u32, String)],
         object_id: &str,
         now_ms: i64,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
     /// Removes the upload and queues all its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;
@@ -500,9 +511,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// backends at once (`record.copies` set): redeems every intent in
     /// `intent_ids` (one per copy; `Unavailable` if one is gone) in the same
     /// transaction, so either every copy becomes current or none does.
-    async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_replicated(
+        &self,
+        intent_ids: &[String],
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>> {
         match intent_ids {
-            [one] if record.copies.is_empty() => self.commit_object(one, record).await,
+            [one] if record.copies.is_empty() => self.commit_object(one, record, condition).await,
             _ => Err(strata_core::CpError::Internal(
                 "this store cannot commit several copies at once".into(),
             )),

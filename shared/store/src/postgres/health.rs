@@ -2,9 +2,9 @@
 //! replication counted on healthy backends only, and commits of writes made
 //! on several backends at once (quorum writes).
 
-use strata_core::{BreakerState, CleanupItem, CpResult, ObjectRecord};
+use strata_core::{BreakerState, CleanupItem, CpResult, ObjectRecord, WriteCondition};
 
-use super::objects::{insert_object, load_object, redeem_intent, remove_object};
+use super::objects::{check_condition, insert_object, load_object, redeem_intent, remove_object};
 use super::rows::{COPY_STRIDE, require_bucket_shared};
 use super::{PgStore, db, lock_key};
 
@@ -100,10 +100,12 @@ impl PgStore {
         &self,
         intent_ids: &[String],
         record: &ObjectRecord,
+        condition: &WriteCondition,
     ) -> CpResult<Vec<CleanupItem>> {
         let mut tx = self.write_tx().await?;
         require_bucket_shared(&mut tx, &record.bucket).await?;
         lock_key(&mut tx, &record.bucket, &record.key).await?;
+        check_condition(&mut tx, &record.bucket, &record.key, condition).await?;
         for id in intent_ids {
             redeem_intent(&mut tx, id).await?;
         }

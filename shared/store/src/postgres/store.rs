@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use strata_core::{
     BucketInfo, CleanupItem, CpResult, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan,
+    ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition, WritePlan,
 };
 
 use super::{PgStore, db, monthly, multipart};
@@ -68,8 +68,13 @@ impl MetaStore for PgStore {
         self.delete_intent_impl(intent_id).await
     }
 
-    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
-        self.commit_object_impl(intent_id, record).await
+    async fn commit_object(
+        &self,
+        intent_id: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.commit_object_impl(intent_id, record, condition).await
     }
 
     async fn get_object(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
@@ -150,8 +155,9 @@ impl MetaStore for PgStore {
         parts: &[(u32, String)],
         object_id: &str,
         now_ms: i64,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
-        self.complete_upload_impl(bucket, upload_id, parts, object_id, now_ms)
+        self.complete_upload_impl(bucket, upload_id, parts, object_id, now_ms, condition)
             .await
     }
 
@@ -214,8 +220,13 @@ impl MetaStore for PgStore {
             .await
     }
 
-    async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
-        self.commit_replicated_impl(intent_ids, record).await
+    async fn commit_replicated(
+        &self,
+        intent_ids: &[String],
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.commit_replicated_impl(intent_ids, record, condition).await
     }
 
     async fn put_blobs(&self, blobs: &[BlobRecord], now_ms: i64) -> CpResult<()> {

@@ -1,7 +1,7 @@
 //! Intents, single objects and the cleanup queue.
 
 use sqlx::SqliteConnection;
-use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment, WritePlan};
+use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, Segment, WriteCondition, WritePlan};
 
 use super::rows::{
     META_COLUMNS, META_PLACEHOLDERS, MetaRow, bind_meta, enqueue_unreferenced, insert_copy, insert_segments,
@@ -88,6 +88,27 @@ pub(super) async fn insert_object(conn: &mut SqliteConnection, record: &ObjectRe
         insert_copy(&mut *conn, &record.object_id, copy).await?;
     }
     Ok(())
+}
+
+/// Fails unless `condition` holds of the current object at (bucket, key).
+/// Called inside the commit's write transaction, after the key is locked, so
+/// no other writer of the key can commit between the check and the swap.
+pub(super) async fn check_condition(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    condition: &WriteCondition,
+) -> CpResult<()> {
+    if condition.is_none() {
+        return Ok(());
+    }
+    let current: Option<(String,)> = sqlx::query_as("SELECT etag FROM objects WHERE bucket = ? AND key = ?")
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    condition.check(current.as_ref().map(|(e,)| e.as_str()))
 }
 
 /// Deletes an intent; returns whether it existed.
@@ -191,14 +212,10 @@ impl SqliteStore {
         &self,
         intent_id: &str,
         record: &ObjectRecord,
+        condition: &WriteCondition,
     ) -> CpResult<Vec<CleanupItem>> {
-        let mut tx = self.write_tx().await?;
-        require_bucket(&mut tx, &record.bucket).await?;
-        redeem_intent(&mut tx, intent_id).await?;
-        let items = remove_object(&mut tx, &record.bucket, &record.key, &record.segments).await?;
-        insert_object(&mut tx, record).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(items)
+        self.commit_replicated_impl(&[intent_id.to_owned()], record, condition)
+            .await
     }
 
     pub(super) async fn get_object_impl(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {

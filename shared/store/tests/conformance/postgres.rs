@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use strata_core::{BackendTraffic, CpError, ListQuery};
+use strata_core::{BackendTraffic, CpError, ListQuery, WriteCondition};
 use strata_store::{BackendUsage, MetaStore, PgStore};
 
 use crate::pg_cluster;
@@ -105,7 +105,9 @@ async fn usage_is_exact_under_concurrent_commits() {
                     .await
                     .unwrap();
                 let rec = record("b", &format!("k{key}"), &tag, size(key));
-                s.commit_object(&p.intent_id, &rec).await.unwrap();
+                s.commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
+                    .await
+                    .unwrap();
                 // Readers fold the deltas while writers add more.
                 s.backend_usage().await.unwrap();
             })
@@ -212,7 +214,7 @@ async fn delete_bucket_races_with_commits() {
         let rec = record(&bucket, "k", &format!("r{round}"), 1);
         let (a, b) = (s.clone(), s.clone());
         let bucket2 = bucket.clone();
-        let commit = tokio::spawn(async move { a.commit_object(&p.intent_id, &rec).await });
+        let commit = tokio::spawn(async move { a.commit_object(&p.intent_id, &rec, &WriteCondition::NONE).await });
         let delete = tokio::spawn(async move { b.delete_bucket(&bucket2).await });
         let (commit, delete) = (commit.await.unwrap(), delete.await.unwrap());
         match (commit, delete) {
