@@ -5,6 +5,7 @@ pub mod blobtags;
 pub mod config;
 mod controlplane;
 mod error;
+pub mod metrics;
 mod names;
 mod records;
 
