@@ -1,3 +1,9 @@
+//! [`ControlPlaneService`]: the [`ControlPlane`] implementation over the
+//! metadata store, which the gRPC server and `--role all` data plane call.
+//! It plans writes (placement, intents, encryption and delta plans), commits
+//! them, and answers catalog, multipart, usage and status calls; the
+//! statements themselves live in `strata_store`.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,3 +1,7 @@
+//! CopyObject: reads the source through the normal read path (its copies in
+//! health order, SSE-C opened with the source key) and writes it as a new
+//! object, with the metadata copied or replaced and re-sealed when asked.
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::Commit;

@@ -1,3 +1,8 @@
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts and ListMultipartUploads. Each part is planned and committed
+//! like a small object; Complete copies nothing, the object record lists one
+//! segment per part (docs/decisions.md, "Write path").
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::{CpError, ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};

@@ -1,3 +1,9 @@
+//! Single objects: PutObject, GetObject, HeadObject, DeleteObject and
+//! DeleteObjects. A PUT plans with the control plane, streams the verified
+//! body to a backend (through delta compression, a quorum fan-out or
+//! failover when they apply) and commits; a GET locates the record and reads
+//! its copies through `reader`. Versioning is not supported (`null` only).
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::{Commit, ObjectMeta, ObjectRecord};

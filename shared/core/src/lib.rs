@@ -6,6 +6,7 @@ mod condition;
 pub mod config;
 mod controlplane;
 mod error;
+pub mod metrics;
 mod names;
 mod records;
 
