@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's single test command:
 #   1. install test dependencies (scripts/install-deps.sh, idempotent)
-#   2. cargo build -p strata
-#   3. cargo nextest run --workspace --no-fail-fast   (installs cargo-nextest if missing)
-#   4. python3 -m pytest tests/e2e                     (black-box e2e suite with real clients)
+#   2. cargo fmt --check and cargo clippy --all-targets -- -D warnings (docs/style.md);
+#      quiet when clean, and the run stops here if either fails
+#   3. cargo build -p strata
+#   4. cargo nextest run --workspace --no-fail-fast   (installs cargo-nextest if missing)
+#   5. python3 -m pytest tests/e2e                     (black-box e2e suite with real clients)
 # Both test stages always run; the script fails if either fails.
 # Extra arguments are passed to pytest (e.g. `scripts/test.sh -k boto3 -x`).
 set -uo pipefail
@@ -27,6 +29,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "install test dependencies"
 bash scripts/install-deps.sh || { echo "FAILED: scripts/install-deps.sh" >&2; exit 1; }
+
+step "cargo fmt --check; cargo clippy --all-targets -- -D warnings"
+cargo fmt --check || { echo "FAILED: cargo fmt --check (run cargo fmt)" >&2; exit 1; }
+cargo clippy --quiet --workspace --all-targets -- -D warnings ||
+  { echo "FAILED: cargo clippy --all-targets -- -D warnings" >&2; exit 1; }
 
 step "cargo build -p strata"
 cargo build -p strata || { echo "FAILED: cargo build -p strata" >&2; exit 1; }

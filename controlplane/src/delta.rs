@@ -10,45 +10,16 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use strata_core::config::DeltaConfig;
 use strata_core::{
     CpError, CpResult, DeltaBucketReport, DeltaDecision, DeltaPlan, DeltaRef, Encoding, ObjectMeta, ObjectRecord,
-    Segment, WritePlan,
+    Segment, WriteCondition, WritePlan,
 };
 use strata_store::{
     BlobRecord, DeltaDecisionRecord, DeltaRefRecord, MetaStore, REF_CURRENT, ReselectPolicy, refs_bucket,
 };
 
-/// `strata_delta_decisions_total{decision}`: objects written, by decision
-/// (`reference`, `delta`, `passthrough`). In the default registry.
-pub static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let c = IntCounterVec::new(
-        Opts::new(
-            "strata_delta_decisions_total",
-            "Objects written, by delta compression decision",
-        ),
-        &["decision"],
-    )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-});
-
-/// `strata_delta_bytes_saved{bucket}`: logical minus stored bytes, as of
-/// the last report. In the default registry.
-pub static BYTES_SAVED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    let g = IntGaugeVec::new(
-        Opts::new(
-            "strata_delta_bytes_saved",
-            "Bytes delta compression saves, per bucket (last report)",
-        ),
-        &["bucket"],
-    )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(g.clone()));
-    g
-});
+use crate::metrics::{DELTA_BYTES_SAVED as BYTES_SAVED, DELTA_DECISIONS as DECISIONS};
 
 /// Registers the metrics (idempotent).
 pub fn register_metrics() {
@@ -178,7 +149,9 @@ pub(crate) async fn commit_reference(
         segments: vec![segment],
         copies: Vec::new(),
     };
-    store.commit_object(&plan.intent_id, &record).await?;
+    store
+        .commit_object(&plan.intent_id, &record, &WriteCondition::NONE)
+        .await?;
     let r = DeltaRefRecord {
         ref_id: ref_id.clone(),
         bucket,

@@ -1,3 +1,6 @@
+//! Access keys: those from the config, then those in the metadata store (the
+//! development credential generated on first start).
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -11,36 +11,9 @@
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntGauge};
 use strata_store::{Lease, MetaStore, WriteFence};
 
-static IS_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
-    gauge(
-        "strata_cp_is_leader",
-        "1 while this control plane holds a valid leader lease, else 0",
-    )
-});
-static TERM: LazyLock<IntGauge> = LazyLock::new(|| {
-    gauge(
-        "strata_cp_term",
-        "The leader term this control plane last held or saw (grows at every change of leader)",
-    )
-});
-static CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
-    let c = IntCounter::new(
-        "strata_cp_leader_changes_total",
-        "Times this control plane gained or lost leadership",
-    )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-});
-
-fn gauge(name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(g.clone()));
-    g
-}
+use crate::metrics::{IS_LEADER, LEADER_CHANGES as CHANGES, TERM};
 
 /// Lease timing: how long a lease lasts, and how often it is renewed (and,
 /// on followers, how often a takeover is tried).

@@ -1,6 +1,6 @@
 //! The control plane's small HTTP endpoint (`control_plane.http_listen`):
 //! `/health`, `/metrics` (Prometheus text of the process-wide registry:
-//! `strata_cp_is_leader`, `strata_cp_term`, ...) and `/leader` (whether this
+//! `strata_cp_rpc_seconds`, `strata_cp_is_leader`, ...; see [`crate::metrics`]) and `/leader` (whether this
 //! process leads, its term and the leader's URL, as JSON).
 
 use std::future::Future;
@@ -31,10 +31,7 @@ pub async fn serve(
 }
 
 async fn metrics() -> impl IntoResponse {
-    let families = prometheus::default_registry().gather();
-    let body = prometheus::TextEncoder::new()
-        .encode_to_string(&families)
-        .unwrap_or_else(|e| format!("# metrics encoding failed: {e}\n"));
+    let body = strata_core::metrics::render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -7,6 +7,7 @@ mod identity;
 pub mod keys;
 pub mod leader;
 pub mod leader_http;
+pub mod metrics;
 mod placement;
 mod service;
 mod usage;

@@ -1,3 +1,9 @@
+//! [`ControlPlaneService`]: the [`ControlPlane`] implementation over the
+//! metadata store, which the gRPC server and `--role all` data plane call.
+//! It plans writes (placement, intents, encryption and delta plans), commits
+//! them, and answers catalog, multipart, usage and status calls; the
+//! statements themselves live in `strata_store`.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -5,9 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
-    BackendStatus, BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential,
-    JobReport, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId,
-    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BackendStatus, BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult,
+    Credential, JobReport, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
+    ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
 };
 use strata_store::{BackendUsage, BlobState, MetaStore};
 
@@ -276,47 +282,16 @@ impl ControlPlane for ControlPlaneService {
         Ok(plan)
     }
 
-    async fn commit_write(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        mut meta: ObjectMeta,
-        segments: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>> {
-        meta.last_modified_unix_ms = now_ms();
-        let record = ObjectRecord {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            object_id: plan.object_id.clone(),
-            meta,
+    async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>> {
+        let Commit {
+            bucket,
+            key,
+            mut meta,
             segments,
-            copies: Vec::new(),
-        };
-        // Before the commit: once the object is current, its blobs' encoding
-        // keeps their delta reference alive.
-        crate::delta::record_encodings(&*self.store, &record.segments, now_ms()).await?;
-        let obsolete = self.store.commit_object(&plan.intent_id, &record).await?;
-        if let Err(e) = keys::record_digests(&*self.store, &record.segments, now_ms()).await {
-            // The object is committed; the backfill job fills the digest in.
-            tracing::warn!(error = %e, "could not record a blob digest");
-        }
-        Ok(obsolete)
-    }
-
-    async fn commit_write_copies(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        mut meta: ObjectMeta,
-        segments: Vec<Segment>,
-        copies: Vec<(WritePlan, Vec<Segment>)>,
-    ) -> CpResult<Vec<CleanupItem>> {
-        if copies.is_empty() {
-            return self.commit_write(plan, bucket, key, meta, segments).await;
-        }
-        if plan.delta.is_some() || copies.iter().any(|(p, _)| p.delta.is_some()) {
+            copies,
+            condition,
+        } = commit;
+        if !copies.is_empty() && (plan.delta.is_some() || copies.iter().any(|(p, _)| p.delta.is_some())) {
             return Err(CpError::InvalidArgument(
                 "delta-encoded writes are stored as one copy".into(),
             ));
@@ -326,19 +301,23 @@ impl ControlPlane for ControlPlaneService {
             .chain(copies.iter().map(|(p, _)| p.intent_id.clone()))
             .collect();
         let record = ObjectRecord {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
+            bucket,
+            key,
             object_id: plan.object_id.clone(),
             meta,
             segments,
             copies: copies.into_iter().map(|(_, s)| s).collect(),
         };
-        let obsolete = self.store.commit_replicated(&intents, &record).await?;
+        // Before the commit: once the object is current, its blobs' encoding
+        // keeps their delta reference alive.
+        crate::delta::record_encodings(&*self.store, &record.segments, now_ms()).await?;
+        let obsolete = self.store.commit_replicated(&intents, &record, &condition).await?;
         let all: Vec<Segment> = (record.segments.iter())
             .chain(record.copies.iter().flatten())
             .cloned()
             .collect();
         if let Err(e) = keys::record_digests(&*self.store, &all, now_ms()).await {
+            // The object is committed; the backfill job fills the digest in.
             tracing::warn!(error = %e, "could not record a blob digest");
         }
         Ok(obsolete)
@@ -495,12 +474,17 @@ impl ControlPlane for ControlPlaneService {
         bucket: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         let object_id = ObjectId::random().to_string();
         let (rec, obsolete) = self
             .store
-            .complete_upload(bucket, upload_id, &parts, &object_id, now_ms())
+            .complete_upload(bucket, upload_id, &parts, &object_id, now_ms(), condition)
             .await?;
+        if rec.object_id != object_id {
+            // A repeated completion: the object was made (and reported) before.
+            return Ok((rec, obsolete));
+        }
         // Multipart objects keep their parts as they are; where delta
         // compression applies, the decision says so.
         if let Ok(space) = self.delta.policy(bucket, &rec.key, Some(rec.meta.size)) {
@@ -672,7 +656,9 @@ mod tests {
             size: 100,
             ..ObjectMeta::default()
         };
-        cp.commit_write(&plan, "b", "k", meta, vec![segment]).await.unwrap();
+        cp.commit_write(&plan, Commit::new("b", "k", meta, vec![segment]))
+            .await
+            .unwrap();
 
         let status = cp.status().await.unwrap();
         let d1 = &status.backends[0];

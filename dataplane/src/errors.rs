@@ -17,6 +17,7 @@ pub fn from_cp(e: CpError) -> S3Error {
         CpError::InvalidPart(m) => S3Error::with_message(S3ErrorCode::InvalidPart, m),
         CpError::InvalidPartOrder => s3_error!(InvalidPartOrder),
         CpError::EntityTooSmall => s3_error!(EntityTooSmall),
+        CpError::PreconditionFailed => s3_error!(PreconditionFailed),
         CpError::InvalidArgument(m) => S3Error::with_message(S3ErrorCode::InvalidArgument, m),
         CpError::NoCapacity(m) => {
             tracing::warn!(reason = %m, "write refused: no backend can take it");

@@ -1,3 +1,6 @@
+//! Virtual-host-style addressing (`server.domain`): which bucket a Host header
+//! names.
+
 use s3s::S3Result;
 use s3s::host::{S3Host, VirtualHost};
 

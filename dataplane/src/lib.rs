@@ -37,7 +37,6 @@ pub fn build_front(
     cp: Arc<dyn ControlPlane>,
     backends: Backends,
     readiness: Arc<dyn Readiness>,
-    registry: prometheus::Registry,
     failover: Option<Failover>,
     guard: Option<Arc<Guard>>,
     delta: Option<Arc<DeltaEngine>>,
@@ -62,7 +61,7 @@ pub fn build_front(
     Ok(Front {
         s3: b.build(),
         cp,
-        metrics: Metrics::new(registry),
+        metrics: Metrics::new(),
         readiness,
         region: cfg.region.clone(),
     })

@@ -1,91 +1,84 @@
 //! Prometheus metrics of the S3 front. Label values come from fixed sets.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
-use strata_core::ClusterStatus;
+use std::sync::LazyLock;
 
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use strata_core::ClusterStatus;
+use strata_core::metrics::{counter, counter_vec, gauge, gauge_vec, histogram_vec};
+
+// Every series below is a process-wide static in the default registry
+// (`strata_core::metrics`); the structs hand out clones of them.
+
+static S3_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_s3_requests_total",
+        "S3 requests by operation and HTTP status",
+        &["op", "status"],
+    )
+});
+static S3_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec(
+        "strata_s3_request_duration_seconds",
+        "S3 request latency until response headers",
+        &["op"],
+        &[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ],
+    )
+});
+static S3_BYTES_IN: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("strata_s3_bytes_in_total", "Request body bytes declared by clients"));
+static S3_BYTES_OUT: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("strata_s3_bytes_out_total", "Response body bytes sent to clients"));
+
+/// The S3 front's series, and the `/metrics` rendering.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    pub fn new(registry: Registry) -> Metrics {
-        let requests = IntCounterVec::new(
-            Opts::new("strata_s3_requests_total", "S3 requests by operation and HTTP status"),
-            &["op", "status"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "strata_s3_request_duration_seconds",
-                "S3 request latency until response headers",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["op"],
-        )
-        .expect("valid metric");
-        let bytes_in = IntCounter::new("strata_s3_bytes_in_total", "Request body bytes declared by clients")
-            .expect("valid metric");
-        let bytes_out =
-            IntCounter::new("strata_s3_bytes_out_total", "Response body bytes sent to clients").expect("valid metric");
-        for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(duration.clone()),
-            Box::new(bytes_in.clone()),
-            Box::new(bytes_out.clone()),
-        ] {
-            registry.register(c).expect("metric registered once");
-        }
+    pub fn new() -> Metrics {
         Metrics {
-            registry,
-            requests,
-            duration,
-            bytes_in,
-            bytes_out,
+            requests: S3_REQUESTS.clone(),
+            duration: S3_DURATION.clone(),
+            bytes_in: S3_BYTES_IN.clone(),
+            bytes_out: S3_BYTES_OUT.clone(),
         }
     }
 
-    /// Everything registered, plus the backend gauges of `status` when the
-    /// control plane answered (left out otherwise).
+    /// Everything registered in this process, plus the backend gauges of
+    /// `status` when the control plane answered (left out otherwise).
     pub fn render(&self, status: Option<&ClusterStatus>) -> String {
-        let mut families = self.registry.gather();
-        // Process-wide counters (integrity, encryption, background jobs).
-        families.extend(prometheus::default_registry().gather());
+        let mut families = prometheus::default_registry().gather();
         if let Some(s) = status {
             families.extend(status_families(s));
         }
-        let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        TextEncoder::new().encode_to_string(&families).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot encode the metrics");
-        }
-        String::from_utf8(buf).unwrap_or_default()
+            String::new()
+        })
     }
 }
 
 /// `strata_integrity_failures_total{backend,kind}`: reads whose stored bytes
 /// failed authentication (`kind="decrypt"`) or their recorded SHA-256
 /// (`kind="digest"`).
-static INTEGRITY_FAILURES: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    let c = IntCounterVec::new(
-        Opts::new(
-            "strata_integrity_failures_total",
-            "Reads whose stored bytes failed authentication or their recorded SHA-256",
-        ),
+static INTEGRITY_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_integrity_failures_total",
+        "Reads whose stored bytes failed authentication or their recorded SHA-256",
         &["backend", "kind"],
     )
-    .expect("valid metric");
-    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
-        tracing::warn!(error = %e, "integrity metric not registered");
-    }
-    c
 });
 
 /// Counts one integrity failure on a read from `backend`; `decrypt` when the
@@ -97,7 +90,21 @@ pub fn integrity_failure(backend: &str, decrypt: bool) {
 
 // --- write failover metrics (owned by the failover/spool code) ---
 
-/// Counters of the write-failover path, registered in the front's registry.
+static WRITE_FAILOVERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_write_failovers_total",
+        "Writes moved to another backend after the chosen one failed",
+        &["from_backend"],
+    )
+});
+static SPOOL_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "strata_spool_bytes",
+        "Bytes of request bodies spooled for failover, in flight",
+    )
+});
+
+/// Counters of the write-failover path.
 #[derive(Clone)]
 pub struct FailoverMetrics {
     /// `strata_write_failovers_total{from_backend}`: writes moved off a backend.
@@ -107,35 +114,83 @@ pub struct FailoverMetrics {
 }
 
 impl FailoverMetrics {
-    /// Creates and registers the failover metrics; a registry that already
-    /// has them (a second front in one process) keeps its own copies.
-    pub fn new(registry: &Registry) -> FailoverMetrics {
-        let failovers = IntCounterVec::new(
-            Opts::new(
-                "strata_write_failovers_total",
-                "Writes moved to another backend after the chosen one failed",
-            ),
-            &["from_backend"],
-        )
-        .expect("valid metric");
-        let spool_bytes = IntGauge::new(
-            "strata_spool_bytes",
-            "Bytes of request bodies spooled for failover, in flight",
-        )
-        .expect("valid metric");
-        for c in [
-            Box::new(failovers.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(spool_bytes.clone()),
-        ] {
-            if let Err(e) = registry.register(c) {
-                tracing::warn!(error = %e, "failover metric not registered");
-            }
+    /// The process-wide failover series.
+    pub fn new() -> FailoverMetrics {
+        FailoverMetrics {
+            failovers: WRITE_FAILOVERS.clone(),
+            spool_bytes: SPOOL_BYTES.clone(),
         }
-        FailoverMetrics { failovers, spool_bytes }
+    }
+
+    /// Series of their own, in no registry: tests that assert exact values.
+    #[cfg(test)]
+    pub fn unregistered() -> FailoverMetrics {
+        FailoverMetrics {
+            failovers: IntCounterVec::new(Opts::new("t", "t"), &["from_backend"]).expect("valid metric"),
+            spool_bytes: IntGauge::new("t", "t").expect("valid metric"),
+        }
     }
 }
 
 // --- end of write failover metrics ---
+
+// --- backend guard (breakers, traffic) and Redis shared counters ---
+
+/// `strata_backend_{requests,egress_bytes,ingress_bytes}_total{backend}`.
+pub(crate) static BACKEND_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_backend_requests_total",
+        "Calls from this data plane to a backend",
+        &["backend"],
+    )
+});
+pub(crate) static BACKEND_EGRESS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_backend_egress_bytes_total",
+        "Bytes read from a backend",
+        &["backend"],
+    )
+});
+pub(crate) static BACKEND_INGRESS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "strata_backend_ingress_bytes_total",
+        "Bytes written to a backend",
+        &["backend"],
+    )
+});
+/// Values: [`strata_core::BreakerState::gauge_value`].
+pub(crate) static BACKEND_BREAKER_STATE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "strata_backend_breaker_state",
+        "Circuit breaker of a backend in this data plane: 0 closed, 1 half-open, 2 open",
+        &["backend"],
+    )
+});
+pub(crate) static READ_FAILOVERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_read_failovers_total",
+        "Object reads that moved to another copy after a backend failed",
+    )
+});
+/// Values: [`strata_core::BreakerState::gauge_value`].
+pub(crate) static REDIS_BREAKER_STATE: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "strata_redis_breaker_state",
+        "Breaker around Redis shared counters: 0 closed, 1 half-open, 2 open (counting locally)",
+    )
+});
+pub(crate) static REDIS_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_redis_errors_total",
+        "Failed or timed-out batches of shared usage counters",
+    )
+});
+pub(crate) static USAGE_RESYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "strata_usage_resync_total",
+        "Batches counted locally during a Redis outage (or re-seeding a Redis that lost its data) applied once Redis answered",
+    )
+});
 
 /// The per-backend gauges and the dead-letter count of one status, built
 /// afresh for each scrape (in a registry of their own, so concurrent scrapes
@@ -289,7 +344,7 @@ mod tests {
 
     #[test]
     fn renders_backend_gauges() {
-        let m = Metrics::new(Registry::new());
+        let m = Metrics::new();
         let status = ClusterStatus {
             backends: vec![
                 strata_core::BackendStatus {

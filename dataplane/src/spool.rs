@@ -46,11 +46,7 @@ impl Failover {
     /// Prepares failover from its config: `None` when it is disabled.
     /// Creates the spool directory, checks that it is writable and removes
     /// spool files a crashed process left behind.
-    pub async fn open(
-        cfg: &FailoverConfig,
-        data_dir: &Path,
-        registry: &prometheus::Registry,
-    ) -> Result<Option<Failover>, String> {
+    pub async fn open(cfg: &FailoverConfig, data_dir: &Path) -> Result<Option<Failover>, String> {
         if !cfg.enabled {
             tracing::info!("write failover is disabled");
             return Ok(None);
@@ -76,7 +72,7 @@ impl Failover {
             dir,
             max_spool_bytes: cfg.max_spool_bytes,
             max_attempts: cfg.max_attempts.max(1),
-            metrics: FailoverMetrics::new(registry),
+            metrics: FailoverMetrics::new(),
             memory: std::sync::Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET)),
         }))
     }
@@ -258,11 +254,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strata-spool-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("old.spool"), b"left by a crash").unwrap();
-        let reg = prometheus::Registry::new();
-        let f = Failover::open(&cfg(&dir, 1 << 20), Path::new("/nonexistent"), &reg)
+        let mut f = Failover::open(&cfg(&dir, 1 << 20), Path::new("/nonexistent"))
             .await
             .unwrap()
             .unwrap();
+        // Exact gauge values: a gauge no other test touches.
+        f.metrics = FailoverMetrics::unregistered();
         assert_eq!(files(&dir), 0, "stale spool file removed");
         let big = Bytes::from(vec![7u8; 600 * 1024]);
         let s = f
@@ -313,11 +310,10 @@ mod tests {
 
     #[tokio::test]
     async fn disabled_and_unwritable() {
-        let reg = prometheus::Registry::new();
         let mut c = cfg(Path::new("/proc/strata-no-such-dir"), 1);
-        let err = Failover::open(&c, Path::new("/tmp"), &reg).await.err().unwrap();
+        let err = Failover::open(&c, Path::new("/tmp")).await.err().unwrap();
         assert!(err.starts_with("resilience.failover.spool_dir: /proc/strata-no-such-dir is not writable"));
         c.enabled = false;
-        assert!(Failover::open(&c, Path::new("/tmp"), &reg).await.unwrap().is_none());
+        assert!(Failover::open(&c, Path::new("/tmp")).await.unwrap().is_none());
     }
 }

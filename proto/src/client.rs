@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use strata_core::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, DeltaBucketReport,
-    DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
-    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult, Credential,
+    DeltaBucketReport, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
 };
 
 use crate::auth::{ClusterAuth, TokenSource};
@@ -128,41 +128,15 @@ impl ControlPlane for GrpcControlPlane {
         cv::plan_from_pb(Some(r)).map_err(malformed)
     }
 
-    async fn commit_write(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>> {
         let req = pb::CommitWriteRequest {
             plan: Some(cv::plan_to_pb(plan.clone())),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta: Some(cv::meta_to_pb(meta)),
-            segments: segments.into_iter().map(cv::segment_to_pb).collect(),
-            copies: Vec::new(),
-        };
-        call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
-    }
-
-    async fn commit_write_copies(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-        copies: Vec<(WritePlan, Vec<Segment>)>,
-    ) -> CpResult<Vec<CleanupItem>> {
-        let req = pb::CommitWriteRequest {
-            plan: Some(cv::plan_to_pb(plan.clone())),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta: Some(cv::meta_to_pb(meta)),
-            segments: segments.into_iter().map(cv::segment_to_pb).collect(),
-            copies: copies.into_iter().map(cv::copy_commit_to_pb).collect(),
+            condition: cv::condition_to_pb(&commit.condition),
+            bucket: commit.bucket,
+            key: commit.key,
+            meta: Some(cv::meta_to_pb(commit.meta)),
+            segments: commit.segments.into_iter().map(cv::segment_to_pb).collect(),
+            copies: commit.copies.into_iter().map(cv::copy_commit_to_pb).collect(),
         };
         call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
     }
@@ -358,10 +332,12 @@ impl ControlPlane for GrpcControlPlane {
         bucket: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         let req = pb::CompleteUploadRequest {
             bucket: bucket.to_string(),
             upload_id: upload_id.to_string(),
+            condition: cv::condition_to_pb(condition),
             parts: parts
                 .into_iter()
                 .map(|(part_number, etag)| pb::CompletePart { part_number, etag })

@@ -258,6 +258,22 @@ pub(crate) fn copy_commit_from_pb(c: pb::CopyCommit) -> Result<(core::WritePlan,
     Ok((plan_from_pb(c.plan)?, segments_from_pb(c.segments)?))
 }
 
+pub(crate) fn condition_to_pb(c: &core::WriteCondition) -> Option<pb::WriteCondition> {
+    (!c.is_none()).then(|| pb::WriteCondition {
+        if_match: c.if_match.clone(),
+        if_none_match: c.if_none_match,
+    })
+}
+
+/// An absent condition is no condition.
+pub(crate) fn condition_from_pb(c: Option<pb::WriteCondition>) -> core::WriteCondition {
+    c.map(|c| core::WriteCondition {
+        if_match: c.if_match,
+        if_none_match: c.if_none_match,
+    })
+    .unwrap_or_default()
+}
+
 pub(crate) fn record_to_pb(r: core::ObjectRecord) -> pb::ObjectRecord {
     pb::ObjectRecord {
         bucket: r.bucket,

@@ -12,7 +12,7 @@ pub(crate) fn status_code(e: &CpError) -> Code {
     match e {
         CpError::NoSuchBucket | CpError::NoSuchKey | CpError::NoSuchUpload => Code::NotFound,
         CpError::BucketAlreadyOwnedByYou => Code::AlreadyExists,
-        CpError::BucketNotEmpty => Code::FailedPrecondition,
+        CpError::BucketNotEmpty | CpError::PreconditionFailed => Code::FailedPrecondition,
         CpError::InvalidPart(_) | CpError::InvalidPartOrder | CpError::EntityTooSmall | CpError::InvalidArgument(_) => {
             Code::InvalidArgument
         }

@@ -33,16 +33,11 @@ const BUDGET: Duration = Duration::from_millis(2500);
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
 
 static REDIRECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let c = IntCounterVec::new(
-        prometheus::Opts::new(
-            "strata_cp_client_redirects_total",
-            "Control-plane calls a data plane sent again elsewhere, by reason (not_leader, unreachable, read_retry)",
-        ),
+    strata_core::metrics::counter_vec(
+        "strata_cp_client_redirects_total",
+        "Control-plane calls a data plane sent again elsewhere, by reason (not_leader, unreachable, read_retry)",
         &["reason"],
     )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
 });
 
 type Client = ControlPlaneClient<Channel>;

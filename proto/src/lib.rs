@@ -9,6 +9,7 @@ mod error;
 mod follow;
 mod router;
 mod server;
+pub mod timing;
 
 /// Generated wire types. Internal to this crate's API except for the server.
 pub mod pb {
@@ -23,3 +24,4 @@ pub use client::GrpcControlPlane;
 pub use error::ERROR_HEADER;
 pub use router::{MAX_MESSAGE_SIZE, router, router_gated, serve, serve_gated};
 pub use server::{GrpcServer, LEADER_HEADER, LeaderGate, not_leader};
+pub use timing::RpcObserver;

@@ -16,6 +16,7 @@ use tonic::transport::server::Router;
 use crate::auth::ClusterAuth;
 use crate::pb::control_plane_server as svc;
 use crate::server::{GateInterceptor, GrpcServer, LeaderGate};
+use crate::timing::{RpcObserver, Timed};
 
 /// Largest message either side accepts (a completed 10 000-part upload fits easily).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -24,15 +25,18 @@ pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// `grpc.health.v1.Health` (reporting SERVING for
 /// `strata.controlplane.v1.ControlPlane` and `""`) and reflection v1, both open.
 pub async fn router(cp: Arc<dyn CoreControlPlane>, auth: ClusterAuth) -> Router {
-    router_gated(cp, auth, None).await
+    router_gated(cp, auth, None, None).await
 }
 
 /// [`router`], with every control-plane call refused with a "not leader"
-/// status while `gate` says this process does not lead (docs/leadership.md).
+/// status while `gate` says this process does not lead (docs/leadership.md),
+/// and every control-plane call (refused ones included) reported to
+/// `observe` (see [`crate::timing`]).
 pub async fn router_gated(
     cp: Arc<dyn CoreControlPlane>,
     auth: ClusterAuth,
     gate: Option<Arc<dyn LeaderGate>>,
+    observe: Option<RpcObserver>,
 ) -> Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -44,11 +48,12 @@ pub async fn router_gated(
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let service = svc::ControlPlaneServer::new(GrpcServer::new(cp)).max_decoding_message_size(MAX_MESSAGE_SIZE);
-    // The token is checked first, then leadership.
+    // The token is checked first, then leadership; the timer sees both.
     let service = InterceptedService::new(
         InterceptedService::new(service, GateInterceptor(gate)),
         auth.interceptor(),
     );
+    let service = Timed::new(service, observe.unwrap_or(|_, _, _| {}));
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -66,15 +71,16 @@ pub async fn serve(
     auth: ClusterAuth,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    serve_gated(listener, cp, auth, None, shutdown).await
+    serve_gated(listener, cp, auth, None, None, shutdown).await
 }
 
-/// [`serve`] behind a [`LeaderGate`] (see [`router_gated`]).
+/// [`serve`] behind a [`LeaderGate`] and an [`RpcObserver`] (see [`router_gated`]).
 pub async fn serve_gated(
     listener: TcpListener,
     cp: Arc<dyn CoreControlPlane>,
     auth: ClusterAuth,
     gate: Option<Arc<dyn LeaderGate>>,
+    observe: Option<RpcObserver>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -82,7 +88,7 @@ pub async fn serve_gated(
             let _ = s.set_nodelay(true);
         })
     });
-    router_gated(cp, auth, gate)
+    router_gated(cp, auth, gate, observe)
         .await
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

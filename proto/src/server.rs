@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use strata_core::{ControlPlane as CoreControlPlane, CpError, ListQuery, ListUploadsQuery};
+use strata_core::{Commit, ControlPlane as CoreControlPlane, CpError, ListQuery, ListUploadsQuery};
 use tonic::{Request, Response, Status};
 
 use crate::convert::{self as cv, required};
@@ -128,10 +128,15 @@ impl svc::ControlPlane for GrpcServer {
         let meta = v(cv::meta_from_pb(r.meta))?;
         let segments = v(cv::segments_from_pb(r.segments))?;
         let copies: Result<Vec<_>, _> = r.copies.into_iter().map(cv::copy_commit_from_pb).collect();
-        let copies = v(copies)?;
-        let res = (self.cp)
-            .commit_write_copies(&plan, &bucket, &key, meta, segments, copies)
-            .await;
+        let commit = Commit {
+            bucket,
+            key,
+            meta,
+            segments,
+            copies: v(copies)?,
+            condition: cv::condition_from_pb(r.condition),
+        };
+        let res = self.cp.commit_write(&plan, commit).await;
         reply(res, cv::obsolete_to_pb)
     }
 
@@ -299,7 +304,8 @@ impl svc::ControlPlane for GrpcServer {
         let bucket = v(required("bucket", r.bucket))?;
         let upload_id = v(required("upload_id", r.upload_id))?;
         let parts = r.parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
-        let res = self.cp.complete_upload(&bucket, &upload_id, parts).await;
+        let condition = cv::condition_from_pb(r.condition);
+        let res = self.cp.complete_upload(&bucket, &upload_id, parts, &condition).await;
         reply(res, |(record, obsolete)| pb::CompleteUploadResponse {
             record: Some(cv::record_to_pb(record)),
             obsolete: Some(cv::obsolete_to_pb(obsolete)),

@@ -16,6 +16,17 @@ use fake::Fake;
 
 const SECRET: &str = "test secret of at least 32 characters";
 
+/// Every call the servers of this binary answered: (method, outcome).
+static OBSERVED: Mutex<Vec<(&str, &str)>> = Mutex::new(Vec::new());
+
+fn observe(method: &'static str, outcome: &'static str, _elapsed: Duration) {
+    OBSERVED.lock().unwrap().push((method, outcome));
+}
+
+fn observed(method: &str, outcome: &str) -> bool {
+    OBSERVED.lock().unwrap().contains(&(method, outcome))
+}
+
 #[derive(Default)]
 struct Gate(Mutex<Option<Result<(), Option<String>>>>);
 
@@ -55,6 +66,7 @@ async fn start() -> Cp {
         cp,
         ClusterAuth::new(SECRET),
         Some(g),
+        Some(observe),
         async {
             let _ = stopped.await;
         },
@@ -90,6 +102,15 @@ async fn calls_follow_the_leader_and_followers_touch_nothing() {
     // An error of the leader itself is returned, not retried elsewhere.
     assert_eq!(cp.delete_bucket("two").await, Err(CpError::BucketNotEmpty));
     assert_eq!((a.calls(), b.calls()), (2, 1));
+
+    // Each answer was timed, the refused ones included.
+    for (method, outcome) in [
+        ("CreateBucket", "unavailable"),
+        ("CreateBucket", "ok"),
+        ("DeleteBucket", "rejected"),
+    ] {
+        assert!(observed(method, outcome), "{method} {outcome} not observed");
+    }
 }
 
 #[tokio::test]

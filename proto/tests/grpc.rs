@@ -86,13 +86,22 @@ async fn round_trips_calls_and_errors() {
             ..Default::default()
         },
     ];
-    let obsolete = cp
-        .commit_write(&plan, "alpha", "dir/a.txt", meta(), segments.clone())
-        .await;
+    let commit = Commit::new("alpha", "dir/a.txt", meta(), segments.clone());
+    let obsolete = cp.commit_write(&plan, commit.clone()).await;
     assert_eq!(obsolete, Ok(vec![]));
-    let again = cp
-        .commit_write(&plan, "alpha", "dir/a.txt", meta(), segments.clone())
-        .await;
+    // The condition crosses the wire and its failure comes back as itself.
+    let create_only = Commit {
+        condition: WriteCondition {
+            if_match: None,
+            if_none_match: true,
+        },
+        ..commit.clone()
+    };
+    assert_eq!(
+        cp.commit_write(&plan, create_only).await,
+        Err(CpError::PreconditionFailed)
+    );
+    let again = cp.commit_write(&plan, commit).await;
     assert_eq!(again.unwrap()[0].backend_key, "o1");
 
     let rec = cp.locate("alpha", "dir/a.txt").await.unwrap();
@@ -163,11 +172,12 @@ async fn round_trips_calls_and_errors() {
     assert_eq!(uploads.unwrap().uploads[0].upload_id, "u1");
     let out_of_order = vec![(2, "a".to_string()), (1, "b".to_string())];
     assert_eq!(
-        cp.complete_upload("alpha", "u1", out_of_order).await,
+        cp.complete_upload("alpha", "u1", out_of_order, &WriteCondition::NONE)
+            .await,
         Err(CpError::InvalidPartOrder)
     );
     assert_eq!(
-        cp.complete_upload("alpha", "u1", vec![(1, "a".into())]).await,
+        (cp.complete_upload("alpha", "u1", vec![(1, "a".into())], &WriteCondition::NONE)).await,
         Err(CpError::EntityTooSmall)
     );
     assert_eq!(cp.abort_upload("alpha", "u1").await.unwrap()[0].id, 3);

@@ -1,3 +1,6 @@
+//! The `strata` command line (clap): `serve`, `validate`, `bench`, `jobs` and
+//! `backends`, with their arguments and config loading.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

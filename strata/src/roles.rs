@@ -139,7 +139,6 @@ async fn probe_tcp(url: &str) -> Option<String> {
 
 pub async fn run(config: Config, role: Role) -> Result<(), String> {
     let shutdown = shutdown_signal();
-    let registry = prometheus::Registry::new();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
     let auth = config.cluster.secret.as_deref().map(ClusterAuth::new);
 
@@ -202,8 +201,10 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             tracing::info!(%addr, "control plane gRPC listening");
             let (cp2, stop) = (cp.clone(), shutdown.clone());
             let gate = elector.map(|e| e as Arc<dyn strata_proto::LeaderGate>);
+            strata_controlplane::metrics::register_rpc();
+            let observe = strata_controlplane::metrics::observe_rpc;
             tasks.spawn(async move {
-                strata_proto::serve_gated(listener, cp2, auth, gate, wait(stop))
+                strata_proto::serve_gated(listener, cp2, auth, gate, Some(observe), wait(stop))
                     .await
                     .map_err(|e| format!("gRPC server: {e}"))
             });
@@ -232,20 +233,18 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             local: local_store.clone(),
             backends: backends.clone(),
         });
-        let failover =
-            strata_dataplane::Failover::open(&config.resilience.failover, &config.data_dir, &registry).await?;
+        let failover = strata_dataplane::Failover::open(&config.resilience.failover, &config.data_dir).await?;
         let guard = Arc::new(strata_dataplane::Guard::new(
             &backends,
             &config.effective_backends(),
             &config.resilience.breaker,
-            &registry,
         ));
         // Jobs in this process (cleanup, reaper, replication) go through the
         // same breakers and usage counters as client traffic.
         opened = Some(guard.backends());
         local_guard = Some(guard.clone());
         if let Some(r) = &config.redis {
-            let sync = guard.enable_redis(r, &registry)?;
+            let sync = guard.enable_redis(r)?;
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 sync.run(wait(stop)).await;
@@ -278,7 +277,6 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             cp,
             backends,
             readiness,
-            registry.clone(),
             failover,
             Some(guard),
             Some(delta),

@@ -1,3 +1,5 @@
+//! Logging setup: text or JSON on stderr, filtered by `RUST_LOG` or the config.
+
 use strata_core::config::{LogFormat, LoggingConfig};
 use tracing_subscriber::EnvFilter;
 

@@ -3,12 +3,11 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 use strata_backend::Backends;
 use strata_backend::sealed::{get_encoded, put_blob};
@@ -20,32 +19,9 @@ use tokio::io::AsyncWriteExt;
 use crate::blobcopy::discard;
 use crate::{Clock, Job, Outcome, system_clock};
 
-static COMPACTED: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "strata_delta_compacted_refs_total",
-        "Delta references recompressed into a smaller blob by the delta-compact job.",
-    )
-});
-
-static COMPACTED_DELTAS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "strata_delta_compacted_deltas_total",
-        "Delta objects re-encoded into a smaller delta by the delta-compact job.",
-    )
-});
-
-static SAVED: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "strata_delta_compact_bytes_saved_total",
-        "Encoded bytes saved by recompressing delta references and re-encoding deltas.",
-    )
-});
-
-fn counter(name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid counter");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-}
+use crate::metrics::{
+    DELTA_COMPACT_SAVED as SAVED, DELTA_COMPACTED_DELTAS as COMPACTED_DELTAS, DELTA_COMPACTED_REFS as COMPACTED,
+};
 
 /// Recompresses deltaspace references (written at a fast zstd level on the
 /// PUT path) at `level` with long distance matching and a `2^window_log`
@@ -756,7 +732,7 @@ mod tests {
     use futures::StreamExt;
     use sha2::{Digest, Sha256};
     use strata_core::config::DeltaConfig;
-    use strata_core::{ControlPlane, Encoding, Segment};
+    use strata_core::{Commit, ControlPlane, Encoding, Segment};
 
     use super::DeltaCompactJob;
     use crate::testkit::{cp_kit, enc};
@@ -997,7 +973,7 @@ mod tests {
             etag: "e".repeat(32),
             ..Default::default()
         };
-        cp.commit_write(&plan, "b", "x/2", meta, vec![old.clone()])
+        cp.commit_write(&plan, Commit::new("b", "x/2", meta, vec![old.clone()]))
             .await
             .unwrap();
         let stored_before = cp.delta_report().await.unwrap()[0].stored_bytes;

@@ -93,7 +93,7 @@ mod tests {
     use std::sync::Arc;
 
     use strata_core::config::DeltaConfig;
-    use strata_core::{ControlPlane, CpError, DeltaDecision, Encoding, ObjectMeta, Segment, WritePlan};
+    use strata_core::{Commit, ControlPlane, CpError, DeltaDecision, Encoding, ObjectMeta, Segment, WritePlan};
 
     use super::DeltaGcJob;
     use crate::testkit::{cp_kit, enc};
@@ -169,9 +169,12 @@ mod tests {
         cp.record_delta(&p1, decision("reference", &dref.ref_id, 10))
             .await
             .unwrap();
-        cp.commit_write(&p1, "b", "x/v1", meta(1000), vec![seg(&p1, 1000, identity.clone())])
-            .await
-            .unwrap();
+        cp.commit_write(
+            &p1,
+            Commit::new("b", "x/v1", meta(1000), vec![seg(&p1, 1000, identity.clone())]),
+        )
+        .await
+        .unwrap();
 
         // The next write gets the reference and stores a delta.
         let p2 = cp.plan_write("b", "x/v2", Some(1000), &[]).await.unwrap();
@@ -181,9 +184,12 @@ mod tests {
             ref_id: dref.ref_id.clone(),
         };
         cp.record_delta(&p2, decision("delta", &dref.ref_id, 30)).await.unwrap();
-        cp.commit_write(&p2, "b", "x/v2", meta(1000), vec![seg(&p2, 1000, delta.clone())])
-            .await
-            .unwrap();
+        cp.commit_write(
+            &p2,
+            Commit::new("b", "x/v2", meta(1000), vec![seg(&p2, 1000, delta.clone())]),
+        )
+        .await
+        .unwrap();
         // Other buckets' keys and media are not planned for delta.
         let p3 = cp.plan_write("b", "x/v3.gz", Some(1000), &[]).await.unwrap();
         assert_eq!(p3.delta, None);

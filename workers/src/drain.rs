@@ -4,12 +4,10 @@
 //! every role and resumes from its saved cursor.
 
 use std::sync::Arc;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use prometheus::{IntGaugeVec, Opts};
 use strata_backend::Backends;
 use strata_core::{ControlPlane, CpError, ObjectRecord};
 use strata_store::{BackendState, BackendStateRecord, JobProgress, MetaStore};
@@ -18,36 +16,9 @@ use crate::blobcopy::all_copies;
 use crate::mover::{Moved, move_copy};
 use crate::{Clock, Job, Outcome, system_clock};
 
-fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
-    let _ = prometheus::default_registry().register(Box::new(g.clone()));
-    g
-}
-
-/// 1 for each backend's current lifecycle state, 0 for the others.
-pub(crate) static BACKEND_STATE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    gauge_vec(
-        "strata_backend_state",
-        "Lifecycle state of each configured backend (1 = current): active, draining, drained, removed.",
-        &["backend", "state"],
-    )
-});
-
-static REMAINING_OBJECTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    gauge_vec(
-        "strata_drain_remaining_objects",
-        "Objects with a copy still on a draining backend.",
-        &["backend"],
-    )
-});
-
-static REMAINING_BYTES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    gauge_vec(
-        "strata_drain_remaining_bytes",
-        "Segment bytes still on a draining backend.",
-        &["backend"],
-    )
-});
+use crate::metrics::{
+    BACKEND_STATE, DRAIN_REMAINING_BYTES as REMAINING_BYTES, DRAIN_REMAINING_OBJECTS as REMAINING_OBJECTS,
+};
 
 /// The `jobs_progress` row of the drain of `backend`.
 pub fn progress_name(backend: &str) -> String {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_core::BackendStatus;
 use strata_core::config::{RebalanceConfig, RebalanceStrategy};
+use strata_core::{BackendStatus, WriteCondition};
 use strata_store::{BackendState, BackendStateRecord, MetaStore};
 
 use crate::rebalance::{Plan, pack_plan, spread_plan};
@@ -147,7 +147,10 @@ async fn a_copy_spread_over_every_backend_still_drains() {
         segments,
         copies: Vec::new(),
     };
-    k.store.commit_object(&plan.intent_id, &rec).await.unwrap();
+    k.store
+        .commit_object(&plan.intent_id, &rec, &WriteCondition::NONE)
+        .await
+        .unwrap();
     set_state(&k.store, "disk-2", BackendState::Draining).await;
     let job = drain_job(&k);
     for _ in 0..3 {

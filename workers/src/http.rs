@@ -59,15 +59,10 @@ async fn ready(State(ctx): State<Ctx>) -> Response {
 }
 
 async fn metrics() -> Response {
-    let families = prometheus::default_registry().gather();
-    let mut buf = Vec::new();
-    if let Err(e) = prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut buf) {
-        tracing::warn!(error = %e, "cannot encode the metrics");
-    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        buf,
+        strata_core::metrics::render(),
     )
         .into_response()
 }

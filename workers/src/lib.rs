@@ -40,7 +40,6 @@ mod replication;
 mod rewrap;
 mod rewrite;
 mod runner;
-mod runner_metrics;
 #[cfg(test)]
 mod runner_tests;
 #[cfg(test)]

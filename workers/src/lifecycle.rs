@@ -11,7 +11,7 @@ use strata_core::config::LifecycleRule;
 use strata_core::{ControlPlane, CpError, ListQuery};
 use strata_store::MetaStore;
 
-use crate::runner_metrics::LIFECYCLE_EXPIRED;
+use crate::metrics::LIFECYCLE_EXPIRED;
 use crate::{Clock, Job, Outcome, system_clock};
 
 /// Keys listed per store call.

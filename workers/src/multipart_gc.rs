@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use strata_core::{CpError, ListUploadsQuery};
 use strata_store::MetaStore;
 
-use crate::runner_metrics::MULTIPART_ABORTED;
+use crate::metrics::MULTIPART_ABORTED;
 use crate::{Clock, Job, Outcome, system_clock};
 
 /// Uploads listed per store call.

@@ -4,26 +4,17 @@
 //! backends. Never the last copy.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prometheus::IntCounter;
 use strata_core::{BackendStatus, ControlPlane, ObjectRecord, Segment};
 use strata_store::{BackendState, MetaStore};
 
 use crate::blobcopy::all_copies;
 use crate::{Job, Outcome};
 
-static REMOVED: LazyLock<IntCounter> = LazyLock::new(|| {
-    let c = IntCounter::new(
-        "strata_overreplication_removed_total",
-        "Surplus copies removed above replication.factor.",
-    )
-    .expect("valid counter");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-});
+use crate::metrics::OVERREP_REMOVED as REMOVED;
 
 /// How much a backend should lose its copies first: (lifecycle state,
 /// unhealthy, fill), larger first.

@@ -3,12 +3,11 @@
 //! configuration order (`pack`). A reconciler: each cycle compares the fill
 //! it observes with the one it wants and moves a bounded batch.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use prometheus::IntCounter;
 use strata_backend::Backends;
 use strata_core::config::{RebalanceConfig, RebalanceStrategy};
 use strata_core::{BackendStatus, ControlPlane, CpError, ObjectRecord};
@@ -18,12 +17,7 @@ use crate::blobcopy::all_copies;
 use crate::mover::{Moved, move_copy};
 use crate::{Clock, Job, Outcome, system_clock};
 
-static MOVES: LazyLock<IntCounter> = LazyLock::new(|| {
-    let c =
-        IntCounter::new("strata_rebalance_moves_total", "Copies moved by the rebalance job.").expect("valid counter");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-});
+use crate::metrics::REBALANCE_MOVES as MOVES;
 
 /// One move a cycle wants: from `from` to `to`, about `budget` bytes.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,16 +4,16 @@
 //! count, so the job makes further copies on healthy backends (see
 //! `docs/replication.md`).
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prometheus::IntCounter;
 use strata_backend::Backends;
 use strata_core::{ControlPlane, CpError, ObjectRecord, Segment};
 use strata_store::MetaStore;
 
 use crate::blobcopy::{all_copies, copy_raw, discard, is_customer_copy, is_encoded_copy, record_digest, write_copy};
+use crate::metrics::{REPLICATION_COPIES_MADE as COPIES_MADE, REPLICATION_UNHEALTHY_SKIPPED as UNHEALTHY_SKIPPED};
 use crate::mover::raw_copy;
 use crate::{Clock, Job, Outcome, system_clock};
 
@@ -52,26 +52,6 @@ pub struct ReplicationJob {
     /// stopped reporting). Default 60 s; three report periods is usual.
     pub health_window: Duration,
 }
-
-fn counter(name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid counter");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-}
-
-static COPIES_MADE: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "strata_replication_copies_made_total",
-        "Copies the replication job wrote and attached to an object.",
-    )
-});
-
-static UNHEALTHY_SKIPPED: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "strata_replication_unhealthy_skipped_total",
-        "Copies not counted toward the replication factor because their backend's breaker stayed open too long.",
-    )
-});
 
 impl ReplicationJob {
     pub fn new(

@@ -13,7 +13,7 @@ use strata_store::{CONTROL_CANCELLED, JobLock, JobSchedule, MetaStore};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::runner_metrics as m;
+use crate::metrics as m;
 use crate::{Clock, Job, Outcome, system_clock};
 
 /// How often a running cycle looks for an operator's cancellation.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use bytes::Bytes;
 use strata_backend::Backends;
 use strata_core::config::{BackendConfig, BackendLimits};
-use strata_core::{ObjectId, ObjectMeta, ObjectRecord, Segment, WritePlan};
+use strata_core::{Commit, ObjectId, ObjectMeta, ObjectRecord, Segment, WriteCondition, WritePlan};
 use strata_store::{MetaStore, SqliteStore};
 
 use crate::Clock;
@@ -81,7 +81,9 @@ impl Kit {
             }],
             copies: Vec::new(),
         };
-        s.commit_object(&plan.intent_id, &record).await.unwrap();
+        s.commit_object(&plan.intent_id, &record, &WriteCondition::NONE)
+            .await
+            .unwrap();
         assert_eq!(s.delete_object("b", &tag).await.unwrap().len(), 1);
     }
 
@@ -241,7 +243,10 @@ impl CpKit {
             etag: "e".into(),
             ..ObjectMeta::default()
         };
-        self.cp.commit_write(&plan, "b", key, meta, vec![seg]).await.unwrap();
+        self.cp
+            .commit_write(&plan, Commit::new("b", key, meta, vec![seg]))
+            .await
+            .unwrap();
         plan
     }
 

@@ -5,13 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-/// Gauge value: 0 closed, 1 open, 2 half-open (a probe is out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DbState {
-    Closed = 0,
-    Open = 1,
-    HalfOpen = 2,
-}
+/// The states are those of every breaker ([`strata_core::BreakerState`],
+/// whose `gauge_value` the `strata_db_breaker_state` gauge shows); half-open
+/// means a probe is out.
+pub(crate) use strata_core::BreakerState as DbState;
 
 #[derive(Debug)]
 pub(crate) struct DbBreaker {

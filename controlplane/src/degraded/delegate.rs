@@ -55,37 +55,13 @@ impl ControlPlane for Degraded {
         self.call(self.inner.plan_write(bucket, key, size_hint, exclude)).await
     }
 
-    async fn commit_write(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>> {
         // No fail-fast here: a planned write whose bytes are on a backend is
         // committed if the database lets us (else its intent is reaped).
-        let r = self.inner.commit_write(plan, bucket, key, meta, segments).await;
+        let cache_key = Cache::object_key(&commit.bucket, &commit.key);
+        let r = self.inner.commit_write(plan, commit).await;
         self.observe(&r);
-        self.forget(&Cache::object_key(bucket, key));
-        r
-    }
-
-    async fn commit_write_copies(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-        copies: Vec<(WritePlan, Vec<Segment>)>,
-    ) -> CpResult<Vec<CleanupItem>> {
-        // Quorum writes (replication): as commit_write, with every copy.
-        let r = (self.inner)
-            .commit_write_copies(plan, bucket, key, meta, segments, copies)
-            .await;
-        self.observe(&r);
-        self.forget(&Cache::object_key(bucket, key));
+        self.forget(&cache_key);
         r
     }
 
@@ -180,8 +156,9 @@ impl ControlPlane for Degraded {
         bucket: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
-        let r = self.call(self.inner.complete_upload(bucket, upload_id, parts)).await;
+        let r = (self.call(self.inner.complete_upload(bucket, upload_id, parts, condition))).await;
         if let Ok((rec, _)) = &r {
             self.forget(&Cache::object_key(bucket, &rec.key));
         }

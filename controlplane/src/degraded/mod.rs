@@ -18,39 +18,17 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use prometheus::{IntCounter, IntGauge};
 use strata_core::config::DegradedConfig;
 use strata_core::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, ControlPlane, CpError, CpResult, Credential, DeltaBucketReport,
-    DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
-    ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult, Credential,
+    DeltaBucketReport, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
+    MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
 };
 
 use breaker::DbBreaker;
 use cache::{Cache, Entry};
 
-/// `strata_db_breaker_state`: 0 closed, 1 open, 2 half-open. Default registry.
-static STATE: LazyLock<IntGauge> = LazyLock::new(|| {
-    let g = IntGauge::new(
-        "strata_db_breaker_state",
-        "Breaker around the metadata database: 0 closed, 1 open (degraded: cached reads, no writes), 2 half-open",
-    )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(g.clone()));
-    g
-});
-
-/// `strata_degraded_reads_total`: lookups answered from the cache because the
-/// database was unreachable. Default registry.
-static DEGRADED_READS: LazyLock<IntCounter> = LazyLock::new(|| {
-    let c = IntCounter::new(
-        "strata_degraded_reads_total",
-        "Metadata lookups answered from the cache while the database was unreachable",
-    )
-    .expect("valid metric");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-});
+use crate::metrics::{DB_BREAKER_STATE as STATE, DEGRADED_READS};
 
 /// The name the probe looks up (a missing bucket is a fine answer).
 const PROBE_BUCKET: &str = "strata-degraded-probe";
@@ -109,7 +87,7 @@ impl Degraded {
         if b.success() {
             tracing::info!("metadata database reachable again; degraded mode over");
         }
-        STATE.set(b.state() as i64);
+        STATE.set(b.state().gauge_value());
     }
 
     fn failed(&self, why: &str) {
@@ -120,7 +98,7 @@ impl Degraded {
                 "metadata database unreachable; degraded mode: cached reads only, writes get 503"
             );
         }
-        STATE.set(b.state() as i64);
+        STATE.set(b.state().gauge_value());
     }
 
     /// Records what an answer says about the database.
@@ -192,7 +170,7 @@ async fn probe_loop(this: Weak<Degraded>) {
         if !d.breaker().probe_due(Instant::now()) {
             continue;
         }
-        STATE.set(d.breaker().state() as i64);
+        STATE.set(d.breaker().state().gauge_value());
         match tokio::time::timeout(d.read_timeout, d.inner.head_bucket(PROBE_BUCKET)).await {
             Ok(Err(CpError::Unavailable(m))) => d.failed(&m),
             Err(_) => d.failed("probe timed out"),

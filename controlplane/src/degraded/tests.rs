@@ -59,14 +59,7 @@ impl ControlPlane for Fake {
     async fn plan_write(&self, _: &str, _: &str, _: Option<u64>, _: &[String]) -> CpResult<WritePlan> {
         self.db().map(|()| WritePlan::default())
     }
-    async fn commit_write(
-        &self,
-        _: &WritePlan,
-        _: &str,
-        _: &str,
-        _: ObjectMeta,
-        _: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_write(&self, _: &WritePlan, _: Commit) -> CpResult<Vec<CleanupItem>> {
         self.db().map(|()| Vec::new())
     }
     async fn abort_write(&self, _: &str) -> CpResult<()> {
@@ -117,6 +110,7 @@ impl ControlPlane for Fake {
         _: &str,
         _: &str,
         _: Vec<(u32, String)>,
+        _: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         unreachable!("not used by these tests")
     }
@@ -199,9 +193,12 @@ async fn reads_come_from_the_cache_writes_fail_fast_and_a_probe_recovers() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(d.breaker().state(), breaker::DbState::Closed, "the probe closed it");
     d.plan_write("b", "new", None, &[]).await.unwrap();
-    d.commit_write(&WritePlan::default(), "b", "k", ObjectMeta::default(), Vec::new())
-        .await
-        .unwrap();
+    (d.commit_write(
+        &WritePlan::default(),
+        Commit::new("b", "k", ObjectMeta::default(), Vec::new()),
+    ))
+    .await
+    .unwrap();
     fake.down.store(true, Ordering::SeqCst);
     for _ in 0..2 {
         let _ = d.head_bucket("b").await;

@@ -2,61 +2,42 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec};
+use strata_core::metrics::{counter_vec, gauge_vec};
 
-fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
-    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
-        tracing::debug!(error = %e, "delta metric registered by the control plane in this process");
-    }
-    c
-}
-
+/// The same series (name, help, labels) as the control plane's
+/// (`strata_controlplane::metrics`): under `--role all` only the one registered
+/// first is exported, so each write counts once; in split mode each plane
+/// exports its own count.
 static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new("strata_delta_decisions_total", "Writes by delta decision"),
-            &["decision"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "strata_delta_decisions_total",
+        "Objects written, by delta compression decision",
+        &["decision"],
     )
 });
 
 static SAVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "strata_delta_bytes_saved_total",
-                "Bytes not stored thanks to delta compression (original minus stored), by bucket",
-            ),
-            &["bucket"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "strata_delta_bytes_saved_total",
+        "Bytes not stored thanks to delta compression (original minus stored), by bucket",
+        &["bucket"],
     )
 });
 
 static CACHE: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "strata_delta_ref_cache_total",
-                "Reference cache lookups: disk or memory hits, misses fetched from a backend",
-            ),
-            &["result"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "strata_delta_ref_cache_total",
+        "Reference cache lookups: disk or memory hits, misses fetched from a backend",
+        &["result"],
     )
 });
 
 static CACHE_BYTES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(
-        IntGaugeVec::new(
-            Opts::new(
-                "strata_delta_ref_cache_bytes",
-                "Bytes of decoded references cached, by tier",
-            ),
-            &["tier"],
-        )
-        .expect("valid metric"),
+    gauge_vec(
+        "strata_delta_ref_cache_bytes",
+        "Bytes of decoded references cached, by tier",
+        &["tier"],
     )
 });
 

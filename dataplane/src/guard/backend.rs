@@ -60,15 +60,6 @@ pub(crate) struct Cell {
     pub shared: OnceLock<SharedHook>,
 }
 
-/// Gauge value of a breaker state: 0 closed, 1 half-open, 2 open.
-pub(crate) fn gauge_value(s: BreakerState) -> i64 {
-    match s {
-        BreakerState::Closed => 0,
-        BreakerState::HalfOpen => 1,
-        BreakerState::Open => 2,
-    }
-}
-
 impl Cell {
     pub fn new(id: String, threshold: u32, open_for: Duration, metrics: CellMetrics, changed: Arc<Notify>) -> Cell {
         Cell {
@@ -89,14 +80,14 @@ impl Cell {
 
     pub fn state(&self) -> BreakerState {
         let s = self.breaker().state(Instant::now());
-        self.metrics.state.set(gauge_value(s));
+        self.metrics.state.set(s.gauge_value());
         s
     }
 
     fn admit(&self) -> Admit {
         let admit = self.breaker().admit(Instant::now());
         if admit == Admit::Trial {
-            self.metrics.state.set(gauge_value(BreakerState::HalfOpen));
+            self.metrics.state.set(BreakerState::HalfOpen.gauge_value());
         }
         admit
     }
@@ -115,7 +106,7 @@ impl Cell {
                 BreakerState::Open => tracing::warn!(backend = %self.id, "circuit breaker opened"),
                 _ => tracing::info!(backend = %self.id, state = state.as_str(), "circuit breaker changed"),
             }
-            self.metrics.state.set(gauge_value(state));
+            self.metrics.state.set(state.gauge_value());
             self.changed.notify_one();
         }
     }

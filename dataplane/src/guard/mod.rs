@@ -17,11 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::IntCounter;
 use strata_backend::{Backend, Backends};
 use strata_core::config::{BackendConfig, BackendLimits, BreakerConfig, RedisConfig};
 use strata_core::{BreakerState, MonthlyUsage};
 use tokio::sync::Notify;
+
+use crate::metrics;
 
 pub use backend::GuardedBackend;
 use backend::{Cell, CellMetrics};
@@ -51,9 +53,8 @@ pub struct Guard {
 
 impl Guard {
     /// Wraps `backends`; `configs` gives their limits (a backend without a
-    /// config entry has none). Metrics go to `registry`.
-    pub fn new(backends: &Backends, configs: &[BackendConfig], breaker: &BreakerConfig, registry: &Registry) -> Guard {
-        let m = GuardMetrics::new(registry);
+    /// config entry has none). Its series are `crate::metrics`' `BACKEND_*`.
+    pub fn new(backends: &Backends, configs: &[BackendConfig], breaker: &BreakerConfig) -> Guard {
         let changed = Arc::new(Notify::new());
         let open_for = Duration::from_secs(breaker.open_secs);
         let slots: Vec<Slot> = backends
@@ -63,10 +64,10 @@ impl Guard {
                 let id = raw.id().to_owned();
                 let l = [id.as_str()];
                 let metrics = CellMetrics {
-                    requests: m.requests.with_label_values(&l),
-                    egress: m.egress.with_label_values(&l),
-                    ingress: m.ingress.with_label_values(&l),
-                    state: m.state.with_label_values(&l),
+                    requests: metrics::BACKEND_REQUESTS.with_label_values(&l),
+                    egress: metrics::BACKEND_EGRESS.with_label_values(&l),
+                    ingress: metrics::BACKEND_INGRESS.with_label_values(&l),
+                    state: metrics::BACKEND_BREAKER_STATE.with_label_values(&l),
                 };
                 metrics.state.set(0);
                 let cell = Cell::new(
@@ -98,7 +99,7 @@ impl Guard {
             month: RwLock::new(HashMap::new()),
             changed,
             reporter: reporter_id(),
-            read_failovers: m.read_failovers,
+            read_failovers: metrics::READ_FAILOVERS.clone(),
             shared: OnceLock::new(),
         }
     }
@@ -106,11 +107,11 @@ impl Guard {
     /// Counts every backend call against the shared per-month counters in
     /// Redis too (`redis:`), and checks limits against the shared totals.
     /// Returns the sync loop to run; call once.
-    pub fn enable_redis(&self, config: &RedisConfig, registry: &Registry) -> Result<RedisSync, String> {
+    pub fn enable_redis(&self, config: &RedisConfig) -> Result<RedisSync, String> {
         let ids = self.slots.iter().map(|s| s.cell.id.clone()).collect();
         let limits = self.slots.iter().map(|s| s.limits.clone()).collect();
         let counters = Arc::new(SharedCounters::new(ids, limits));
-        let sync = RedisSync::new(counters.clone(), config, self.reporter.clone(), registry)?;
+        let sync = RedisSync::new(counters.clone(), config, self.reporter.clone())?;
         if self.shared.set(counters.clone()).is_err() {
             return Err("redis shared counters are already enabled".into());
         }
@@ -220,57 +221,4 @@ fn reporter_id() -> String {
         .unwrap_or_else(|| "host".into());
     let n: u32 = rand::random();
     format!("{host}-{}-{n:08x}", std::process::id())
-}
-
-/// The guard's Prometheus series, labelled by backend.
-struct GuardMetrics {
-    requests: IntCounterVec,
-    egress: IntCounterVec,
-    ingress: IntCounterVec,
-    state: IntGaugeVec,
-    read_failovers: IntCounter,
-}
-
-impl GuardMetrics {
-    fn new(registry: &Registry) -> GuardMetrics {
-        let counter = |name: &str, help: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &["backend"]).expect("valid metric");
-            if let Err(e) = registry.register(Box::new(c.clone())) {
-                tracing::warn!(metric = name, error = %e, "metric not registered");
-            }
-            c
-        };
-        let requests = counter(
-            "strata_backend_requests_total",
-            "Calls from this data plane to a backend",
-        );
-        let egress = counter("strata_backend_egress_bytes_total", "Bytes read from a backend");
-        let ingress = counter("strata_backend_ingress_bytes_total", "Bytes written to a backend");
-        let state = IntGaugeVec::new(
-            Opts::new(
-                "strata_backend_breaker_state",
-                "Circuit breaker of a backend in this data plane: 0 closed, 1 half-open, 2 open",
-            ),
-            &["backend"],
-        )
-        .expect("valid metric");
-        if let Err(e) = registry.register(Box::new(state.clone())) {
-            tracing::warn!(error = %e, "breaker metric not registered");
-        }
-        let read_failovers = IntCounter::new(
-            "strata_read_failovers_total",
-            "Object reads that moved to another copy after a backend failed",
-        )
-        .expect("valid metric");
-        if let Err(e) = registry.register(Box::new(read_failovers.clone())) {
-            tracing::warn!(error = %e, "read failover metric not registered");
-        }
-        GuardMetrics {
-            read_failovers,
-            requests,
-            egress,
-            ingress,
-            state,
-        }
-    }
 }

@@ -6,13 +6,13 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use strata_core::BreakerState;
 use strata_core::config::RedisConfig;
 
 use super::breaker::{Admit, Breaker};
 use super::shared_counters::{Applied, Batch, SharedCounters};
+use crate::metrics;
 
 /// Keys live 35 days: a month plus slack for late batches.
 const TTL_SECS: u64 = 35 * 24 * 3600;
@@ -55,7 +55,7 @@ return out
 /// The script, hashed (SHA-1, for EVALSHA) once rather than on every sync.
 static SCRIPT_HANDLE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT));
 
-/// The Redis series of a data plane.
+/// The Redis series of a data plane (process-wide statics in `crate::metrics`).
 struct RedisMetrics {
     state: IntGauge,
     errors: IntCounter,
@@ -63,40 +63,12 @@ struct RedisMetrics {
 }
 
 impl RedisMetrics {
-    fn new(registry: &Registry) -> RedisMetrics {
-        let state = IntGauge::new(
-            "strata_redis_breaker_state",
-            "Breaker around Redis shared counters: 0 closed, 1 open (counting locally), 2 half-open",
-        )
-        .expect("valid metric");
-        let errors = IntCounter::new(
-            "strata_redis_errors_total",
-            "Failed or timed-out batches of shared usage counters",
-        )
-        .expect("valid metric");
-        let resyncs = IntCounter::new(
-            "strata_usage_resync_total",
-            "Batches counted locally during a Redis outage (or re-seeding a Redis that lost its data) applied once Redis answered",
-        )
-        .expect("valid metric");
-        for m in [
-            Box::new(state.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(errors.clone()),
-            Box::new(resyncs.clone()),
-        ] {
-            if let Err(e) = registry.register(m) {
-                tracing::warn!(error = %e, "redis metric not registered");
-            }
+    fn new() -> RedisMetrics {
+        RedisMetrics {
+            state: metrics::REDIS_BREAKER_STATE.clone(),
+            errors: metrics::REDIS_ERRORS.clone(),
+            resyncs: metrics::USAGE_RESYNCS.clone(),
         }
-        RedisMetrics { state, errors, resyncs }
-    }
-}
-
-fn gauge(s: BreakerState) -> i64 {
-    match s {
-        BreakerState::Closed => 0,
-        BreakerState::Open => 1,
-        BreakerState::HalfOpen => 2,
     }
 }
 
@@ -119,7 +91,6 @@ impl RedisSync {
         counters: Arc<SharedCounters>,
         config: &RedisConfig,
         reporter: String,
-        registry: &Registry,
     ) -> Result<RedisSync, String> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| format!("redis.url: {e}; use redis://HOST:PORT[/DB]"))?;
@@ -129,7 +100,7 @@ impl RedisSync {
             client,
             conn: None,
             breaker: Breaker::new(config.failure_threshold, Duration::from_secs(config.open_secs)),
-            metrics: RedisMetrics::new(registry),
+            metrics: RedisMetrics::new(),
             config: config.clone(),
             behind: false,
         })
@@ -153,7 +124,7 @@ impl RedisSync {
     /// One batch, if the breaker lets it out.
     async fn tick(&mut self) {
         let admit = self.breaker.admit(Instant::now());
-        self.metrics.state.set(gauge(self.breaker.state(Instant::now())));
+        self.metrics.state.set(self.breaker.state(Instant::now()).gauge_value());
         if admit == Admit::No {
             return;
         }
@@ -184,7 +155,7 @@ impl RedisSync {
                 }
             }
         }
-        self.metrics.state.set(gauge(self.breaker.state(Instant::now())));
+        self.metrics.state.set(self.breaker.state(Instant::now()).gauge_value());
     }
 
     async fn connection(&mut self) -> Result<ConnectionManager, String> {

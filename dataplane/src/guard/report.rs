@@ -111,12 +111,7 @@ mod tests {
                 ..BackendLimits::default()
             },
         };
-        let guard = Guard::new(
-            &backends,
-            &[config],
-            &BreakerConfig::default(),
-            &prometheus::Registry::new(),
-        );
+        let guard = Guard::new(&backends, &[config], &BreakerConfig::default());
         let b = guard.backends().get("d").cloned().unwrap();
         let key = strata_core::ObjectId::random().to_string();
         b.put(&key, &Default::default(), body(100)).await.unwrap();

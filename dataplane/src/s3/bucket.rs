@@ -1,3 +1,6 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket and
+//! GetBucketLocation, plus the S3 bucket-name rules.
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use strata_core::{BucketName, Scope};

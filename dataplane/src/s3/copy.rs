@@ -1,10 +1,15 @@
+//! CopyObject: reads the source through the normal read path (its copies in
+//! health order, SSE-C opened with the source key) and writes it as a new
+//! object, with the metadata copied or replaced and re-sealed when asked.
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use strata_core::Commit;
 
-use super::StrataS3;
 use super::meta::{Conditions, Headers, check_key, etag, timestamp};
 use super::sse;
 use super::writer::Target;
+use super::{StrataS3, conditional};
 use crate::errors::from_cp;
 
 /// The source of a copy: bucket and key, never a version (no versioning yet).
@@ -33,6 +38,7 @@ impl StrataS3 {
         super::object::no_sse(i.server_side_encryption.is_some() || i.ssekms_key_id.is_some())?;
         let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let (sb, sk) = source_of(&i.copy_source)?;
+        let condition = conditional::condition_from_headers(&req.headers)?;
         let mut src = self.locate(sb, sk).await?;
         let source_key = sse::customer_key(sse::sse_c_headers!(copy_source i))?;
         sse::open_customer(&mut src, source_key.as_deref())?;
@@ -118,7 +124,13 @@ impl StrataS3 {
         if let Some((algo, v)) = &digests.checksum {
             meta.checksums.insert(algo.name().to_owned(), v.clone());
         }
-        let obsolete = (self.commit_copies(&plan, &i.bucket, &i.key, meta, segment, copies)).await?;
+        self.precheck(&i.bucket, &i.key, &condition).await?;
+        let commit = Commit {
+            copies,
+            condition,
+            ..Commit::new(&i.bucket, &i.key, meta, vec![segment])
+        };
+        let obsolete = self.commit_copies(&plan, commit).await?;
         self.cleanup(obsolete);
         let result = CopyObjectResult {
             e_tag: Some(etag(&digests.md5_hex)),

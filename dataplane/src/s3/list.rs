@@ -1,3 +1,6 @@
+//! ListObjects and ListObjectsV2 over the control plane's `list`: delimiters,
+//! continuation tokens and `encoding-type=url`.
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use s3s::dto::*;

@@ -3,6 +3,7 @@
 
 mod bucket;
 mod cleanup;
+mod conditional;
 mod copy;
 mod delta_put;
 mod failover;

@@ -1,8 +1,12 @@
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts and ListMultipartUploads. Each part is planned and committed
+//! like a small object; Complete copies nothing, the object record lists one
+//! segment per part (docs/decisions.md, "Write path").
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::{ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};
+use strata_core::{CpError, ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};
 
-use super::StrataS3;
 use super::copy::source_of;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
@@ -10,6 +14,7 @@ use super::object::no_sse;
 use super::sse;
 use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
+use super::{StrataS3, conditional};
 use crate::errors::from_cp;
 use crate::pipeline::Digests;
 
@@ -201,7 +206,14 @@ impl StrataS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let i = req.input;
-        self.upload(&i.bucket, &i.key, &i.upload_id).await?;
+        let condition = conditional::condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+        match self.cp.get_upload(&i.bucket, &i.upload_id).await {
+            Ok(up) if up.key != i.key.as_str() => return Err(s3_error!(NoSuchUpload)),
+            // Gone: perhaps completed already; the control plane answers a
+            // repeated completion with the object it made.
+            Ok(_) | Err(CpError::NoSuchUpload) => {}
+            Err(e) => return Err(from_cp(e)),
+        }
         let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         if listed.is_empty() {
             return Err(s3_error!(
@@ -219,9 +231,12 @@ impl StrataS3 {
         }
         let (rec, obsolete) = self
             .cp
-            .complete_upload(&i.bucket, &i.upload_id, parts)
+            .complete_upload(&i.bucket, &i.upload_id, parts, &condition)
             .await
             .map_err(from_cp)?;
+        if rec.key != i.key.as_str() {
+            return Err(s3_error!(NoSuchUpload));
+        }
         self.cleanup(obsolete);
         let out = CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),

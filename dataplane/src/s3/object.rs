@@ -1,12 +1,18 @@
+//! Single objects: PutObject, GetObject, HeadObject, DeleteObject and
+//! DeleteObjects. A PUT plans with the control plane, streams the verified
+//! body to a backend (through delta compression, a quorum fan-out or
+//! failover when they apply) and commits; a GET locates the record and reads
+//! its copies through `reader`. Versioning is not supported (`null` only).
+
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::{ObjectMeta, ObjectRecord};
+use strata_core::{Commit, ObjectMeta, ObjectRecord};
 
-use super::StrataS3;
 use super::meta::{Conditions, Headers, check_key, etag, parse_http_date, timestamp, user_metadata};
 use super::sse;
 use super::writer::Target;
 use super::writer::{DeclaredChecksums, expectations};
+use super::{StrataS3, conditional};
 use crate::checksum::Algo;
 use crate::errors::from_cp;
 
@@ -115,26 +121,8 @@ impl StrataS3 {
             sha256: i.checksum_sha256.as_ref(),
         };
         let expect = expectations(i.content_md5.as_ref(), declared, &req.headers, req.trailing_headers)?;
-        if i.if_match.is_some() || i.if_none_match.is_some() {
-            let current = match self.cp.locate(&i.bucket, &i.key).await {
-                Ok(r) => Some(r.meta),
-                Err(strata_core::CpError::NoSuchKey) => None,
-                Err(e) => return Err(from_cp(e)),
-            };
-            if i.if_none_match.is_some() && current.is_some() {
-                return Err(s3_error!(PreconditionFailed));
-            }
-            if i.if_match.is_some() {
-                let m = current.ok_or_else(|| s3_error!(NoSuchKey))?;
-                Conditions {
-                    if_match: i.if_match.as_ref(),
-                    if_none_match: None,
-                    if_modified_since: None,
-                    if_unmodified_since: None,
-                }
-                .check(&m, false)?;
-            }
-        }
+        let condition = conditional::condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+        self.precheck(&i.bucket, &i.key, &condition).await?;
         let size_hint = i.content_length.and_then(|l| u64::try_from(l).ok());
         let body = i
             .body
@@ -174,7 +162,12 @@ impl StrataS3 {
         if let Some((algo, v)) = &digests.checksum {
             meta.checksums.insert(algo.name().to_owned(), v.clone());
         }
-        let obsolete = (self.commit_copies(&plan, &i.bucket, &i.key, meta, segment, copies)).await?;
+        let commit = Commit {
+            copies,
+            condition,
+            ..Commit::new(&i.bucket, &i.key, meta, vec![segment])
+        };
+        let obsolete = self.commit_copies(&plan, commit).await?;
         self.cleanup(obsolete);
         let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         let mut out = PutObjectOutput {

@@ -20,7 +20,7 @@ use prometheus::IntCounterVec;
 use s3s::{S3Error, S3Result, StdError, s3_error};
 use strata_backend::ByteStream;
 use strata_backend::sealed::put_blob;
-use strata_core::{CleanupItem, CpError, ObjectMeta, Segment, WritePlan};
+use strata_core::{CleanupItem, Commit, CpError, ObjectMeta, Segment, WritePlan};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -297,23 +297,14 @@ impl StrataS3 {
     }
 
     /// Commits a write with its further copies (none for a single-copy
-    /// write) in one transaction; aborts every plan when the commit fails.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn commit_copies(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segment: Segment,
-        copies: Copies,
-    ) -> S3Result<Vec<CleanupItem>> {
-        let quorum = !copies.is_empty();
-        let others: Vec<WritePlan> = copies.iter().map(|(p, _)| p.clone()).collect();
-        let res = (self.cp)
-            .commit_write_copies(plan, bucket, key, meta, vec![segment], copies)
-            .await;
-        match res {
+    /// write) in one transaction, under the commit's condition; aborts every
+    /// plan (its bytes and its intent) when the commit fails, so a writer
+    /// that lost a conditional race leaves nothing behind.
+    pub(super) async fn commit_copies(&self, plan: &WritePlan, commit: Commit) -> S3Result<Vec<CleanupItem>> {
+        let quorum = !commit.copies.is_empty();
+        let others: Vec<WritePlan> = commit.copies.iter().map(|(p, _)| p.clone()).collect();
+        let (bucket, key) = (commit.bucket.clone(), commit.key.clone());
+        match self.cp.commit_write(plan, commit).await {
             Ok(obsolete) => {
                 if quorum {
                     outcome("acknowledged");
@@ -324,6 +315,13 @@ impl StrataS3 {
             Err(e) => {
                 if quorum {
                     outcome("commit_failed");
+                }
+                if e == CpError::PreconditionFailed || e == CpError::NoSuchKey {
+                    tracing::debug!(
+                        bucket,
+                        key,
+                        "a conditional write lost: its precondition failed at the commit"
+                    );
                 }
                 futures::future::join_all(std::iter::once(plan).chain(&others).map(|p| self.abort(p))).await;
                 Err(from_cp(e))

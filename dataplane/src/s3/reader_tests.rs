@@ -112,7 +112,7 @@ fn guard(fakes: &[Arc<Fake>], egress_limits: &[(&str, u64)]) -> Arc<Guard> {
         failure_threshold: 1,
         open_secs: 3600,
     };
-    Arc::new(Guard::new(&backends, &configs, &cfg, &prometheus::Registry::new()))
+    Arc::new(Guard::new(&backends, &configs, &cfg))
 }
 
 async fn read_all(rec: &ObjectRecord, g: &Arc<Guard>, start: u64, end: u64) -> std::io::Result<Vec<u8>> {

@@ -1,3 +1,9 @@
+//! The shared write step of every upload (PutObject, UploadPart, copies):
+//! what the body is checked against (Content-MD5, `x-amz-checksum-*`), the
+//! catalog tags stored with a blob, the segment a write produced, and
+//! streaming a body to the backend a plan names, aborting the intent on any
+//! failure so nothing becomes visible.
+
 use bytes::Bytes;
 use futures::Stream;
 use http::HeaderMap;

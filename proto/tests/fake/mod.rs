@@ -88,19 +88,24 @@ impl ControlPlane for Fake {
             ..Default::default()
         })
     }
-    async fn commit_write(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>> {
+    async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>> {
         self.called();
         assert_eq!(plan.backend_key, "k1", "the whole plan crosses the wire");
+        let Commit {
+            bucket,
+            key,
+            meta,
+            segments,
+            condition,
+            ..
+        } = commit;
+        let current = (self.objects.lock().unwrap())
+            .get(&(bucket.clone(), key.clone()))
+            .map(|o| o.meta.etag.clone());
+        condition.check(current.as_deref())?;
         let rec = ObjectRecord {
-            bucket: bucket.into(),
-            key: key.into(),
+            bucket: bucket.clone(),
+            key: key.clone(),
             object_id: plan.object_id.clone(),
             meta,
             segments,
@@ -111,7 +116,7 @@ impl ControlPlane for Fake {
                 ..Default::default()
             }]],
         };
-        let old = self.objects.lock().unwrap().insert((bucket.into(), key.into()), rec);
+        let old = self.objects.lock().unwrap().insert((bucket, key), rec);
         Ok(old
             .into_iter()
             .map(|o| CleanupItem {
@@ -249,6 +254,7 @@ impl ControlPlane for Fake {
         _b: &str,
         _u: &str,
         parts: Vec<(u32, String)>,
+        _c: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         self.called();
         if parts.windows(2).any(|w| w[0].0 >= w[1].0) {

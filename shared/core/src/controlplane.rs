@@ -1,9 +1,9 @@
 use async_trait::async_trait;
 
 use crate::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, CpResult, Credential, DeltaBucketReport, DeltaDecision, DeltaRef,
-    ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta, ObjectRecord,
-    PartInfo, Segment, UploadInfo, UsageReport, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, CpResult, Credential, DeltaBucketReport, DeltaDecision,
+    DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta,
+    ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
 };
 
 /// Everything the data plane asks of the control plane. There are two
@@ -31,35 +31,10 @@ pub trait ControlPlane: Send + Sync + 'static {
         exclude: &[String],
     ) -> CpResult<WritePlan>;
     /// Makes the written object current, in one transaction with removing its
-    /// intent. Returns the bytes of the version it replaced, now obsolete.
-    async fn commit_write(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-    ) -> CpResult<Vec<CleanupItem>>;
-    /// [`ControlPlane::commit_write`] for a write stored on several backends
-    /// at once (a quorum write): each further complete copy was written under
-    /// its own plan (`copies`), and every intent is redeemed in the same
-    /// transaction, so either all copies become current or none does.
-    async fn commit_write_copies(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        segments: Vec<Segment>,
-        copies: Vec<(WritePlan, Vec<Segment>)>,
-    ) -> CpResult<Vec<CleanupItem>> {
-        if copies.is_empty() {
-            return self.commit_write(plan, bucket, key, meta, segments).await;
-        }
-        Err(crate::CpError::Unavailable(
-            "this control plane cannot commit several copies at once".into(),
-        ))
-    }
+    /// intent (and the intents of a quorum write's further copies) and with
+    /// checking the commit's [`WriteCondition`](crate::WriteCondition).
+    /// Returns the bytes of the version it replaced, now obsolete.
+    async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>>;
     /// Drops a pending intent whose bytes were never (or only partly) written.
     async fn abort_write(&self, intent_id: &str) -> CpResult<()>;
     /// Records, before any byte is written, the key a planned blob is sealed
@@ -105,12 +80,16 @@ pub trait ControlPlane: Send + Sync + 'static {
         max_parts: u32,
     ) -> CpResult<(UploadInfo, ListPartsPage)>;
     async fn list_uploads(&self, query: ListUploadsQuery) -> CpResult<ListUploadsPage>;
-    /// Assembles the listed parts into the object and makes it current.
+    /// Assembles the listed parts into the object and makes it current, if
+    /// `condition` holds in the same transaction. Completing an upload that
+    /// was already completed answers with the object it made (an SDK retry
+    /// after a lost reply), while that object is still current.
     async fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)>;
     /// Drops an upload; returns the bytes of its parts.
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>>;

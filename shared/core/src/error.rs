@@ -32,6 +32,10 @@ pub enum CpError {
     /// (the message names the key id). Never served as ciphertext.
     #[error("encryption key unavailable: {0}")]
     KeyUnavailable(String),
+    /// A conditional write's `If-Match` or `If-None-Match` did not hold at
+    /// its commit.
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
 }
 
 impl CpError {
@@ -51,6 +55,7 @@ impl CpError {
             CpError::Unavailable(_) => "Unavailable",
             CpError::Internal(_) => "Internal",
             CpError::KeyUnavailable(_) => "KeyUnavailable",
+            CpError::PreconditionFailed => "PreconditionFailed",
         }
     }
 
@@ -69,6 +74,7 @@ impl CpError {
             "InvalidArgument" => CpError::InvalidArgument(msg),
             "Unavailable" => CpError::Unavailable(msg),
             "KeyUnavailable" => CpError::KeyUnavailable(msg),
+            "PreconditionFailed" => CpError::PreconditionFailed,
             _ => CpError::Internal(msg),
         }
     }
@@ -108,6 +114,7 @@ mod tests {
             CpError::InvalidArgument("x".into()),
             CpError::Unavailable("down".into()),
             CpError::Internal("boom".into()),
+            CpError::PreconditionFailed,
         ];
         for e in all {
             assert_eq!(CpError::from_code(e.code(), e.detail()), e);

@@ -354,6 +354,17 @@ impl BreakerState {
             BreakerState::HalfOpen => "half_open",
         }
     }
+
+    /// The value of every `strata_*_breaker_state` gauge (backends, the
+    /// metadata database, Redis): 0 closed, 1 half-open, 2 open, ordered by
+    /// severity so that `max()` and alert thresholds (`== 2`) read naturally.
+    pub fn gauge_value(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        }
+    }
 }
 
 /// Traffic one data plane sent to one backend since its previous report.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use strata_core::{
     CleanupItem, CpError, CpResult, ListPartsPage, ListUploadsPage, ListUploadsQuery, ObjectRecord, PartInfo, Segment,
-    UploadInfo,
+    UploadInfo, WriteCondition,
 };
 
 use crate::Store;
@@ -13,8 +13,8 @@ use crate::listing::prefix_successor;
 use crate::metrics::timed;
 use crate::multipart_rules::{choose_parts, multipart_etag};
 use crate::rows::{
-    META_COLUMNS, META_PLACEHOLDERS, MetaRow, WRITER, bind_meta, enqueue_unreferenced, from_json, insert_object,
-    lock_key, redeem_intent, remove_object, require_bucket, to_i64, to_json, to_u64,
+    META_COLUMNS, META_PLACEHOLDERS, MetaRow, WRITER, bind_meta, check_condition, enqueue_unreferenced, from_json,
+    insert_object, load_object, lock_key, redeem_intent, remove_object, require_bucket, to_i64, to_json, to_u64,
 };
 use crate::sql::{Conn, sql};
 use crate::store::SqlBacked;
@@ -269,7 +269,10 @@ pub trait Multipart: SqlBacked {
     /// Validates the part list (ascending numbers, known parts with matching
     /// ETags, every part but the last at least 5 MiB), then in one transaction
     /// makes the object current with one segment per part, queues the replaced
-    /// object and the unused parts for cleanup, and removes the upload.
+    /// object and the unused parts for cleanup, and removes the upload, if
+    /// `condition` holds of the key's current object. The upload is
+    /// remembered for a day: completing it again returns the object it made
+    /// (with nothing to clean up) while that object is still current.
     async fn complete_upload(
         &self,
         bucket: &str,
@@ -277,10 +280,14 @@ pub trait Multipart: SqlBacked {
         parts: &[(u32, String)],
         object_id: &str,
         now_ms: i64,
+        condition: &WriteCondition,
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         timed("complete_upload", async {
             let mut c = self.db().write().await?;
-            let upload = load_upload(&mut c, bucket, upload_id, " FOR UPDATE").await?;
+            let upload = match load_upload(&mut c, bucket, upload_id, " FOR UPDATE").await {
+                Err(CpError::NoSuchUpload) => return completed_again(&mut c, bucket, upload_id).await,
+                other => other?,
+            };
             lock_key(&mut c, bucket, &upload.key).await?;
             let stored: BTreeMap<u32, PartInfo> = (load_parts(&mut c, upload_id, 0, None).await?.into_iter())
                 .map(|p| (p.part_number, p))
@@ -302,6 +309,7 @@ pub trait Multipart: SqlBacked {
                 segments: chosen.iter().map(|p| p.segment.clone()).collect(),
                 copies: Vec::new(),
             };
+            check_condition(&mut c, bucket, &upload.key, condition).await?;
             let mut items = remove_object(&mut c, bucket, &upload.key, &record.segments).await?;
             insert_object(&mut c, &record).await?;
             let unused: Vec<Segment> = (stored.values())
@@ -310,6 +318,7 @@ pub trait Multipart: SqlBacked {
                 .collect();
             items.extend(enqueue_unreferenced(&mut c, &unused, &record.segments).await?);
             remove_upload(&mut c, upload_id).await?;
+            remember_completed(&mut c, &record, upload_id, now_ms).await?;
             c.commit().await?;
             Ok((record, items))
         })
@@ -333,3 +342,43 @@ pub trait Multipart: SqlBacked {
 }
 
 impl<D: 'static> Multipart for Store<D> {}
+
+/// How long a completed upload answers a repeated CompleteMultipartUpload.
+const REMEMBER_COMPLETED_MS: i64 = 24 * 3600 * 1000;
+
+/// Remembers which object an upload made, so that a repeated
+/// CompleteMultipartUpload (an SDK retry after a lost reply) gets the same
+/// answer; forgets uploads completed more than a day ago.
+async fn remember_completed(c: &mut Conn, record: &ObjectRecord, upload_id: &str, now_ms: i64) -> CpResult<()> {
+    sql("INSERT INTO completed_uploads (upload_id, bucket, key, object_id, completed_ms) VALUES (?, ?, ?, ?, ?)")
+        .bind(upload_id)
+        .bind(record.bucket.as_str())
+        .bind(record.key.as_str())
+        .bind(record.object_id.as_str())
+        .bind(now_ms)
+        .execute(&mut *c)
+        .await?;
+    sql("DELETE FROM completed_uploads WHERE completed_ms < ?")
+        .bind(now_ms - REMEMBER_COMPLETED_MS)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// The answer to a repeated CompleteMultipartUpload: the object the upload
+/// made, while it is still the key's current object; `NoSuchUpload` otherwise.
+async fn completed_again(c: &mut Conn, bucket: &str, upload_id: &str) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
+    let row: Option<(String, String)> =
+        sql("SELECT key, object_id FROM completed_uploads WHERE upload_id = ? AND bucket = ?")
+            .bind(upload_id)
+            .bind(bucket)
+            .fetch_optional(&mut *c)
+            .await?;
+    let Some((key, object_id)) = row else {
+        return Err(CpError::NoSuchUpload);
+    };
+    match load_object(c, bucket, &key).await? {
+        Some(record) if record.object_id == object_id => Ok((record, Vec::new())),
+        _ => Err(CpError::NoSuchUpload),
+    }
+}

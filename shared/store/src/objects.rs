@@ -1,13 +1,13 @@
 //! Write intents and single objects: plan, commit, read and delete.
 
 use async_trait::async_trait;
-use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, WritePlan};
+use strata_core::{CleanupItem, CpError, CpResult, ObjectRecord, WriteCondition, WritePlan};
 
 use crate::Store;
 use crate::metrics::timed;
 use crate::rows::{
-    WRITER, advisory_lock, all_segments, count, delete_intent_row, insert_object, load_object, lock_key, redeem_intent,
-    remove_object, require_bucket, to_i64,
+    WRITER, advisory_lock, all_segments, check_condition, count, delete_intent_row, insert_object, load_object,
+    lock_key, redeem_intent, remove_object, require_bucket, to_i64,
 };
 use crate::sql::{Sql, sql};
 use crate::store::SqlBacked;
@@ -85,32 +85,35 @@ pub trait Objects: SqlBacked {
     }
 
     /// In one transaction: fails with `NoSuchBucket` if the bucket is gone,
-    /// replaces the current object at (bucket, key) with `record`, moves the
-    /// replaced object's segments into the cleanup queue and removes the intent.
+    /// with `PreconditionFailed` or `NoSuchKey` if `condition` does not hold
+    /// of the current object (checked under the key's write lock), replaces
+    /// the current object at (bucket, key) with `record`, moves the replaced
+    /// object's segments into the cleanup queue and removes the intent.
     /// Returns the queued cleanup items.
-    async fn commit_object(&self, intent_id: &str, record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
-        timed("commit_object", async {
-            let mut c = self.db().write().await?;
-            require_bucket(&mut c, &record.bucket, WRITER).await?;
-            lock_key(&mut c, &record.bucket, &record.key).await?;
-            redeem_intent(&mut c, intent_id).await?;
-            let items = remove_object(&mut c, &record.bucket, &record.key, &record.segments).await?;
-            insert_object(&mut c, record).await?;
-            c.commit().await?;
-            Ok(items)
-        })
-        .await
+    async fn commit_object(
+        &self,
+        intent_id: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>> {
+        self.commit_replicated(&[intent_id.to_owned()], record, condition).await
     }
 
     /// Like [`Objects::commit_object`] for an object written to several
     /// backends at once (`record.copies` set): redeems every intent in
     /// `intent_ids` (one per copy; `Unavailable` if one is gone) in the same
     /// transaction, so either every copy becomes current or none does.
-    async fn commit_replicated(&self, intent_ids: &[String], record: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
-        timed("commit_replicated", async {
+    async fn commit_replicated(
+        &self,
+        intent_ids: &[String],
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> CpResult<Vec<CleanupItem>> {
+        timed("commit_object", async {
             let mut c = self.db().write().await?;
             require_bucket(&mut c, &record.bucket, WRITER).await?;
             lock_key(&mut c, &record.bucket, &record.key).await?;
+            check_condition(&mut c, &record.bucket, &record.key, condition).await?;
             for id in intent_ids {
                 redeem_intent(&mut c, id).await?;
             }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_core::{CleanupItem, CpError, CpResult, ObjectMeta, ObjectRecord, Segment};
+use strata_core::{CleanupItem, CpError, CpResult, ObjectMeta, ObjectRecord, Segment, WriteCondition};
 
 use crate::sql::{Conn, Dialect, Sql, now_ms, sql};
 
@@ -319,6 +319,21 @@ pub(crate) async fn delete_intent_row(c: &mut Conn, intent_id: &str) -> CpResult
         .execute(c)
         .await?;
     Ok(done > 0)
+}
+
+/// Fails unless `condition` holds of the current object at (bucket, key).
+/// Called inside the commit's write transaction, after the key is locked, so
+/// no other writer of the key can commit between the check and the swap.
+pub(crate) async fn check_condition(c: &mut Conn, bucket: &str, key: &str, condition: &WriteCondition) -> CpResult<()> {
+    if condition.is_none() {
+        return Ok(());
+    }
+    let current: Option<(String,)> = sql("SELECT etag FROM objects WHERE bucket = ? AND key = ?")
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(c)
+        .await?;
+    condition.check(current.as_ref().map(|(e,)| e.as_str()))
 }
 
 /// Removes the intent a commit redeems. A missing intent means the reaper

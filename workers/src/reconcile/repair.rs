@@ -1,45 +1,14 @@
 //! What the reconciler does about one key found on only one side: queue an
 //! orphan, drop a lost copy, or quarantine a lost last copy; and its metrics.
 
-use std::sync::LazyLock;
-
-use prometheus::{IntCounterVec, Opts};
 use strata_backend::{Backend, BackendError, ListedBlob};
 use strata_core::CpError;
 use strata_store::{BlobRecord, BlobState, BlobUse, KnownBlob};
 
 use super::{Counts, NAME, ReconcileJob, millis};
 
-fn counter_vec(name: &str, help: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &["backend"]).expect("valid counter");
-    let _ = prometheus::default_registry().register(Box::new(c.clone()));
-    c
-}
-
-pub(super) static SCANNED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "strata_reconcile_scanned_total",
-        "Blobs listed on a backend and merged against the catalog by the reconciler.",
-    )
-});
-static ORPHANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "strata_reconcile_orphans_total",
-        "Blobs found on a backend that no catalog row names, queued for cleanup.",
-    )
-});
-static MISSING: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "strata_reconcile_missing_total",
-        "Blobs the catalog names as object segments or parts that are absent from their backend.",
-    )
-});
-static LOST: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "strata_reconcile_lost_total",
-        "Missing blobs that were an object's last copy (quarantined; the object reads as an error).",
-    )
-});
+pub(super) use crate::metrics::RECONCILE_SCANNED as SCANNED;
+use crate::metrics::{RECONCILE_LOST as LOST, RECONCILE_MISSING as MISSING, RECONCILE_ORPHANS as ORPHANS};
 
 impl ReconcileJob {
     /// A blob on the backend that the catalog does not name.

@@ -1,6 +1,7 @@
 //! Backend health from breaker reports, replication counted on healthy
 //! backends only, and commits of several copies at once (quorum writes).
 
+use strata_core::WriteCondition;
 use strata_core::{BreakerState, CpError};
 use strata_store::MetaStore;
 
@@ -92,7 +93,7 @@ pub async fn commit_replicated_redeems_every_intent_or_none(s: &dyn MetaStore) {
     let ids = [p1.intent_id.clone(), p2.intent_id.clone()];
     // The second copy's intent is missing: nothing is committed.
     assert!(matches!(
-        s.commit_replicated(&ids, &rec).await,
+        s.commit_replicated(&ids, &rec, &WriteCondition::NONE).await,
         Err(CpError::Unavailable(_))
     ));
     assert_eq!(s.get_object("b", "k").await.unwrap().object_id, "obj-old");
@@ -103,7 +104,7 @@ pub async fn commit_replicated_redeems_every_intent_or_none(s: &dyn MetaStore) {
     );
 
     s.insert_intent(&p2, "b", "k", Some(4), 1).await.unwrap();
-    let obsolete = s.commit_replicated(&ids, &rec).await.unwrap();
+    let obsolete = s.commit_replicated(&ids, &rec, &WriteCondition::NONE).await.unwrap();
     assert_eq!(keys_of(&obsolete), vec!["blob-old"]);
     assert_eq!(s.get_object("b", "k").await.unwrap(), rec);
     assert!(s.stale_intents(i64::MAX, 10).await.unwrap().is_empty());

@@ -1,6 +1,7 @@
 //! The control-plane leader lease and its write fence (docs/leadership.md).
 
 use std::time::Duration;
+use strata_core::WriteCondition;
 
 use strata_core::CpError;
 use strata_store::prelude::*;
@@ -65,7 +66,9 @@ pub async fn lease_fence_rejects_deposed_commits(s: &dyn MetaStore) {
     // Before any term is set, fenced writes fail.
     let p = plan("early");
     s.insert_intent(&p, "b", "early", None, 1).await.unwrap();
-    let early = a.commit_object(&p.intent_id, &record("b", "early", "early", 1)).await;
+    let early = a
+        .commit_object(&p.intent_id, &record("b", "early", "early", 1), &WriteCondition::NONE)
+        .await;
     assert!(matches!(early, Err(CpError::Unavailable(_))), "{early:?}");
 
     let term = s.acquire_lease("cp-a", "http://a", SHORT).await.unwrap().term;
@@ -83,14 +86,16 @@ pub async fn lease_fence_rejects_deposed_commits(s: &dyn MetaStore) {
     // cp-a's late commit is rejected and changes nothing.
     let p = plan("late");
     s.insert_intent(&p, "b", "k2", None, 1).await.unwrap();
-    let late = a.commit_object(&p.intent_id, &record("b", "k2", "late", 1)).await;
+    let late = a
+        .commit_object(&p.intent_id, &record("b", "k2", "late", 1), &WriteCondition::NONE)
+        .await;
     assert!(matches!(late, Err(CpError::Unavailable(_))), "{late:?}");
     assert_eq!(s.get_object("b", "k2").await, Err(CpError::NoSuchKey));
     assert!(matches!(a.delete_object("b", "k1").await, Err(CpError::Unavailable(_))));
     assert_eq!(s.get_object("b", "k1").await.unwrap().object_id, "obj-t1");
 
     // The new leader commits the very same intent.
-    b.commit_object(&p.intent_id, &record("b", "k2", "late", 1))
+    b.commit_object(&p.intent_id, &record("b", "k2", "late", 1), &WriteCondition::NONE)
         .await
         .unwrap();
     assert_eq!(s.get_object("b", "k2").await.unwrap().object_id, "obj-late");

@@ -1,5 +1,5 @@
 use md5::{Digest, Md5};
-use strata_core::{CpError, ListUploadsQuery, PartInfo};
+use strata_core::{CpError, ListUploadsQuery, PartInfo, WriteCondition};
 use strata_store::MetaStore;
 
 use crate::support::{MIB, commit_part, keys_of, md5_hex, part, put, upload};
@@ -36,7 +36,10 @@ pub async fn complete_happy_path(s: &dyn MetaStore) {
         (2, format!("\"{}\"", parts[1].etag.to_uppercase())),
         (4, parts[3].etag.clone()),
     ];
-    let (rec, cleanup) = s.complete_upload("b", "u1", &list, "obj-final", 777).await.unwrap();
+    let (rec, cleanup) = s
+        .complete_upload("b", "u1", &list, "obj-final", 777, &WriteCondition::NONE)
+        .await
+        .unwrap();
     assert_eq!(rec.bucket, "b");
     assert_eq!(rec.key, "movie");
     assert_eq!(rec.object_id, "obj-final");
@@ -63,12 +66,20 @@ pub async fn complete_happy_path(s: &dyn MetaStore) {
 
     assert_eq!(s.get_upload("b", "u1").await, Err(CpError::NoSuchUpload));
     assert_eq!(s.list_parts("b", "u1", 0, 10).await.unwrap_err(), CpError::NoSuchUpload);
-    assert_eq!(
-        s.complete_upload("b", "u1", &list, "obj-again", 778).await.unwrap_err(),
-        CpError::NoSuchUpload
-    );
-    // The bucket is empty once the object goes: no upload rows linger.
+    // A repeated completion (an SDK retry after a lost reply) answers with
+    // the object it made, and changes nothing.
+    let again = s.complete_upload("b", "u1", &list, "obj-again", 778, &WriteCondition::NONE);
+    assert_eq!(again.await.unwrap(), (rec.clone(), Vec::new()));
+    assert_eq!(s.get_object("b", "movie").await.unwrap(), rec);
+    // In another bucket it is still unknown.
+    s.create_bucket("c", "admin", 1).await.unwrap();
+    let elsewhere = s.complete_upload("c", "u1", &list, "obj-x", 779, &WriteCondition::NONE);
+    assert_eq!(elsewhere.await.unwrap_err(), CpError::NoSuchUpload);
+    // The bucket is empty once the object goes: no upload rows linger. Once
+    // the object it made is gone, the upload is unknown again.
     s.delete_object("b", "movie").await.unwrap();
+    let gone = s.complete_upload("b", "u1", &list, "obj-again", 780, &WriteCondition::NONE);
+    assert_eq!(gone.await.unwrap_err(), CpError::NoSuchUpload);
     s.delete_bucket("b").await.unwrap();
 }
 
@@ -86,18 +97,21 @@ pub async fn complete_rejects_bad_part_lists(s: &dyn MetaStore) {
         (vec![(1, e(1)), (3, e(3)), (4, e(4))], "EntityTooSmall"),
     ];
     for (list, code) in cases {
-        let err = s.complete_upload("b", "u1", &list, "obj-x", 1).await.unwrap_err();
+        let err = s
+            .complete_upload("b", "u1", &list, "obj-x", 1, &WriteCondition::NONE)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), code, "{list:?}");
     }
     assert_eq!(
-        s.complete_upload("b", "nope", &[(1, e(1))], "obj-x", 1)
+        s.complete_upload("b", "nope", &[(1, e(1))], "obj-x", 1, &WriteCondition::NONE)
             .await
             .unwrap_err(),
         CpError::NoSuchUpload
     );
     s.create_bucket("other", "admin", 1).await.unwrap();
     assert_eq!(
-        s.complete_upload("other", "u1", &[(1, e(1))], "obj-x", 1)
+        s.complete_upload("other", "u1", &[(1, e(1))], "obj-x", 1, &WriteCondition::NONE)
             .await
             .unwrap_err(),
         CpError::NoSuchUpload
@@ -109,7 +123,7 @@ pub async fn complete_rejects_bad_part_lists(s: &dyn MetaStore) {
     assert!(s.pending_cleanup(10).await.unwrap().is_empty());
     // A single small part is fine, as is a small last part.
     let (rec, cleanup) = s
-        .complete_upload("b", "u1", &[(2, e(2)), (3, e(3))], "obj-y", 2)
+        .complete_upload("b", "u1", &[(2, e(2)), (3, e(3))], "obj-y", 2, &WriteCondition::NONE)
         .await
         .unwrap();
     assert_eq!(rec.meta.size, 6 * MIB + 17);
@@ -144,12 +158,20 @@ pub async fn part_replacement_and_list_parts(s: &dyn MetaStore) {
             &[(1, parts[0].etag.clone()), (2, parts[1].etag.clone())],
             "o",
             1,
+            &WriteCondition::NONE,
         )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "InvalidPart");
     let (rec, _) = s
-        .complete_upload("b", "u1", &[(1, parts[0].etag.clone()), (2, new2.etag.clone())], "o", 1)
+        .complete_upload(
+            "b",
+            "u1",
+            &[(1, parts[0].etag.clone()), (2, new2.etag.clone())],
+            "o",
+            1,
+            &WriteCondition::NONE,
+        )
         .await
         .unwrap();
     assert_eq!(rec.meta.size, 12 * MIB);
@@ -248,4 +270,33 @@ pub async fn missing_upload_and_bucket_errors(s: &dyn MetaStore) {
     ));
     let (_, page) = s.list_parts("b", "u1", 0, 10).await.unwrap();
     assert!(page.parts.is_empty());
+}
+
+/// CompleteMultipartUpload's If-None-Match and If-Match are checked in its
+/// transaction; a failed condition leaves the upload to retry or abort.
+pub async fn complete_checks_its_condition(s: &dyn MetaStore) {
+    let parts = setup(s).await;
+    let list = [(1, parts[0].etag.clone()), (3, parts[2].etag.clone())];
+    let old = put(s, "b", "movie", "old", 9).await;
+    let create_only = WriteCondition {
+        if_match: None,
+        if_none_match: true,
+    };
+    let refused = s.complete_upload("b", "u1", &list, "obj-1", 1, &create_only);
+    assert_eq!(refused.await.unwrap_err(), CpError::PreconditionFailed);
+    let wrong = WriteCondition {
+        if_match: Some("\"0123\"".into()),
+        if_none_match: false,
+    };
+    let refused = s.complete_upload("b", "u1", &list, "obj-1", 1, &wrong);
+    assert_eq!(refused.await.unwrap_err(), CpError::PreconditionFailed);
+    assert_eq!(s.get_object("b", "movie").await.unwrap(), old, "nothing changed");
+    assert_eq!(s.list_parts("b", "u1", 0, 10).await.unwrap().1.parts.len(), 4);
+
+    let right = WriteCondition {
+        if_match: Some(format!("\"{}\"", old.meta.etag)),
+        if_none_match: false,
+    };
+    let (rec, _) = s.complete_upload("b", "u1", &list, "obj-1", 1, &right).await.unwrap();
+    assert_eq!(s.get_object("b", "movie").await.unwrap(), rec);
 }

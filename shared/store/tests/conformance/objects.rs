@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use strata_core::{CpError, ObjectMeta};
+use strata_core::{CpError, ObjectMeta, WriteCondition};
 use strata_store::MetaStore;
 
 use crate::support::{keys_of, plan, put, record, segment};
@@ -28,7 +28,10 @@ pub async fn commit_and_get_round_trip(s: &dyn MetaStore) {
     rec.segments = vec![segment("a", 4), segment("b", 6)];
     let p = plan("t1");
     s.insert_intent(&p, "b", "dir/file.txt", None, 5).await.unwrap();
-    let cleanup = s.commit_object(&p.intent_id, &rec).await.unwrap();
+    let cleanup = s
+        .commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
+        .await
+        .unwrap();
     assert!(cleanup.is_empty());
     assert_eq!(s.get_object("b", "dir/file.txt").await.unwrap(), rec);
     // The intent is gone; deleting it again is harmless.
@@ -41,7 +44,10 @@ pub async fn overwrite_queues_old_segments(s: &dyn MetaStore) {
     let v2 = record("b", "k", "v2", 7);
     let p2 = plan("v2");
     s.insert_intent(&p2, "b", "k", None, 2).await.unwrap();
-    let cleanup = s.commit_object(&p2.intent_id, &v2).await.unwrap();
+    let cleanup = s
+        .commit_object(&p2.intent_id, &v2, &WriteCondition::NONE)
+        .await
+        .unwrap();
     assert_eq!(keys_of(&cleanup), ["blob-v1"]);
     assert_eq!(cleanup[0].backend_id, "disk-1");
     assert_eq!(s.get_object("b", "k").await.unwrap(), v2);
@@ -85,7 +91,7 @@ pub async fn commit_without_intent_and_missing_bucket(s: &dyn MetaStore) {
     // refused so that the catalog never points at deleted bytes.
     let rec = record("b", "k", "t1", 1);
     assert!(matches!(
-        s.commit_object("never-inserted", &rec).await,
+        s.commit_object("never-inserted", &rec, &WriteCondition::NONE).await,
         Err(CpError::Unavailable(_))
     ));
     assert_eq!(s.get_object("b", "k").await, Err(CpError::NoSuchKey));
@@ -96,7 +102,10 @@ pub async fn commit_without_intent_and_missing_bucket(s: &dyn MetaStore) {
     s.insert_intent(&p, "gone", "k", None, 1).await.unwrap();
     s.delete_bucket("gone").await.unwrap();
     let rec = record("gone", "k", "t2", 1);
-    assert_eq!(s.commit_object(&p.intent_id, &rec).await, Err(CpError::NoSuchBucket));
+    assert_eq!(
+        s.commit_object(&p.intent_id, &rec, &WriteCondition::NONE).await,
+        Err(CpError::NoSuchBucket)
+    );
     assert_eq!(s.get_object("gone", "k").await, Err(CpError::NoSuchBucket));
     // Recreating the bucket shows nothing was left behind.
     s.create_bucket("gone", "admin", 2).await.unwrap();
@@ -139,4 +148,79 @@ pub async fn odd_keys_round_trip(s: &dyn MetaStore) {
     }
     assert_eq!(s.get_object("b", "%").await, Err(CpError::NoSuchKey));
     assert_eq!(s.get_object("b", "a-b").await, Err(CpError::NoSuchKey));
+}
+
+/// A commit's condition is checked against the current object inside the
+/// commit: If-None-Match `*` only creates, If-Match names the current ETag
+/// (or `*`), and a missing key fails If-Match with NoSuchKey. A refused
+/// commit keeps its intent (the caller aborts it) and changes nothing.
+pub async fn commit_checks_its_condition(s: &dyn MetaStore) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let create_only = WriteCondition {
+        if_match: None,
+        if_none_match: true,
+    };
+    let if_match = |etag: &str| WriteCondition {
+        if_match: Some(etag.to_owned()),
+        if_none_match: false,
+    };
+    let attempt = |tag: &'static str, cond: WriteCondition| async move {
+        let p = plan(tag);
+        s.insert_intent(&p, "b", "k", None, 1).await.unwrap();
+        let r = s.commit_object(&p.intent_id, &record("b", "k", tag, 3), &cond).await;
+        if r.is_err() {
+            s.delete_intent(&p.intent_id).await.unwrap();
+        }
+        r.map(|_| ())
+    };
+    assert_eq!(attempt("m0", if_match("*")).await, Err(CpError::NoSuchKey));
+    assert_eq!(attempt("v1", create_only.clone()).await, Ok(()));
+    let v1 = s.get_object("b", "k").await.unwrap();
+    assert_eq!(attempt("v2", create_only).await, Err(CpError::PreconditionFailed));
+    assert_eq!(
+        attempt("v3", if_match("\"ffff\"")).await,
+        Err(CpError::PreconditionFailed)
+    );
+    assert_eq!(
+        s.get_object("b", "k").await.unwrap(),
+        v1,
+        "refused commits change nothing"
+    );
+    assert_eq!(attempt("v4", if_match(&format!("\"{}\"", v1.meta.etag))).await, Ok(()));
+    assert_eq!(s.get_object("b", "k").await.unwrap().object_id, "obj-v4");
+    assert_eq!(attempt("v5", if_match("*")).await, Ok(()));
+    // Only the replaced objects' bytes are queued, never a refused write's.
+    let queued = keys_of(&s.pending_cleanup(100).await.unwrap());
+    assert_eq!(queued, ["blob-v1", "blob-v4"]);
+}
+
+/// Twenty writers commit one new key at once with If-None-Match `*`:
+/// exactly one wins, the others are refused, and the winner is current.
+pub async fn concurrent_create_only_commits_one(s: &dyn MetaStore) {
+    s.create_bucket("b", "admin", 1).await.unwrap();
+    let tags: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    for t in &tags {
+        s.insert_intent(&plan(t), "b", "lock", None, 1).await.unwrap();
+    }
+    let create_only = WriteCondition {
+        if_match: None,
+        if_none_match: true,
+    };
+    let records: Vec<_> = tags.iter().map(|t| record("b", "lock", t, 1)).collect();
+    let commits = (tags.iter().zip(&records)).map(|(t, r)| {
+        let intent = plan(t).intent_id;
+        let cond = &create_only;
+        async move { s.commit_object(&intent, r, cond).await }
+    });
+    let results = futures::future::join_all(commits).await;
+    let won: Vec<usize> = (results.iter().enumerate())
+        .filter_map(|(i, r)| r.is_ok().then_some(i))
+        .collect();
+    assert_eq!(won.len(), 1, "exactly one writer wins: {results:?}");
+    for (i, r) in results.iter().enumerate() {
+        if i != won[0] {
+            assert_eq!(r, &Err(CpError::PreconditionFailed));
+        }
+    }
+    assert_eq!(s.get_object("b", "lock").await.unwrap(), records[won[0]]);
 }

@@ -2,6 +2,7 @@
 //! concurrency cases that matter for a store with concurrent writers.
 
 use std::sync::Arc;
+use strata_core::WriteCondition;
 
 use strata_core::{BackendTraffic, CpError};
 use strata_store::prelude::*;
@@ -151,7 +152,7 @@ async fn delete_bucket_races_with_commits() {
         let rec = record(&bucket, "k", &format!("r{round}"), 1);
         let (a, b) = (s.clone(), s.clone());
         let bucket2 = bucket.clone();
-        let commit = tokio::spawn(async move { a.commit_object(&p.intent_id, &rec).await });
+        let commit = tokio::spawn(async move { a.commit_object(&p.intent_id, &rec, &WriteCondition::NONE).await });
         let delete = tokio::spawn(async move { b.delete_bucket(&bucket2).await });
         let (commit, delete) = (commit.await.unwrap(), delete.await.unwrap());
         match (commit, delete) {

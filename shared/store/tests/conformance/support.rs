@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
-use strata_core::{ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WritePlan};
+use strata_core::{ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition, WritePlan};
 use strata_store::MetaStore;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -74,7 +74,9 @@ pub async fn put(s: &dyn MetaStore, bucket: &str, key: &str, tag: &str, size: u6
     let rec = record(bucket, key, tag, size);
     let p = plan(tag);
     s.insert_intent(&p, bucket, key, None, 1).await.unwrap();
-    s.commit_object(&p.intent_id, &rec).await.unwrap();
+    s.commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
+        .await
+        .unwrap();
     rec
 }
 
@@ -151,7 +153,9 @@ pub async fn concurrent_commits(s: std::sync::Arc<dyn MetaStore>, writers: u64, 
                     .await
                     .unwrap();
                 let rec = record("b", &format!("k{key}"), &tag, size_of_key(key));
-                s.commit_object(&p.intent_id, &rec).await.unwrap();
+                s.commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
+                    .await
+                    .unwrap();
                 if read_usage {
                     s.backend_usage().await.unwrap();
                 }

@@ -1,6 +1,7 @@
 //! Per-backend usage counters: bytes used, orphaned (queued for cleanup),
 //! reserved by pending intents, and blob counts.
 
+use strata_core::WriteCondition;
 use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, SqliteStore};
 
@@ -67,7 +68,7 @@ pub async fn usage_intents_reserve_until_commit_or_abort(s: &dyn MetaStore) {
     s.delete_intent(&p1.intent_id).await.unwrap();
     assert_eq!(usage_of(s, "disk-1").await, usage(0, 0, 50, 0));
     // Commit turns the reservation into the object's real size.
-    s.commit_object(&p2.intent_id, &record("b", "k2", "r2", 48))
+    s.commit_object(&p2.intent_id, &record("b", "k2", "r2", 48), &WriteCondition::NONE)
         .await
         .unwrap();
     assert_eq!(usage_of(s, "disk-1").await, usage(48, 0, 0, 1));
@@ -89,7 +90,9 @@ pub async fn usage_follows_multipart_parts(s: &dyn MetaStore) {
     assert_eq!(usage_of(s, "disk-1").await, usage(5 * MIB + 31, 10, 0, 3));
     // Completing with parts 1 and 2 keeps them (as segments) and orphans part 3.
     let list = [(1, p1.etag.clone()), (2, md5_hex(b"two-again"))];
-    s.complete_upload("b", "u1", &list, "obj-movie", 5).await.unwrap();
+    s.complete_upload("b", "u1", &list, "obj-movie", 5, &WriteCondition::NONE)
+        .await
+        .unwrap();
     assert_eq!(usage_of(s, "disk-1").await, usage(5 * MIB + 11, 30, 0, 2));
     // Aborting another upload orphans its parts.
     s.create_upload(&upload("b", "movie", "u2")).await.unwrap();
@@ -111,7 +114,9 @@ pub async fn usage_is_per_backend(s: &dyn MetaStore) {
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(all[0], usage(5, 0, 0, 1));
     assert_eq!((all[1].backend_id.as_str(), all[1].reserved_bytes), ("disk-2", 9));
-    s.commit_object(&p.intent_id, &rec).await.unwrap();
+    s.commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
+        .await
+        .unwrap();
     let d2 = usage_of(s, "disk-2").await;
     assert_eq!((d2.bytes_used, d2.reserved_bytes, d2.objects), (9, 0, 1));
     assert_eq!(usage_of(s, "disk-1").await, usage(5, 0, 0, 1));
