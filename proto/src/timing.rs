@@ -76,7 +76,8 @@ pub fn outcome_of(e: &CpError) -> &'static str {
         | CpError::InvalidPart(_)
         | CpError::InvalidPartOrder
         | CpError::EntityTooSmall
-        | CpError::InvalidArgument(_) => "rejected",
+        | CpError::InvalidArgument(_)
+        | CpError::PreconditionFailed => "rejected",
         CpError::NoCapacity(_) => "no_capacity",
         CpError::Unavailable(_) => "unavailable",
         CpError::Internal(_) | CpError::KeyUnavailable(_) => "internal",
