@@ -4,27 +4,20 @@
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec};
-use strata_core::CpResult;
+use prometheus::HistogramVec;
+use strata_core::{CpResult, metrics};
 
 /// `strata_store_call_seconds{op,outcome}`: the latency of every store call,
 /// from its first statement to its commit.
 static STORE_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
-    let h = HistogramVec::new(
-        HistogramOpts::new(
-            "strata_store_call_seconds",
-            "Metadata store calls by operation and outcome",
-        )
-        .buckets(vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ]),
+    metrics::histogram_vec(
+        "strata_store_call_seconds",
+        "Metadata store calls by operation and outcome",
         &["op", "outcome"],
+        &[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
     )
-    .expect("valid metric");
-    if let Err(e) = prometheus::default_registry().register(Box::new(h.clone())) {
-        tracing::warn!(error = %e, "store metric not registered");
-    }
-    h
 });
 
 /// Runs one store call and records its latency under `op`.
