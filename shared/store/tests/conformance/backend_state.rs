@@ -17,35 +17,23 @@ fn state(id: &str, state: BackendState, since_ms: i64) -> BackendStateRecord {
 
 pub async fn backend_state_is_compare_and_set(s: &dyn MetaStore) {
     use BackendState::*;
+    // Whether the compare-and-set took.
+    let set = |to: BackendStateRecord, from: &'static [BackendState]| async move {
+        s.set_backend_state(&to, from).await.unwrap()
+    };
     assert!(
         s.backend_states().await.unwrap().is_empty(),
         "no row: every backend is active"
     );
     // Draining is allowed only from active (a missing row counts as active).
-    assert!(
-        s.set_backend_state(&state("disk-2", Draining, 10), &[Active])
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.set_backend_state(&state("disk-2", Draining, 11), &[Active])
-            .await
-            .unwrap()
-    );
-    assert!(s.set_backend_state(&state("disk-1", Removed, 12), &[]).await.unwrap());
+    assert!(set(state("disk-2", Draining, 10), &[Active]).await);
+    assert!(!set(state("disk-2", Draining, 11), &[Active]).await);
+    assert!(set(state("disk-1", Removed, 12), &[]).await);
     let got = s.backend_states().await.unwrap();
     assert_eq!(got, vec![state("disk-1", Removed, 12), state("disk-2", Draining, 10)]);
     // Drained only while still draining: an undrain in between wins.
-    assert!(
-        s.set_backend_state(&state("disk-2", Active, 13), &[Draining, Drained])
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.set_backend_state(&state("disk-2", Drained, 14), &[Draining])
-            .await
-            .unwrap()
-    );
+    assert!(set(state("disk-2", Active, 13), &[Draining, Drained]).await);
+    assert!(!set(state("disk-2", Drained, 14), &[Draining]).await);
     let got = s.backend_states().await.unwrap();
     assert_eq!((got[1].state, got[1].since_ms), (Active, 13));
     assert!(!Draining.takes_writes() && Active.takes_writes());

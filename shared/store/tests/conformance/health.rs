@@ -1,8 +1,7 @@
 //! Backend health from breaker reports, replication counted on healthy
 //! backends only, and commits of several copies at once (quorum writes).
 
-use strata_core::WriteCondition;
-use strata_core::{BreakerState, CpError};
+use strata_core::{BreakerState, CpError, WriteCondition};
 use strata_store::MetaStore;
 
 use crate::support::{keys_of, on, plan, put, record};

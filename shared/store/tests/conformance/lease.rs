@@ -1,13 +1,12 @@
 //! The control-plane leader lease and its write fence (docs/leadership.md).
 
 use std::time::Duration;
-use strata_core::WriteCondition;
 
-use strata_core::CpError;
+use strata_core::{CpError, WriteCondition};
 use strata_store::prelude::*;
 use strata_store::{MetaStore, WriteFence};
 
-use crate::support::{plan, put, record};
+use crate::support::{commit, plan, put, record};
 
 const LONG: i64 = 60_000;
 const SHORT: i64 = 300;
@@ -66,9 +65,7 @@ pub async fn lease_fence_rejects_deposed_commits(s: &dyn MetaStore) {
     // Before any term is set, fenced writes fail.
     let p = plan("early");
     s.insert_intent(&p, "b", "early", None, 1).await.unwrap();
-    let early = a
-        .commit_object(&p.intent_id, &record("b", "early", "early", 1), &WriteCondition::NONE)
-        .await;
+    let early = commit(a.as_ref(), &p.intent_id, &record("b", "early", "early", 1)).await;
     assert!(matches!(early, Err(CpError::Unavailable(_))), "{early:?}");
 
     let term = s.acquire_lease("cp-a", "http://a", SHORT).await.unwrap().term;
@@ -86,9 +83,7 @@ pub async fn lease_fence_rejects_deposed_commits(s: &dyn MetaStore) {
     // cp-a's late commit is rejected and changes nothing.
     let p = plan("late");
     s.insert_intent(&p, "b", "k2", None, 1).await.unwrap();
-    let late = a
-        .commit_object(&p.intent_id, &record("b", "k2", "late", 1), &WriteCondition::NONE)
-        .await;
+    let late = commit(a.as_ref(), &p.intent_id, &record("b", "k2", "late", 1)).await;
     assert!(matches!(late, Err(CpError::Unavailable(_))), "{late:?}");
     assert_eq!(s.get_object("b", "k2").await, Err(CpError::NoSuchKey));
     assert!(matches!(a.delete_object("b", "k1").await, Err(CpError::Unavailable(_))));

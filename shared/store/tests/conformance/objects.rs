@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use strata_core::{CpError, ObjectMeta, WriteCondition};
 use strata_store::MetaStore;
 
-use crate::support::{keys_of, plan, put, record, segment};
+use crate::support::{commit, keys_of, plan, put, record, segment};
 
 pub async fn commit_and_get_round_trip(s: &dyn MetaStore) {
     s.create_bucket("b", "admin", 1).await.unwrap();
@@ -28,10 +28,7 @@ pub async fn commit_and_get_round_trip(s: &dyn MetaStore) {
     rec.segments = vec![segment("a", 4), segment("b", 6)];
     let p = plan("t1");
     s.insert_intent(&p, "b", "dir/file.txt", None, 5).await.unwrap();
-    let cleanup = s
-        .commit_object(&p.intent_id, &rec, &WriteCondition::NONE)
-        .await
-        .unwrap();
+    let cleanup = commit(s, &p.intent_id, &rec).await.unwrap();
     assert!(cleanup.is_empty());
     assert_eq!(s.get_object("b", "dir/file.txt").await.unwrap(), rec);
     // The intent is gone; deleting it again is harmless.
@@ -44,10 +41,7 @@ pub async fn overwrite_queues_old_segments(s: &dyn MetaStore) {
     let v2 = record("b", "k", "v2", 7);
     let p2 = plan("v2");
     s.insert_intent(&p2, "b", "k", None, 2).await.unwrap();
-    let cleanup = s
-        .commit_object(&p2.intent_id, &v2, &WriteCondition::NONE)
-        .await
-        .unwrap();
+    let cleanup = commit(s, &p2.intent_id, &v2).await.unwrap();
     assert_eq!(keys_of(&cleanup), ["blob-v1"]);
     assert_eq!(cleanup[0].backend_id, "disk-1");
     assert_eq!(s.get_object("b", "k").await.unwrap(), v2);

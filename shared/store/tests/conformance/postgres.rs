@@ -2,9 +2,8 @@
 //! concurrency cases that matter for a store with concurrent writers.
 
 use std::sync::Arc;
-use strata_core::WriteCondition;
 
-use strata_core::{BackendTraffic, CpError};
+use strata_core::{BackendTraffic, CpError, WriteCondition};
 use strata_store::prelude::*;
 use strata_store::{BackendUsage, MetaStore, PgStore};
 

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
-use strata_core::{ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition, WritePlan};
+use strata_core::{
+    CleanupItem, CpResult, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition, WritePlan,
+};
 use strata_store::MetaStore;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -70,6 +72,11 @@ pub fn record(bucket: &str, key: &str, tag: &str, size: u64) -> ObjectRecord {
 }
 
 /// Writes an object the way the control plane does: intent, then commit.
+/// Commits `rec` under `intent_id` with no condition.
+pub async fn commit(s: &dyn MetaStore, intent_id: &str, rec: &ObjectRecord) -> CpResult<Vec<CleanupItem>> {
+    s.commit_object(intent_id, rec, &WriteCondition::NONE).await
+}
+
 pub async fn put(s: &dyn MetaStore, bucket: &str, key: &str, tag: &str, size: u64) -> ObjectRecord {
     let rec = record(bucket, key, tag, size);
     let p = plan(tag);
