@@ -12,6 +12,8 @@
 #          (PUT and GET at 4 KiB, 1 MiB and 64 MiB; not in the default set, BENCH_SECTIONS=three)
 #   enc    Strata with encryption at rest (aes256-gcm) vs the same Strata storing plaintext, both
 #          --role all on a local disk (PUT and GET at 1 MiB and 64 MiB; BENCH_SECTIONS=enc)
+#   ab     this Strata vs another build of Strata (BENCH_BASE_BIN), both --role all on their own local
+#          disk: the before/after check of a refactor (PUT and GET at 4 KiB and 64 MiB; BENCH_SECTIONS=ab)
 #
 # Environment:
 #   BENCH_PROFILE=release|debug   which build of strata to use (default release; built here)
@@ -27,6 +29,8 @@
 #                                 for SigV4; the default for plain-http backends is to sign payloads)
 #   BENCH_OUT=FILE                report path (default bench/results/<date>-<shortcommit>.md)
 #   BENCH_WORKDIR=DIR             scratch directory (default: a new one under ${TMPDIR:-/tmp}, removed after)
+#   BENCH_AB=...                  workloads of the ab section
+#   BENCH_BASE_BIN=PATH           the other strata binary of the ab section (e.g. a release build of main)
 #   BENCH_BIN=PATH                use this strata binary instead of building one (BENCH_PROFILE is then ignored)
 #   BENCH_BIN_NOTE=TEXT           what BENCH_BIN was built from, for the report
 #   BENCH_COMMIT=SHA              the commit BENCH_BIN was built from (title, file name); default HEAD
@@ -47,6 +51,7 @@ LARGE="${BENCH_LARGE:-put:64MiB,get:64MiB,mixed:64MiB}"
 SPLIT="${BENCH_SPLIT:-put:4KiB,get:4KiB,head:4KiB,list:4KiB,delete:4KiB,mixed:4KiB}"
 THREE="${BENCH_THREE:-put:4KiB,get:4KiB,put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
 ENC="${BENCH_ENC:-put:1MiB,get:1MiB,put:64MiB,get:64MiB}"
+AB="${BENCH_AB:-put:4KiB,get:4KiB,put:64MiB,get:64MiB}"
 SECTIONS="${BENCH_SECTIONS:-s3,local,split}"
 BACKEND_EXTRA=""
 [[ "${BENCH_BACKEND_UNSIGNED:-0}" == 1 ]] && BACKEND_EXTRA=", unsigned_payload: true"
@@ -145,9 +150,9 @@ logging: {format: json, level: warn}
 EOF
 }
 
-start_strata() { # name role -> prints nothing, sets LAST_PID
-    local name="$1" role="$2"
-    "$BIN" serve --role "$role" --config "$CFG" >"$WORK/$name/$role.log" 2>&1 &
+start_strata() { # name role [binary] -> prints nothing, sets LAST_PID
+    local name="$1" role="$2" bin="${3:-$BIN}"
+    "$bin" serve --role "$role" --config "$CFG" >"$WORK/$name/$role.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
 }
@@ -285,6 +290,27 @@ if has enc && [[ -n "$ENC" ]]; then
     } >>"$REPORT_BODY"
     compare enc "1 MiB and 64 MiB" encrypted "$ENC_URL" "$ENC_PID" plaintext "http://127.0.0.1:$S3_PORT" "$PLAIN_PID" "$ENC" "$LARGE_CONC"
     stop_pid "$ENC_PID"; stop_pid "$PLAIN_PID"
+fi
+
+if has ab && [[ -n "$AB" ]]; then
+    [[ -x "${BENCH_BASE_BIN:-}" ]] || { echo "the ab section needs BENCH_BASE_BIN (another strata binary)" >&2; exit 1; }
+    write_config strata-new "  - {type: local, id: disk1, path: $WORK/strata-new/objects}"
+    start_strata strata-new all
+    NEW_PID=$LAST_PID
+    wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (this build)" "$NEW_PID"
+    NEW_URL="http://127.0.0.1:$S3_PORT"
+    write_config strata-base "  - {type: local, id: disk1, path: $WORK/strata-base/objects}"
+    start_strata strata-base all "$BENCH_BASE_BIN"
+    BASE_PID=$LAST_PID
+    wait_for "http://127.0.0.1:$S3_PORT/ready" "strata (base build)" "$BASE_PID"
+    {
+        echo "## This build vs the base build (\`$BENCH_BASE_BIN\`), both --role all on a local disk"
+        echo
+        echo "The before/after check of a refactor: A/B near 1 means no change."
+        echo
+    } >>"$REPORT_BODY"
+    compare ab "before/after" this "$NEW_URL" "$NEW_PID" base "http://127.0.0.1:$S3_PORT" "$BASE_PID" "$AB" "$CONC"
+    stop_pid "$NEW_PID"; stop_pid "$BASE_PID"
 fi
 
 # --- the report --------------------------------------------------------------------------------
