@@ -5,7 +5,7 @@
 #         redis-server           (shared usage counters, scale-out tests)
 #         postgresql             (only when initdb is on neither PATH nor /usr/lib/postgresql/*/bin;
 #                                 the store's conformance tests start a throwaway PostgreSQL)
-#   pip:  boto3 awscli awscrt pytest requests   (only when not importable / not on PATH)
+#   pip:  boto3 awscli awscrt pytest pytest-xdist requests   (only when not importable / not on PATH)
 #   cargo: s3s-fs 0.14.1                          (the backend S3 server the Rust tests run)
 # Works as root on a fresh Debian 12 machine; uses sudo when not root.
 set -euo pipefail
@@ -43,6 +43,8 @@ pip_missing=()
 "$PY" -c 'import awscrt' >/dev/null 2>&1 || pip_missing+=(awscrt)
 "$PY" -c 'import pytest' >/dev/null 2>&1 || pip_missing+=(pytest)
 "$PY" -c 'import requests' >/dev/null 2>&1 || pip_missing+=(requests)
+# pytest-xdist runs independent e2e modules in parallel (scripts/test.sh).
+"$PY" -c 'import xdist' >/dev/null 2>&1 || pip_missing+=(pytest-xdist)
 if [ "${#pip_missing[@]}" -gt 0 ]; then
   echo "install-deps: pip install ${pip_missing[*]}"
   pip_args=(install -q --disable-pip-version-check)
@@ -75,6 +77,6 @@ fi
 for tool in rclone s3cmd curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "install-deps: $tool still missing" >&2; exit 1; }
 done
-"$PY" -c 'import boto3, awscrt, pytest, requests' || { echo "install-deps: python modules missing" >&2; exit 1; }
+"$PY" -c 'import boto3, awscrt, pytest, requests, xdist' || { echo "install-deps: python modules missing" >&2; exit 1; }
 "$PY" -c 'import awscli' >/dev/null 2>&1 || command -v aws >/dev/null 2>&1 || {
   echo "install-deps: aws CLI missing" >&2; exit 1; }

@@ -5,7 +5,9 @@
 #      quiet when clean, and the run stops here if either fails
 #   3. cargo build -p strata
 #   4. cargo nextest run --workspace --no-fail-fast   (installs cargo-nextest if missing)
-#   5. python3 -m pytest tests/e2e                     (black-box e2e suite with real clients)
+#   5. python3 -m pytest tests/e2e                     (black-box e2e suite with real clients;
+#      independent modules run in parallel, -n STRATA_E2E_WORKERS (default 2) --dist loadfile,
+#      so a module's shared deployment stays in one worker; STRATA_E2E_WORKERS=0 runs serially)
 # Both test stages always run; the script fails if either fails.
 # Extra arguments are passed to pytest (e.g. `scripts/test.sh -k boto3 -x`).
 set -uo pipefail
@@ -56,7 +58,12 @@ rust_secs=$((SECONDS - start))
 
 step "python3 -m pytest tests/e2e"
 start=$SECONDS
-"$PY" -m pytest tests/e2e -q -rfEs -p no:cacheprovider "$@"
+e2e_args=(-q -rfEs -p no:cacheprovider --durations=15)
+workers="${STRATA_E2E_WORKERS:-2}"
+if [ "$workers" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1; then
+  e2e_args+=(-n "$workers" --dist loadfile)
+fi
+"$PY" -m pytest tests/e2e "${e2e_args[@]}" "$@"
 e2e_rc=$?
 e2e_secs=$((SECONDS - start))
 

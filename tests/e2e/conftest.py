@@ -48,6 +48,17 @@ def pytest_report_header(config):
     return [f"strata binary: {STRATA_BIN}", f"modes: {','.join(MODES)}"]
 
 
+def pytest_sessionfinish(session):
+    # Under pytest-xdist, hand this worker's measurements to the controller.
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["strata_summary"] = list(SUMMARY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    SUMMARY.extend(getattr(node, "workeroutput", {}).get("strata_summary", []))
+
+
 def pytest_terminal_summary(terminalreporter):
     if SUMMARY:
         terminalreporter.section("strata measurements")
