@@ -8,6 +8,7 @@ mod copy;
 mod delta_put;
 mod failover;
 mod list;
+mod lookup;
 mod meta;
 mod multipart;
 mod object;
