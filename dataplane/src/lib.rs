@@ -14,6 +14,7 @@ mod metrics;
 mod pipeline;
 mod s3;
 mod spool;
+mod write;
 
 use std::sync::Arc;
 
