@@ -14,6 +14,7 @@ mod metrics;
 mod pipeline;
 mod s3;
 mod spool;
+mod write;
 
 use std::sync::Arc;
 
@@ -30,25 +31,34 @@ pub use crate::metrics::Metrics;
 pub use crate::s3::StrataS3;
 pub use crate::spool::Failover;
 
+/// How one data plane stores and reads bytes: its backends and what stands
+/// between them and the S3 front.
+pub struct Storage<'a> {
+    pub backends: Backends,
+    /// Breakers and usage counters; `None` reads without health ordering.
+    pub guard: Option<Arc<Guard>>,
+    /// Write failover (spooling and re-planning); `None` when disabled.
+    pub failover: Option<Failover>,
+    /// Delta compression; `None` when off.
+    pub delta: Option<Arc<DeltaEngine>>,
+    /// The write quorum (`replication.write_quorum`, per bucket).
+    pub replication: &'a strata_core::config::ReplicationConfig,
+}
+
 /// Builds the S3 front for one data plane.
-#[allow(clippy::too_many_arguments)]
 pub fn build_front(
     cfg: &ServerConfig,
     cp: Arc<dyn ControlPlane>,
-    backends: Backends,
     readiness: Arc<dyn Readiness>,
-    failover: Option<Failover>,
-    guard: Option<Arc<Guard>>,
-    delta: Option<Arc<DeltaEngine>>,
-    replication: &strata_core::config::ReplicationConfig,
+    storage: Storage<'_>,
 ) -> Result<Front, String> {
     let keyring = Arc::new(auth::Keyring::new(cp.clone()));
     let mut b = S3ServiceBuilder::new(
-        StrataS3::new(cp.clone(), backends, cfg.region.clone())
-            .with_failover(failover.map(Arc::new))
-            .with_guard(guard)
-            .with_delta(delta)
-            .with_write_quorum(replication),
+        StrataS3::new(cp.clone(), storage.backends, cfg.region.clone())
+            .with_failover(storage.failover.map(Arc::new))
+            .with_guard(storage.guard)
+            .with_delta(storage.delta)
+            .with_write_quorum(storage.replication),
     );
     b.set_auth(auth::Auth(keyring.clone()));
     b.set_access(auth::Access { keyring });

@@ -15,7 +15,7 @@ use s3s::TrailingHeaders;
 use crate::checksum::{Algo, Checksum, Md5Hex};
 
 /// What the client declared about its body.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Expect {
     pub md5: Option<[u8; 16]>,
     /// A checksum value sent in a header.

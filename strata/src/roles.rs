@@ -272,16 +272,14 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             max_object_size: d.max_object_size,
         })
         .await?;
-        let front = strata_dataplane::build_front(
-            &config.server,
-            cp,
+        let storage = strata_dataplane::Storage {
             backends,
-            readiness,
+            guard: Some(guard),
             failover,
-            Some(guard),
-            Some(delta),
-            &config.replication,
-        )?;
+            delta: Some(delta),
+            replication: &config.replication,
+        };
+        let front = strata_dataplane::build_front(&config.server, cp, readiness, storage)?;
         let listener = bind(config.server.listen, "S3", "server.listen").await?;
         tracing::info!(addr = %config.server.listen, %role, "S3 endpoint listening");
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);

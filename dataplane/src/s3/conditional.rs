@@ -2,16 +2,13 @@
 //! CopyObject and CompleteMultipartUpload. The condition travels with the
 //! commit, and the control plane checks it in the transaction that makes the
 //! new object current, so of writers that race on one key exactly one wins a
-//! create-only (`If-None-Match: *`) write. The check here, before any byte is
-//! written, only spares a client that is sure to lose the upload.
+//! create-only (`If-None-Match: *`) write. The write path's early check
+//! (`write/plan.rs`) only spares a client that is sure to lose the upload.
 
 use http::HeaderMap;
 use s3s::dto::ETagCondition;
 use s3s::{S3Result, s3_error};
-use strata_core::{CpError, WriteCondition};
-
-use super::StrataS3;
-use crate::errors::from_cp;
+use strata_core::WriteCondition;
 
 /// The commit condition of a write's `If-Match` and `If-None-Match`. As S3,
 /// `If-None-Match` on a write takes only `*`.
@@ -51,22 +48,6 @@ pub(super) fn condition_from_headers(headers: &HeaderMap) -> S3Result<WriteCondi
         }
     };
     condition(parse("if-match")?.as_ref(), parse("if-none-match")?.as_ref())
-}
-
-impl StrataS3 {
-    /// Fails fast, before any byte is written, when the condition already
-    /// fails. Passing this is no promise: the commit checks again, atomically.
-    pub(super) async fn precheck(&self, bucket: &str, key: &str, condition: &WriteCondition) -> S3Result<()> {
-        if condition.is_none() {
-            return Ok(());
-        }
-        let current = match self.cp.locate(bucket, key).await {
-            Ok(r) => Some(r.meta.etag),
-            Err(CpError::NoSuchKey) => None,
-            Err(e) => return Err(from_cp(e)),
-        };
-        condition.check(current.as_deref()).map_err(from_cp)
-    }
 }
 
 #[cfg(test)]

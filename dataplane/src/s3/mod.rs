@@ -1,20 +1,19 @@
 //! The S3 API, implemented on s3s. Each operation lives in a submodule by
-//! theme; this file only wires the [`S3`] trait to them.
+//! theme; this file only wires the [`S3`] trait to them. Writes parse their
+//! request into a [`WriteRequest`](crate::write::WriteRequest) and go
+//! through the write path (`crate::write`).
 
 mod bucket;
-mod cleanup;
 mod conditional;
 mod copy;
-mod delta_put;
-mod failover;
 mod list;
+mod lookup;
 mod meta;
 mod multipart;
 mod object;
-mod quorum;
 mod reader;
+mod request;
 mod sse;
-mod writer;
 
 use std::sync::Arc;
 
@@ -35,13 +34,13 @@ pub struct StrataS3 {
     pub(crate) region: String,
     /// Breakers and usage counters; `None` reads without health ordering.
     pub(crate) guard: Option<Arc<crate::guard::Guard>>,
-    /// Deletes obsolete bytes in the background (see `cleanup.rs`).
-    cleaner: cleanup::Cleaner,
+    /// Deletes obsolete bytes in the background (see `write/cleanup.rs`).
+    pub(crate) cleaner: crate::write::Cleaner,
     /// Delta compression (encoding, decoding, the reference cache).
     pub(crate) delta: Option<Arc<crate::delta::DeltaEngine>>,
     /// Copies a PUT or CopyObject writes before its acknowledgement
-    /// (`replication.write_quorum`; see `quorum.rs`).
-    pub(crate) write_quorum: quorum::WriteQuorum,
+    /// (`replication.write_quorum`; see `write/quorum.rs`).
+    pub(crate) write_quorum: crate::write::WriteQuorum,
 }
 
 impl StrataS3 {
@@ -52,9 +51,9 @@ impl StrataS3 {
             failover: None,
             region,
             guard: None,
-            cleaner: cleanup::Cleaner::default(),
+            cleaner: crate::write::Cleaner::default(),
             delta: None,
-            write_quorum: quorum::WriteQuorum::default(),
+            write_quorum: crate::write::WriteQuorum::default(),
         }
     }
 
@@ -62,7 +61,7 @@ impl StrataS3 {
     /// copies (`replication.write_quorum`, `bucket_write_quorum`) is durable
     /// on as many distinct backends (1, the default: after one copy).
     pub fn with_write_quorum(mut self, replication: &strata_core::config::ReplicationConfig) -> StrataS3 {
-        self.write_quorum = quorum::WriteQuorum::from_config(replication);
+        self.write_quorum = crate::write::WriteQuorum::from_config(replication);
         self
     }
 

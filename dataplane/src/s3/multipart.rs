@@ -1,24 +1,36 @@
 //! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
-//! ListParts and ListMultipartUploads. Each part is planned and committed
-//! like a small object; Complete copies nothing, the object record lists one
-//! segment per part (docs/decisions.md, "Write path").
+//! ListParts and ListMultipartUploads. Each part is written by the write
+//! path like a small object (a part target: one copy, committed to its
+//! upload); Complete copies nothing, the object record lists one segment per
+//! part (docs/decisions.md, "Write path").
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use strata_core::{CpError, ListUploadsQuery, ObjectMeta, PartInfo, UploadInfo, WritePlan};
+use strata_core::{CpError, ListUploadsQuery, UploadInfo};
 
 use super::copy::source_of;
 use super::list::url_encode;
 use super::meta::{Conditions, Headers, check_key, etag, now_ms, timestamp};
 use super::object::no_sse;
+use super::request::{checksum_fields, client_body};
 use super::sse;
-use super::writer::Target;
-use super::writer::{DeclaredChecksums, expectations};
 use super::{StrataS3, conditional};
 use crate::errors::from_cp;
-use crate::pipeline::Digests;
+use crate::write::{Body, Target, WriteRequest};
 
 const MAX_PARTS: i32 = 1000;
+
+/// The write target of an UploadPart or UploadPartCopy input `$i`.
+macro_rules! part_target {
+    ($i:ident, $part_number:expr) => {
+        Target::Part {
+            bucket: &$i.bucket,
+            key: &$i.key,
+            upload_id: &$i.upload_id,
+            part_number: $part_number,
+        }
+    };
+}
 
 impl StrataS3 {
     /// The upload, checked to belong to this bucket and key.
@@ -28,39 +40,6 @@ impl StrataS3 {
             return Err(s3_error!(NoSuchUpload));
         }
         Ok(up)
-    }
-
-    async fn commit_part(
-        &self,
-        plan: &WritePlan,
-        bucket: &str,
-        upload_id: &str,
-        part_number: i32,
-        digests: &Digests,
-        segment: strata_core::Segment,
-    ) -> S3Result<()> {
-        let mut checksums = std::collections::BTreeMap::new();
-        if let Some((algo, v)) = &digests.checksum {
-            checksums.insert(algo.name().to_owned(), v.clone());
-        }
-        let part = PartInfo {
-            part_number: part_number as u32,
-            etag: digests.md5_hex.clone(),
-            size: digests.size,
-            last_modified_unix_ms: 0,
-            segment,
-            checksums,
-        };
-        match self.cp.commit_part(plan, bucket, upload_id, part).await {
-            Ok(obsolete) => {
-                self.cleanup(obsolete);
-                Ok(())
-            }
-            Err(e) => {
-                self.abort(plan).await;
-                Err(from_cp(e))
-            }
-        }
     }
 
     pub(super) async fn op_create_multipart_upload(
@@ -101,50 +80,21 @@ impl StrataS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let i = req.input;
-        let declared = DeclaredChecksums {
-            crc32: i.checksum_crc32.as_ref(),
-            crc32c: i.checksum_crc32c.as_ref(),
-            crc64nvme: i.checksum_crc64nvme.as_ref(),
-            sha1: i.checksum_sha1.as_ref(),
-            sha256: i.checksum_sha256.as_ref(),
-        };
-        let expect = expectations(i.content_md5.as_ref(), declared, &req.headers, req.trailing_headers)?;
+        let body = client_body!(i, &req.headers, req.trailing_headers);
         let part_number = part_number(i.part_number)?;
         let sealing = sse::sealing(sse::sse_c_headers!(i))?;
         let up = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         sse::check_part(&up, &sealing)?;
-        let hint = i.content_length.and_then(|l| u64::try_from(l).ok());
-        let body = i
-            .body
-            .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
-        let target = Target::Part {
-            bucket: &i.bucket,
-            key: &i.key,
-            upload_id: &i.upload_id,
-            part_number,
-        };
-        let (plan, digests, segment) = self
-            .write_with_failover(&target, hint, &ObjectMeta::default(), body, expect, &sealing)
-            .await?;
-        self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
-            .await?;
         let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
+        let target = part_target!(i, part_number);
+        let written = self.write(WriteRequest::part(target, sealing, body)).await?;
         let mut out = UploadPartOutput {
-            e_tag: Some(etag(&digests.md5_hex)),
+            e_tag: Some(etag(&written.digests.md5_hex)),
             sse_customer_algorithm,
             sse_customer_key_md5,
             ..Default::default()
         };
-        if let Some((algo, v)) = digests.checksum {
-            use crate::checksum::Algo;
-            match algo {
-                Algo::Crc32 => out.checksum_crc32 = Some(v),
-                Algo::Crc32c => out.checksum_crc32c = Some(v),
-                Algo::Crc64Nvme => out.checksum_crc64nvme = Some(v),
-                Algo::Sha1 => out.checksum_sha1 = Some(v),
-                Algo::Sha256 => out.checksum_sha256 = Some(v),
-            }
-        }
+        checksum_fields!(out, written.digests.checksum);
         Ok(S3Response::new(out))
     }
 
@@ -172,27 +122,16 @@ impl StrataS3 {
             None => (0, src.meta.size),
             Some(r) => copy_range(r, src.meta.size)?,
         };
-        let target = Target::Part {
-            bucket: &i.bucket,
-            key: &i.key,
-            upload_id: &i.upload_id,
-            part_number,
-        };
-        let tag_meta = ObjectMeta {
-            size: end - start,
-            ..ObjectMeta::default()
-        };
-        let (plan, digests, segment) = self
-            .copy_with_failover(&target, &src, start, end, &tag_meta, &sealing)
-            .await?;
-        self.commit_part(&plan, &i.bucket, &i.upload_id, i.part_number, &digests, segment)
+        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
+        let target = part_target!(i, part_number);
+        let written = self
+            .write(WriteRequest::part(target, sealing, Body::copy(&src, start, end)))
             .await?;
         let result = CopyPartResult {
-            e_tag: Some(etag(&digests.md5_hex)),
+            e_tag: Some(etag(&written.digests.md5_hex)),
             last_modified: Some(timestamp(now_ms())),
             ..Default::default()
         };
-        let (sse_customer_algorithm, sse_customer_key_md5) = sealing.echo();
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
             sse_customer_algorithm,

@@ -304,7 +304,7 @@ impl StrataS3 {
 
     /// Streams bytes `[start, end)` of an object. Each segment is opened only
     /// when the previous one is exhausted, so memory stays bounded.
-    pub(super) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
+    pub(crate) fn read_range(&self, rec: &ObjectRecord, start: u64, end: u64) -> S3Result<ByteStream> {
         let list = self.readable_copies(rec)?;
         let mut read = new_read(list, start, end, self.guard.clone(), Some(self.cp.clone()));
         read.delta = self.delta.clone().map(|d| (d, self.backends.clone()));

@@ -1,16 +1,17 @@
-//! Server-side encryption as the client sees it. Blobs sealed by policy
-//! (`encryption:` config) get their data key from the control plane with
-//! the plan; SSE-C blobs are sealed under a data key that this data plane
-//! wraps with the customer's key, which is never stored. Reads of an SSE-C
-//! object need the same key again.
+//! Server-side encryption as the client sees it: the SSE-C headers of a
+//! request, the rules for an upload's parts, and opening an SSE-C object for
+//! a read. Blobs sealed by policy (`encryption:` config) get their data key
+//! from the control plane with the plan; SSE-C blobs are sealed under a data
+//! key wrapped with the customer's key, which is never stored (the write
+//! path's `plan.rs`). Reads of an SSE-C object need the same key again.
 
 use std::sync::Arc;
 
 use s3s::{S3Result, s3_error};
-use strata_core::{BlobKey, CpResult, ObjectRecord, SSE_C_KEY_PREFIX, WritePlan};
-use strata_crypto::{CustomerKey, Dek};
+use strata_core::{ObjectRecord, SSE_C_KEY_PREFIX};
+use strata_crypto::CustomerKey;
 
-use super::StrataS3;
+use crate::write::Sealing;
 
 /// `(algorithm, key, key MD5)` of a request's SSE-C headers, as
 /// [`customer_key`] and [`sealing`] take them; `copy_source` reads the
@@ -32,26 +33,6 @@ macro_rules! sse_c_headers {
     };
 }
 pub(super) use sse_c_headers;
-
-/// How the blobs of one write are sealed.
-#[derive(Clone, Default)]
-pub enum Sealing {
-    /// As the control plane's encryption policy says (the plan's key, if any).
-    #[default]
-    Policy,
-    /// Under the customer's key (SSE-C).
-    Customer(Arc<CustomerKey>),
-}
-
-impl Sealing {
-    /// The S3 response fields of an SSE-C write: algorithm and key MD5.
-    pub fn echo(&self) -> (Option<String>, Option<String>) {
-        match self {
-            Sealing::Policy => (None, None),
-            Sealing::Customer(k) => (Some("AES256".into()), Some(k.key_md5().to_owned())),
-        }
-    }
-}
 
 /// Parses the three SSE-C headers of a request into its customer key.
 pub fn customer_key(
@@ -144,25 +125,4 @@ pub fn open_customer(rec: &mut ObjectRecord, key: Option<&CustomerKey>) -> S3Res
         c.dek = dek.as_bytes().to_vec();
     }
     Ok(())
-}
-
-impl StrataS3 {
-    /// Gives `plan` the customer's key when the write asks for SSE-C: a new
-    /// data key, wrapped under the customer's key and recorded before any
-    /// byte is written. Policy sealing keeps the plan as planned.
-    pub(super) async fn seal_plan(&self, mut plan: WritePlan, sealing: &Sealing) -> CpResult<WritePlan> {
-        let Sealing::Customer(ck) = sealing else {
-            return Ok(plan);
-        };
-        let dek = Dek::generate();
-        let key = BlobKey {
-            key_id: strata_crypto::customer_key_id(ck),
-            wrapped_dek: strata_crypto::wrap_customer(ck, &dek),
-            dek: dek.as_bytes().to_vec(),
-            context: plan.object_id.clone(),
-        };
-        self.cp.record_blob_key(&plan, &key).await?;
-        plan.cipher = Some(key);
-        Ok(plan)
-    }
 }

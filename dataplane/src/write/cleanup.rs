@@ -15,7 +15,7 @@ use strata_backend::Backends;
 use strata_core::{CleanupItem, ControlPlane};
 use tokio::sync::mpsc;
 
-use super::StrataS3;
+use crate::s3::StrataS3;
 
 /// Blobs waiting in memory; beyond this the durable queue takes over.
 const QUEUE: usize = 4096;
@@ -27,7 +27,7 @@ const ACK_AFTER: Duration = Duration::from_millis(20);
 
 /// The sending side of the background cleaner, started on first use.
 #[derive(Clone, Default)]
-pub struct Cleaner {
+pub(crate) struct Cleaner {
     tx: Arc<OnceLock<mpsc::Sender<CleanupItem>>>,
 }
 
@@ -73,7 +73,7 @@ async fn run(rx: mpsc::Receiver<CleanupItem>, cp: Arc<dyn ControlPlane>, backend
 impl StrataS3 {
     /// Queues bytes the catalog no longer references for deletion after the
     /// response. A full queue leaves them to the cleanup job.
-    pub(super) fn cleanup(&self, items: Vec<CleanupItem>) {
+    pub(crate) fn cleanup(&self, items: Vec<CleanupItem>) {
         if items.is_empty() {
             return;
         }

@@ -17,19 +17,19 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use prometheus::IntCounterVec;
-use s3s::{S3Error, S3Result, StdError, s3_error};
+use s3s::{S3Error, S3Result, s3_error};
 use strata_backend::ByteStream;
 use strata_backend::sealed::put_blob;
-use strata_core::{CleanupItem, Commit, CpError, ObjectMeta, Segment, WritePlan};
+use strata_core::{CpError, ObjectMeta, Segment, WritePlan};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::StrataS3;
-use super::sse::Sealing;
-use super::writer::{self, Target};
-use crate::errors::from_cp;
-use crate::errors::from_upload;
-use crate::pipeline::{Digests, Expect, verify};
+use super::blob::{segment, tags};
+use super::body::{Verified, take_digests};
+use super::{Placed, Target, WriteRequest};
+use crate::errors::{from_cp, from_upload};
+use crate::pipeline::{DigestSlot, Digests};
+use crate::s3::StrataS3;
 
 /// Chunks buffered per copy: memory is bounded by this, times the chunk
 /// size, times N.
@@ -51,7 +51,7 @@ static QUORUM_WRITES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     c
 });
 
-fn outcome(o: &str) {
+pub(super) fn outcome(o: &str) {
     QUORUM_WRITES.with_label_values(&[o]).inc();
 }
 
@@ -130,23 +130,54 @@ where
 }
 
 impl StrataS3 {
-    /// Whether a write planned as `plan` must reach several backends before
-    /// its acknowledgement (delta-encoded writes stay single-copy).
-    pub(super) fn quorum_applies(&self, bucket: &str, plan: &WritePlan) -> bool {
-        self.write_quorum.for_bucket(bucket) > 1 && !(self.delta.is_some() && plan.delta.is_some())
+    /// Writes the request's bytes to `n` distinct backends at once, `first`
+    /// included: the body is read once and fanned out. On failure every plan
+    /// has been aborted.
+    pub(super) async fn place_quorum(
+        &self,
+        req: &mut WriteRequest<'_>,
+        first: WritePlan,
+        n: usize,
+    ) -> S3Result<Placed> {
+        let tag_meta = req.known_meta();
+        let (verified, slot) = match req.body.open(self) {
+            Ok(v) => v,
+            Err(e) => {
+                self.abort(&first).await;
+                return Err(e);
+            }
+        };
+        let more = match self.more_plans(req, &first, n).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.abort(&first).await;
+                return Err(e);
+            }
+        };
+        let plans: Vec<WritePlan> = std::iter::once(first).chain(more).collect();
+        let (digests, segments) = match self.fan_out(&req.target, &plans, &tag_meta, verified, slot).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.abort_all(&plans).await;
+                return Err(e);
+            }
+        };
+        let mut pairs = plans.into_iter().zip(segments);
+        let (plan, segment) = pairs.next().expect("at least one plan");
+        let copies = pairs.map(|(p, s)| (p, vec![s])).collect();
+        Ok(Placed {
+            plan,
+            digests,
+            segment,
+            copies,
+        })
     }
 
     /// Plans the copies after `first` on distinct backends (open breakers
     /// left out), each under its own intent. Every plan made is aborted when
     /// fewer than `n` can be made.
-    async fn more_plans(
-        &self,
-        target: &Target<'_>,
-        hint: Option<u64>,
-        first: &WritePlan,
-        sealing: &Sealing,
-    ) -> S3Result<Vec<WritePlan>> {
-        let n = self.write_quorum.for_bucket(target.bucket()) as usize;
+    async fn more_plans(&self, req: &WriteRequest<'_>, first: &WritePlan, n: usize) -> S3Result<Vec<WritePlan>> {
+        let (target, hint) = (&req.target, req.body.size_hint());
         let open = self.guard.as_ref().map(|g| g.open_backends()).unwrap_or_default();
         let mut plans: Vec<WritePlan> = Vec::new();
         while plans.len() + 1 < n {
@@ -155,10 +186,10 @@ impl StrataS3 {
                 .chain(&open)
                 .cloned()
                 .collect();
-            match self.plan_for(target, hint, &exclude, sealing).await {
+            match self.plan_for(target, hint, &exclude, &req.sealing).await {
                 Ok(p) => plans.push(p),
                 Err(e) => {
-                    futures::future::join_all(plans.iter().map(|p| self.abort(p))).await;
+                    self.abort_all(&plans).await;
                     return Err(match e {
                         CpError::NoCapacity(why) => {
                             outcome("no_backends");
@@ -176,84 +207,16 @@ impl StrataS3 {
         Ok(plans)
     }
 
-    /// Writes `body` to the bucket's quorum of backends at once, `first` included.
-    /// Returns the first plan and segment, the digests, and the further
-    /// copies, all written; on failure every plan has been aborted.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_with_quorum<S>(
-        &self,
-        target: &Target<'_>,
-        hint: Option<u64>,
-        first: WritePlan,
-        meta: &ObjectMeta,
-        body: S,
-        expect: Expect,
-        sealing: &Sealing,
-    ) -> S3Result<(WritePlan, Digests, Segment, Copies)>
-    where
-        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
-    {
-        let more = match self.more_plans(target, hint, &first, sealing).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.abort(&first).await;
-                return Err(e);
-            }
-        };
-        let plans: Vec<WritePlan> = std::iter::once(first).chain(more).collect();
-        let result = self.fan_out(target, &plans, meta, body, expect).await;
-        let (digests, segments) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // Each abort deletes from another backend: one slow backend must not delay the others.
-                futures::future::join_all(plans.iter().map(|p| self.abort(p))).await;
-                return Err(e);
-            }
-        };
-        let mut pairs = plans.into_iter().zip(segments);
-        let (first, segment) = pairs.next().expect("at least one plan");
-        let copies = pairs.map(|(p, s)| (p, vec![s])).collect();
-        Ok((first, digests, segment, copies))
-    }
-
-    /// CopyObject with a quorum: the source is read once and fanned out.
-    pub(super) async fn copy_with_quorum(
-        &self,
-        target: &Target<'_>,
-        src: &strata_core::ObjectRecord,
-        tag_meta: &ObjectMeta,
-        first: WritePlan,
-        sealing: &Sealing,
-    ) -> S3Result<(WritePlan, Digests, Segment, Copies)> {
-        let size = src.meta.size;
-        let body = match self.read_range(src, 0, size) {
-            Ok(b) => futures::TryStreamExt::map_err(b, |e| Box::new(e) as StdError),
-            Err(e) => {
-                self.abort(&first).await;
-                return Err(e);
-            }
-        };
-        let expect = Expect {
-            length: Some(size),
-            ..Expect::default()
-        };
-        self.write_with_quorum(target, Some(size), first, tag_meta, body, expect, sealing)
-            .await
-    }
-
-    /// Streams `body` once to every plan's backend in parallel; every copy
-    /// must be stored. The caller aborts the plans on failure.
-    async fn fan_out<S>(
+    /// Streams the verified body once to every plan's backend in parallel;
+    /// every copy must be stored. The caller aborts the plans on failure.
+    async fn fan_out(
         &self,
         target: &Target<'_>,
         plans: &[WritePlan],
-        meta: &ObjectMeta,
-        body: S,
-        expect: Expect,
-    ) -> S3Result<(Digests, Vec<Segment>)>
-    where
-        S: Stream<Item = Result<Bytes, StdError>> + Unpin + Send + Sync + 'static,
-    {
+        tag_meta: &ObjectMeta,
+        verified: Verified,
+        slot: DigestSlot,
+    ) -> S3Result<(Digests, Vec<Segment>)> {
         let mut senders = Vec::with_capacity(plans.len());
         let mut puts = Vec::with_capacity(plans.len());
         for plan in plans {
@@ -263,12 +226,11 @@ impl StrataS3 {
             };
             let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
             senders.push(tx);
-            let tags = writer::tags(plan, target.bucket(), target.key(), target.role(), meta, &expect);
+            let tags = tags(plan, target, tag_meta);
             let stream: ByteStream = Box::pin(ReceiverStream::new(rx));
             let (key, cipher) = (plan.backend_key.clone(), plan.cipher.clone());
             puts.push(async move { put_blob(&*backend, &key, &tags, stream, cipher.as_ref()).await });
         }
-        let (verified, slot) = verify(body, expect);
         let (pumped, stored) = tokio::join!(pump(verified, senders), futures::future::join_all(puts));
         let lost = match pumped {
             Pumped::Done => false,
@@ -289,44 +251,11 @@ impl StrataS3 {
             );
             return Err(not_enough(plans.len()));
         }
-        let Some(digests) = slot.lock().map(|mut d| d.take()).ok().flatten() else {
+        let Some(digests) = take_digests(&slot) else {
             return Err(s3_error!(InternalError));
         };
-        let segments = plans.iter().map(|p| writer::segment(p, &digests)).collect();
+        let segments = plans.iter().map(|p| segment(p, &digests)).collect();
         Ok((digests, segments))
-    }
-
-    /// Commits a write with its further copies (none for a single-copy
-    /// write) in one transaction, under the commit's condition; aborts every
-    /// plan (its bytes and its intent) when the commit fails, so a writer
-    /// that lost a conditional race leaves nothing behind.
-    pub(super) async fn commit_copies(&self, plan: &WritePlan, commit: Commit) -> S3Result<Vec<CleanupItem>> {
-        let quorum = !commit.copies.is_empty();
-        let others: Vec<WritePlan> = commit.copies.iter().map(|(p, _)| p.clone()).collect();
-        let (bucket, key) = (commit.bucket.clone(), commit.key.clone());
-        match self.cp.commit_write(plan, commit).await {
-            Ok(obsolete) => {
-                if quorum {
-                    outcome("acknowledged");
-                    tracing::debug!(bucket, key, copies = others.len() + 1, "quorum write committed");
-                }
-                Ok(obsolete)
-            }
-            Err(e) => {
-                if quorum {
-                    outcome("commit_failed");
-                }
-                if e == CpError::PreconditionFailed || e == CpError::NoSuchKey {
-                    tracing::debug!(
-                        bucket,
-                        key,
-                        "a conditional write lost: its precondition failed at the commit"
-                    );
-                }
-                futures::future::join_all(std::iter::once(plan).chain(&others).map(|p| self.abort(p))).await;
-                Err(from_cp(e))
-            }
-        }
     }
 }
 
