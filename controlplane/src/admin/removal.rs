@@ -1,38 +1,25 @@
-//! Backend removal and purge: dropping a backend's records from the catalog,
-//! and (purge) deleting its bytes too, after a preview bound to an
-//! HMAC-SHA256 confirmation token that expires.
-
-use std::sync::Arc;
+//! Backend removal and purge: dropping a backend's records from the catalog
+//! after a preview bound to an HMAC-SHA256 confirmation token that expires
+//! (purge), or after checking that no object loses its last copy (remove).
+//!
+//! The control plane does the catalog part; deleting a purged backend's
+//! bytes is the caller's (the CLI's), which takes the backend's queued blobs
+//! with `Admin::take_backend_blobs`. The control plane could reach the
+//! backends itself, but a local-disk backend's directory is on the data
+//! plane's host, not necessarily on the leader's, and a purge may run far
+//! longer than a gRPC call should; the catalog part is short and fenced.
 
 use sha2::{Digest, Sha256};
-use strata_backend::{BackendError, Backends};
-use strata_core::{CleanupItem, ObjectRecord};
-use strata_store::{BackendHoldings, BackendState, BackendStateRecord, MetaStore};
+use strata_core::{
+    BackendState, BackendStateRecord, CleanupItem, CpError, CpResult, ObjectRecord, PurgePlan, PurgePreview, Removal,
+    Segment,
+};
+use strata_store::MetaStore;
 
-use crate::blobcopy::all_copies;
+use crate::{ControlPlaneService, now_ms};
 
 /// How long a purge token is valid.
 pub const TOKEN_TTL_MS: i64 = 10 * 60 * 1000;
-
-/// What a purge of one backend would delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PurgePreview {
-    /// Objects whose every copy is on the backend: they are deleted.
-    pub objects: u64,
-    /// Blobs deleted from the backend (segments and queued blobs).
-    pub blobs: u64,
-    pub bytes: u64,
-}
-
-impl PurgePreview {
-    pub fn of(h: &BackendHoldings) -> PurgePreview {
-        PurgePreview {
-            objects: h.sole_copy_objects,
-            blobs: h.segments + h.queued,
-            bytes: h.segment_bytes + h.queued_bytes,
-        }
-    }
-}
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut k = [0u8; 64];
@@ -60,19 +47,13 @@ fn mac(secret: &str, backend: &str, p: &PurgePreview, expires_ms: i64) -> String
 
 /// The confirmation token of a purge of `backend` with preview `p`:
 /// `<backend>:<expiry ms>:<hex HMAC-SHA256 over both and the counts>`.
-pub fn purge_token(secret: &str, backend: &str, p: &PurgePreview, now_ms: i64) -> String {
+fn purge_token(secret: &str, backend: &str, p: &PurgePreview, now_ms: i64) -> String {
     let expires = now_ms + TOKEN_TTL_MS;
     format!("{backend}:{expires}:{}", mac(secret, backend, p, expires))
 }
 
 /// Checks `token` against a purge of `backend` whose preview is now `p`.
-pub fn verify_purge_token(
-    secret: &str,
-    backend: &str,
-    p: &PurgePreview,
-    token: &str,
-    now_ms: i64,
-) -> Result<(), String> {
+fn verify_purge_token(secret: &str, backend: &str, p: &PurgePreview, token: &str, now_ms: i64) -> Result<(), String> {
     let again = format!("run `strata backends purge {backend}` again for a fresh preview and token");
     let mut it = token.rsplitn(3, ':');
     let (Some(sig), Some(expires), Some(for_backend)) = (it.next(), it.next(), it.next()) else {
@@ -104,25 +85,12 @@ pub fn verify_purge_token(
     Ok(())
 }
 
-/// What a removal or purge did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Removal {
-    /// Copies dropped from objects that keep another copy.
-    pub copies_dropped: u64,
-    /// Objects deleted because their every copy was on the backend.
-    pub objects_deleted: u64,
-    /// Blobs deleted from the backend (purge only).
-    pub blobs_deleted: u64,
-    /// Cleanup-queue rows of the backend forgotten (their bytes abandoned on remove).
-    pub rows_forgotten: u64,
-}
-
 /// Up to `limit` objects whose every copy touches `backend`, as `bucket/key`.
-pub async fn sole_copy_examples(store: &dyn MetaStore, backend: &str, limit: usize) -> Result<Vec<String>, String> {
+async fn sole_copy_examples(store: &dyn MetaStore, backend: &str, limit: usize) -> CpResult<Vec<String>> {
     let mut out = Vec::new();
     let mut after = String::new();
     loop {
-        let page = (store.objects_on_backend(backend, &after, 256).await).map_err(|e| e.to_string())?;
+        let page = store.objects_on_backend(backend, &after, 256).await?;
         let Some(last) = page.last() else { break };
         after = last.object_id.clone();
         for r in page.iter().filter(|r| sole_copy(r, backend)) {
@@ -135,7 +103,12 @@ pub async fn sole_copy_examples(store: &dyn MetaStore, backend: &str, limit: usi
     Ok(out)
 }
 
-fn touches(copy: &[strata_core::Segment], backend: &str) -> bool {
+/// Every complete copy of an object: the first, then the further ones.
+fn all_copies(rec: &ObjectRecord) -> impl Iterator<Item = &[Segment]> {
+    std::iter::once(rec.segments.as_slice()).chain(rec.copies.iter().map(Vec::as_slice))
+}
+
+fn touches(copy: &[Segment], backend: &str) -> bool {
     copy.iter().any(|s| s.backend_id == backend)
 }
 
@@ -143,103 +116,140 @@ fn sole_copy(r: &ObjectRecord, backend: &str) -> bool {
     all_copies(r).all(|c| touches(c, backend))
 }
 
+fn invalid(msg: String) -> CpError {
+    CpError::InvalidArgument(msg)
+}
+
+fn secret(cp: &ControlPlaneService) -> CpResult<&str> {
+    cp.purge_secret.as_deref().ok_or_else(|| {
+        invalid(
+            "purge tokens are signed with cluster.secret; set it (at least 32 characters, e.g. `openssl rand -hex 32`)"
+                .to_owned(),
+        )
+    })
+}
+
+/// `Admin::remove_backend`.
+pub(super) async fn remove(cp: &ControlPlaneService, backend: &str, by: &str, force: bool) -> CpResult<Removal> {
+    let h = cp.store.backend_holdings(backend).await?;
+    if h.sole_copy_objects > 0 && !force {
+        let examples = sole_copy_examples(&*cp.store, backend, 10).await?;
+        return Err(invalid(format!(
+            "{} objects would lose their last copy if backend `{backend}` were removed (e.g. {}); drain it first \
+             (`strata backends drain {backend}`), or pass --force to delete those objects",
+            h.sole_copy_objects,
+            examples.join(", ")
+        )));
+    }
+    drop_records(&*cp.store, backend, false, by).await
+}
+
+/// `Admin::purge_preview`.
+pub(super) async fn preview(cp: &ControlPlaneService, backend: &str) -> CpResult<PurgePlan> {
+    let secret = secret(cp)?;
+    let h = cp.store.backend_holdings(backend).await?;
+    let preview = PurgePreview::of(&h);
+    Ok(PurgePlan {
+        token: purge_token(secret, backend, &preview, now_ms()),
+        preview,
+        objects_holding: h.objects,
+    })
+}
+
+/// `Admin::purge_backend`: the catalog part of a purge.
+pub(super) async fn purge(cp: &ControlPlaneService, backend: &str, by: &str, token: &str) -> CpResult<Removal> {
+    let secret = secret(cp)?;
+    let h = cp.store.backend_holdings(backend).await?;
+    verify_purge_token(secret, backend, &PurgePreview::of(&h), token, now_ms()).map_err(invalid)?;
+    if !cp.placement.backends().iter().any(|b| b.id == backend) {
+        return Err(invalid(format!(
+            "backend `{backend}` is not in the config, so its bytes cannot be deleted; add it back to purge it"
+        )));
+    }
+    drop_records(&*cp.store, backend, true, by).await
+}
+
+/// `Admin::take_backend_blobs`: forgets up to `limit` queued blobs of a
+/// removed backend and hands them over for deletion.
+pub(super) async fn take_blobs(cp: &ControlPlaneService, backend: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
+    let state = cp.store.backend_states().await?;
+    if !state
+        .iter()
+        .any(|s| s.backend_id == backend && s.state == BackendState::Removed)
+    {
+        return Err(invalid(format!("backend `{backend}` is not removed; purge it first")));
+    }
+    cp.store.forget_backend(backend, limit.clamp(1, 1024)).await
+}
+
 /// Marks `backend` removed (placement stops using it), then drops every copy
 /// it holds from the catalog: objects with another copy lose this one (by
 /// compare-and-set), objects without one are deleted (the caller has the
-/// operator's consent). With `backends` (purge), every blob of the backend
-/// is deleted from it, including those already queued; without (remove),
-/// its queued rows are forgotten and its bytes left where they are.
-pub async fn remove_backend(
-    store: &Arc<dyn MetaStore>,
-    backend: &str,
-    purge_from: Option<&Backends>,
-    who: &str,
-    now_ms: i64,
-) -> Result<Removal, String> {
-    let err = |e: strata_core::CpError| format!("metadata store: {e}");
-    let holdings = store.backend_holdings(backend).await.map_err(err)?;
+/// operator's consent). For a purge (`keep_queued`), the backend's blobs
+/// stay queued for the caller to delete; for a removal, its queued rows are
+/// forgotten and its bytes left where they are.
+async fn drop_records(store: &dyn MetaStore, backend: &str, keep_queued: bool, by: &str) -> CpResult<Removal> {
+    let holdings = store.backend_holdings(backend).await?;
     if holdings.parts > 0 {
-        return Err(format!(
+        return Err(invalid(format!(
             "{} parts ({} bytes) of open multipart uploads are on backend `{backend}`; complete or abort those \
              uploads (aws s3api list-multipart-uploads / abort-multipart-upload), then try again",
             holdings.parts, holdings.part_bytes
-        ));
+        )));
     }
-    let target = match purge_from {
-        Some(b) => Some(b.get(backend).cloned().ok_or_else(|| {
-            format!("backend `{backend}` is not in the config, so its bytes cannot be deleted; add it back to purge it")
-        })?),
-        None => None,
-    };
     let state = BackendStateRecord {
         backend_id: backend.to_owned(),
         state: BackendState::Removed,
-        since_ms: now_ms,
-        changed_by: who.to_owned(),
-        reason: if purge_from.is_some() { "purged" } else { "removed" }.into(),
+        since_ms: now_ms(),
+        changed_by: by.to_owned(),
+        reason: if keep_queued { "purged" } else { "removed" }.into(),
     };
-    store.set_backend_state(&state, &[]).await.map_err(err)?;
+    store.set_backend_state(&state, &[]).await?;
     let mut done = Removal::default();
-    let delete = |items: Vec<CleanupItem>| async {
-        let mut acked = Vec::new();
-        for it in items.into_iter().filter(|i| i.backend_id == backend) {
-            if let Some(t) = &target {
-                match t.delete(&it.backend_key).await {
-                    Ok(()) | Err(BackendError::NotFound) => acked.push(it.id),
-                    Err(e) => tracing::warn!(backend, key = %it.backend_key, error = %e, "purge: delete failed"),
-                }
-            }
-        }
-        acked
-    };
     let mut after = String::new();
     loop {
-        let page = store.objects_on_backend(backend, &after, 128).await.map_err(err)?;
+        let page = store.objects_on_backend(backend, &after, 128).await?;
         let Some(last) = page.last() else { break };
         after = last.object_id.clone();
         for rec in page {
-            let queued = if sole_copy(&rec, backend) {
-                let items = store.delete_object(&rec.bucket, &rec.key).await.map_err(err)?;
+            if sole_copy(&rec, backend) {
+                store.delete_object(&rec.bucket, &rec.key).await?;
                 done.objects_deleted += 1;
                 tracing::info!(backend, bucket = %rec.bucket, key = %rec.key, "deleted an object whose only copies were on a removed backend");
-                items
-            } else {
-                let mut items = Vec::new();
-                // Highest copy first: dropping renumbers only the later copies.
-                let copies: Vec<(usize, Vec<strata_core::Segment>)> =
-                    (all_copies(&rec).enumerate()).map(|(i, c)| (i, c.to_vec())).collect();
-                for (i, c) in copies.into_iter().rev().filter(|(_, c)| touches(c, backend)) {
-                    let copy_no = u32::try_from(i).map_err(|_| "copy index out of range".to_owned())?;
-                    if let Some(q) = store
-                        .drop_copy(&rec.bucket, &rec.key, &rec.object_id, copy_no, &c)
-                        .await
-                        .map_err(err)?
-                    {
-                        done.copies_dropped += 1;
-                        items.extend(q);
-                    }
+                continue;
+            }
+            // Highest copy first: dropping renumbers only the later copies.
+            let copies: Vec<(usize, Vec<Segment>)> =
+                (all_copies(&rec).enumerate()).map(|(i, c)| (i, c.to_vec())).collect();
+            for (i, c) in copies.into_iter().rev().filter(|(_, c)| touches(c, backend)) {
+                let copy_no = u32::try_from(i).map_err(|_| CpError::Internal("copy index out of range".into()))?;
+                if store
+                    .drop_copy(&rec.bucket, &rec.key, &rec.object_id, copy_no, &c)
+                    .await?
+                    .is_some()
+                {
+                    done.copies_dropped += 1;
                 }
-                items
-            };
-            let acked = delete(queued).await;
-            done.blobs_deleted += acked.len() as u64;
-            store.ack_cleanup(&acked).await.map_err(err)?;
+            }
         }
     }
-    loop {
-        let rows = store.forget_backend(backend, 256).await.map_err(err)?;
-        if rows.is_empty() {
-            break;
+    // What the drops queued on other backends is the reaper's; the backend's
+    // own rows are forgotten (remove) or left for the caller (purge).
+    if !keep_queued {
+        loop {
+            let rows = store.forget_backend(backend, 256).await?;
+            if rows.is_empty() {
+                break;
+            }
+            done.rows_forgotten += rows.len() as u64;
         }
-        done.rows_forgotten += rows.len() as u64;
-        done.blobs_deleted += delete(rows).await.len() as u64;
     }
     tracing::info!(
         backend,
-        purge = purge_from.is_some(),
+        purge = keep_queued,
+        by,
         copies_dropped = done.copies_dropped,
         objects_deleted = done.objects_deleted,
-        blobs_deleted = done.blobs_deleted,
         "backend removed"
     );
     Ok(done)

@@ -1,0 +1,85 @@
+//! The control plane the CLIs (`strata backends`, `strata jobs`) talk to,
+//! always through the `Admin` service so that there is one fenced road into
+//! the catalog: over gRPC to the leader when the config names a control
+//! plane (`control_plane.url`/`urls`, `advertise_url` or `listen`, plus
+//! `cluster.secret`), else in-process, the same `ControlPlaneService` built
+//! on the opened store (the embedded single-process SQLite default, which
+//! serves no gRPC).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use strata_controlplane::{ControlPlaneService, Identity};
+use strata_core::config::Config;
+use strata_core::{ControlPlane, CpError};
+use strata_proto::{ClusterAuth, GrpcControlPlane};
+
+/// The JWT subject the CLIs present.
+const SUBJECT: &str = "cli";
+
+/// The control-plane URLs the config names, in order of preference.
+fn urls(config: &Config) -> Vec<String> {
+    let cp = &config.control_plane;
+    let mut urls = cp.endpoints();
+    if urls.is_empty()
+        && let Some(u) = &cp.advertise_url
+    {
+        urls.push(u.clone());
+    }
+    if urls.is_empty()
+        && let Some(addr) = cp.listen
+    {
+        urls.push(format!("http://{}", reachable(addr)));
+    }
+    urls
+}
+
+/// A listen address as a client reaches it: an unspecified IP is this host.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    }
+}
+
+/// The control plane for an admin command run with `config`.
+pub async fn connect(config: &Config) -> Result<Arc<dyn ControlPlane>, String> {
+    let urls = urls(config);
+    if !urls.is_empty() {
+        let secret = config.cluster.secret.as_deref().ok_or_else(|| {
+            format!(
+                "cluster.secret is required to reach the control plane at {}",
+                urls.join(", ")
+            )
+        })?;
+        let client = GrpcControlPlane::connect_as(&urls, ClusterAuth::new(secret), SUBJECT)
+            .map_err(|e| format!("control_plane: {e}"))?;
+        return Ok(Arc::new(client));
+    }
+    let store = crate::roles::open_store(config).await?;
+    let identity = Identity::new(&config.credentials, store.clone());
+    let service = ControlPlaneService::new(store, identity, &config.effective_backends(), config.placement.clone())
+        .with_purge_secret(config.cluster.secret.clone());
+    Ok(Arc::new(service))
+}
+
+/// How a CLI shows a control-plane error: a refusal as the control plane
+/// explained it, anything else with where it came from.
+pub fn shown(e: CpError) -> String {
+    match e {
+        CpError::InvalidArgument(why) => why,
+        CpError::Unavailable(why) => format!("control plane unavailable: {why}"),
+        e => format!("metadata store: {e}"),
+    }
+}
+
+/// Who makes a change, as kept with a backend's state: `cli:<user>`.
+pub fn who() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
