@@ -4,14 +4,19 @@
 //! plane (`control_plane.url`/`urls`, `advertise_url` or `listen`, plus
 //! `cluster.secret`), else in-process, the same `ControlPlaneService` built
 //! on the opened store (the embedded single-process SQLite default, which
-//! serves no gRPC).
+//! serves no gRPC). Under SQLite the store is a local file that only a
+//! stopped process could be holding for writes, so when the control plane
+//! named by the config does not answer (it is down, e.g. after a crash),
+//! the CLI works on the file in-process, as it would without gRPC. Under
+//! PostgreSQL it never bypasses the leader: an unreachable control plane is
+//! an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use strata_controlplane::{ControlPlaneService, Identity};
-use strata_core::config::Config;
-use strata_core::{ControlPlane, CpError};
+use strata_core::config::{Config, DatabaseTarget};
+use strata_core::{Admin as _, ControlPlane, CpError};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 
 /// The JWT subject the CLIs present.
@@ -60,7 +65,16 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn ControlPlane>, String> {
         })?;
         let client = GrpcControlPlane::connect_as(&urls, ClusterAuth::new(secret), SUBJECT)
             .map_err(|e| format!("control_plane: {e}"))?;
-        return Ok(Arc::new(client));
+        let sqlite = matches!(config.database_target(), DatabaseTarget::Sqlite { .. });
+        match client.list_jobs().await {
+            Err(CpError::Unavailable(why)) if sqlite => {
+                eprintln!(
+                    "note: the control plane at {} does not answer ({why}); working on the SQLite store directly",
+                    urls.join(", ")
+                );
+            }
+            _ => return Ok(Arc::new(client)),
+        }
     }
     let store = crate::roles::open_store(config).await?;
     let identity = Identity::new(&config.credentials, store.clone());
