@@ -4,12 +4,12 @@
 //! plane (`control_plane.url`/`urls`, `advertise_url` or `listen`, plus
 //! `cluster.secret`), else in-process, the same `ControlPlaneService` built
 //! on the opened store (the embedded single-process SQLite default, which
-//! serves no gRPC). Under SQLite the store is a local file that only a
-//! stopped process could be holding for writes, so when the control plane
-//! named by the config does not answer (it is down, e.g. after a crash),
-//! the CLI works on the file in-process, as it would without gRPC. Under
-//! PostgreSQL it never bypasses the leader: an unreachable control plane is
-//! an error.
+//! serves no gRPC). When the control plane named by the config does not
+//! answer (every process is down, e.g. after a crash or for maintenance),
+//! read-only commands (`list`, `status`) read the store in-process; so do
+//! changes under SQLite, whose store is a local file that only a stopped
+//! process could be writing. Under PostgreSQL a change never bypasses the
+//! leader: an unreachable control plane is an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,8 +53,15 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Whether an admin command changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Change,
+}
+
 /// The control plane for an admin command run with `config`.
-pub async fn connect(config: &Config) -> Result<Arc<dyn ControlPlane>, String> {
+pub async fn connect(config: &Config, access: Access) -> Result<Arc<dyn ControlPlane>, String> {
     let urls = urls(config);
     if !urls.is_empty() {
         let secret = config.cluster.secret.as_deref().ok_or_else(|| {
@@ -67,9 +74,9 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn ControlPlane>, String> {
             .map_err(|e| format!("control_plane: {e}"))?;
         let sqlite = matches!(config.database_target(), DatabaseTarget::Sqlite { .. });
         match client.list_jobs().await {
-            Err(CpError::Unavailable(why)) if sqlite => {
+            Err(CpError::Unavailable(why)) if sqlite || access == Access::Read => {
                 eprintln!(
-                    "note: the control plane at {} does not answer ({why}); working on the SQLite store directly",
+                    "note: the control plane at {} does not answer ({why}); using the metadata store directly",
                     urls.join(", ")
                 );
             }

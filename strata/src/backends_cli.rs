@@ -14,7 +14,7 @@ use strata_backend::BackendError;
 use strata_core::config::Config;
 use strata_core::{BackendReport, BackendStateRecord, ControlPlane, unknown_backend};
 
-use crate::admin_client::{shown, who};
+use crate::admin_client::{Access, shown, who};
 
 #[derive(Args)]
 pub struct BackendsArgs {
@@ -84,7 +84,12 @@ pub fn main(args: BackendsArgs) -> ExitCode {
 const PURGE_BATCH: u32 = 256;
 
 async fn run(config: &Config, action: BackendAction) -> Result<String, String> {
-    let cp = crate::admin_client::connect(config).await?;
+    let access = match action {
+        BackendAction::List | BackendAction::Status { .. } => Access::Read,
+        BackendAction::Purge { confirm: None, .. } => Access::Read,
+        _ => Access::Change,
+    };
+    let cp = crate::admin_client::connect(config, access).await?;
     let backends = cp.list_backends().await.map_err(shown)?;
     let ids: Vec<String> = backends.iter().map(|b| b.backend_id.clone()).collect();
     match action {

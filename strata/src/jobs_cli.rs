@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use strata_core::{CONTROL_CANCELLED, JobProgress, JobSchedule};
 
-use crate::admin_client::shown;
+use crate::admin_client::{Access, shown};
 
 #[derive(Args)]
 pub struct JobsArgs {
@@ -63,7 +63,11 @@ pub fn main(args: JobsArgs) -> ExitCode {
 }
 
 async fn run(config: &strata_core::config::Config, action: JobAction) -> Result<String, String> {
-    let cp = crate::admin_client::connect(config).await?;
+    let access = match action {
+        JobAction::List => Access::Read,
+        _ => Access::Change,
+    };
+    let cp = crate::admin_client::connect(config, access).await?;
     let (name, outcome) = match action {
         JobAction::List => {
             let jobs = cp.list_jobs().await.map_err(shown)?;
