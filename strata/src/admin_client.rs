@@ -4,8 +4,8 @@
 //! plane (`control_plane.url`/`urls`, `advertise_url` or `listen`, plus
 //! `cluster.secret`), else in-process, the same `ControlPlaneService` built
 //! on the opened store (the embedded single-process SQLite default, which
-//! serves no gRPC). When the control plane named by the config does not
-//! answer (every process is down, e.g. after a crash or for maintenance),
+//! serves no gRPC). When no process listens where the config names the
+//! control plane (every process is down, e.g. after a crash or for maintenance),
 //! read-only commands (`list`, `status`) read the store in-process; so do
 //! changes under SQLite, whose store is a local file that only a stopped
 //! process could be writing. Under PostgreSQL a change never bypasses the
@@ -13,10 +13,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata_controlplane::{ControlPlaneService, Identity};
 use strata_core::config::{Config, DatabaseTarget};
-use strata_core::{Admin as _, ControlPlane, CpError};
+use strata_core::{ControlPlane, CpError};
 use strata_proto::{ClusterAuth, GrpcControlPlane};
 
 /// The JWT subject the CLIs present.
@@ -64,23 +65,22 @@ pub enum Access {
 pub async fn connect(config: &Config, access: Access) -> Result<Arc<dyn ControlPlane>, String> {
     let urls = urls(config);
     if !urls.is_empty() {
-        let secret = config.cluster.secret.as_deref().ok_or_else(|| {
-            format!(
-                "cluster.secret is required to reach the control plane at {}",
-                urls.join(", ")
-            )
-        })?;
-        let client = GrpcControlPlane::connect_as(&urls, ClusterAuth::new(secret), SUBJECT)
-            .map_err(|e| format!("control_plane: {e}"))?;
         let sqlite = matches!(config.database_target(), DatabaseTarget::Sqlite { .. });
-        match client.list_jobs().await {
-            Err(CpError::Unavailable(why)) if sqlite || access == Access::Read => {
-                eprintln!(
-                    "note: the control plane at {} does not answer ({why}); using the metadata store directly",
+        if (sqlite || access == Access::Read) && !any_listening(&urls).await {
+            eprintln!(
+                "note: no control plane listens at {}; using the metadata store directly",
+                urls.join(", ")
+            );
+        } else {
+            let secret = config.cluster.secret.as_deref().ok_or_else(|| {
+                format!(
+                    "cluster.secret is required to reach the control plane at {}",
                     urls.join(", ")
-                );
-            }
-            _ => return Ok(Arc::new(client)),
+                )
+            })?;
+            let client = GrpcControlPlane::connect_as(&urls, ClusterAuth::new(secret), SUBJECT)
+                .map_err(|e| format!("control_plane: {e}"))?;
+            return Ok(Arc::new(client));
         }
     }
     let store = crate::roles::open_store(config).await?;
@@ -88,6 +88,20 @@ pub async fn connect(config: &Config, access: Access) -> Result<Arc<dyn ControlP
     let service = ControlPlaneService::new(store, identity, &config.effective_backends(), config.placement.clone())
         .with_purge_secret(config.cluster.secret.clone());
     Ok(Arc::new(service))
+}
+
+/// Whether any of `urls` (`http://host:port`) accepts a TCP connection
+/// within a moment: a refused connection means no process serves there.
+async fn any_listening(urls: &[String]) -> bool {
+    for u in urls {
+        let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let connect = tokio::net::TcpStream::connect(authority);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// How a CLI shows a control-plane error: a refusal as the control plane
