@@ -228,7 +228,7 @@ impl Elector {
     }
 }
 
-impl strata_proto::LeaderGate for Elector {
+impl strata_core::LeaderGate for Elector {
     fn check_leader(&self) -> Result<(), Option<String>> {
         if self.is_leader() {
             Ok(())
@@ -281,7 +281,7 @@ mod tests {
         a.step().await;
         assert!(!a.is_leader());
         assert_eq!(a.leader_url().as_deref(), Some("http://b"));
-        use strata_proto::LeaderGate as _;
+        use strata_core::LeaderGate as _;
         assert_eq!(a.check_leader(), Err(Some("http://b".to_owned())));
         assert_eq!(b.check_leader(), Ok(()));
     }

@@ -1,6 +1,7 @@
 //! The control plane: the one owner of metadata. It answers identity,
 //! placement and catalog questions for data planes, in-process or over gRPC.
 
+mod admin;
 mod degraded;
 mod delta;
 mod identity;

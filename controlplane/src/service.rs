@@ -4,18 +4,17 @@
 //! them, and answers catalog, multipart, usage and status calls; the
 //! statements themselves live in `strata_store`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use strata_core::config::{BackendConfig, PlacementConfig};
 use strata_core::{
-    BackendStatus, BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult,
-    Credential, JobReport, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage,
-    ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, Commit, CpError, CpResult, Credential, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectId, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo,
+    UsageReport, WriteCondition, WritePlan,
 };
-use strata_store::{BackendUsage, BlobState, MetaStore};
+use strata_store::{BlobState, MetaStore};
 
 use crate::Identity;
 use crate::keys::{self, Sealer};
@@ -25,14 +24,14 @@ use crate::usage::{BreakerView, DEFAULT_BREAKER_WINDOW, current_month, with_limi
 /// The control plane's answers, backed by a [`MetaStore`]. The data plane
 /// calls it directly under `--role all`, and through gRPC otherwise.
 pub struct ControlPlaneService {
-    store: Arc<dyn MetaStore>,
+    pub(crate) store: Arc<dyn MetaStore>,
     identity: Identity,
     /// The backends (configuration order, with their limits) and the policy.
-    placement: Placement,
+    pub(crate) placement: Placement,
     /// `BackendConfig::kind` of each backend, in the order of `placement.backends()`.
-    kinds: Vec<&'static str>,
+    pub(crate) kinds: Vec<&'static str>,
     /// The data planes' last breaker states, for `status`.
-    breakers: BreakerView,
+    pub(crate) breakers: BreakerView,
     /// This month's totals as last read, for placement: they change only
     /// when a report arrives (which refreshes them here), so a plan reads
     /// them from the store at most once per `MONTHLY_TTL`.
@@ -42,6 +41,9 @@ pub struct ControlPlaneService {
     inactive: std::sync::Mutex<Option<(std::time::Instant, Inactive)>>,
     /// Encryption policy and master keys.
     sealer: Arc<Sealer>,
+    /// Signs and checks purge confirmation tokens (`cluster.secret`); purge
+    /// is refused without it.
+    pub(crate) purge_secret: Option<String>,
     /// Delta compression policy (see `crate::delta`).
     delta: Arc<strata_core::config::DeltaConfig>,
     /// The leader term plans are stamped with (`None`: always term 1, the
@@ -77,6 +79,7 @@ impl ControlPlaneService {
             monthly: std::sync::Mutex::new(None),
             inactive: std::sync::Mutex::new(None),
             sealer: Arc::new(Sealer::disabled()),
+            purge_secret: None,
             delta: Arc::default(),
             fence: None,
         }
@@ -109,6 +112,12 @@ impl ControlPlaneService {
         self
     }
 
+    /// Signs purge confirmation tokens with `secret` (`cluster.secret`).
+    pub fn with_purge_secret(mut self, secret: Option<String>) -> Self {
+        self.purge_secret = secret;
+        self
+    }
+
     pub fn sealer(&self) -> &Arc<Sealer> {
         &self.sealer
     }
@@ -121,7 +130,7 @@ impl ControlPlaneService {
     }
 
     /// This month's traffic of every configured backend, with exhaustion flags.
-    async fn month_usage(&self) -> CpResult<Vec<MonthlyUsage>> {
+    pub(crate) async fn month_usage(&self) -> CpResult<Vec<MonthlyUsage>> {
         let month = current_month();
         let totals = self.store.monthly_usage(&month).await?;
         Ok(with_limits(&month, &totals, self.placement.backends()))
@@ -237,11 +246,7 @@ pub fn now_ms() -> i64 {
 }
 
 #[async_trait]
-impl ControlPlane for ControlPlaneService {
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
-        self.identity.get(access_key_id).await
-    }
-
+impl strata_core::Catalog for ControlPlaneService {
     async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()> {
         self.store.create_bucket(bucket, owner, now_ms()).await
     }
@@ -359,10 +364,6 @@ impl ControlPlane for ControlPlaneService {
 
     async fn record_delta(&self, plan: &WritePlan, decision: strata_core::DeltaDecision) -> CpResult<()> {
         crate::delta::record_decision(&*self.store, &self.delta, plan, decision, now_ms()).await
-    }
-
-    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
-        crate::delta::report(&*self.store).await
     }
 
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {
@@ -513,62 +514,17 @@ impl ControlPlane for ControlPlaneService {
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         self.store.abort_upload(bucket, upload_id).await
     }
+}
 
-    async fn status(&self) -> CpResult<ClusterStatus> {
-        let usage = self.store.backend_usage().await?;
-        let by_id: HashMap<&str, &BackendUsage> = usage.iter().map(|u| (u.backend_id.as_str(), u)).collect();
-        let monthly = self.month_usage().await?;
-        let inactive = self.inactive_backends().await?;
-        let now = std::time::Instant::now();
-        let backends = (self.placement.backends().iter())
-            .zip(&self.kinds)
-            .zip(monthly)
-            .map(|((b, kind), month)| {
-                let u = by_id.get(b.id.as_str()).copied().cloned().unwrap_or_default();
-                let filled = u
-                    .bytes_used
-                    .saturating_add(u.orphan_bytes)
-                    .saturating_add(u.reserved_bytes);
-                BackendStatus {
-                    backend_id: b.id.clone(),
-                    kind: (*kind).to_owned(),
-                    bytes_used: u.bytes_used,
-                    orphan_bytes: u.orphan_bytes,
-                    reserved_bytes: u.reserved_bytes,
-                    objects: u.objects,
-                    quota_bytes: b.limits.quota_bytes,
-                    max_object_size: b.limits.max_object_size,
-                    eligible_for_writes: b.limits.quota_bytes.is_none_or(|q| filled < q)
-                        && !month.requests_exhausted
-                        && !month.ingress_exhausted
-                        && !inactive.iter().any(|(id, _)| *id == b.id),
-                    usage: month,
-                    api_request_limit: b.limits.api_request_limit,
-                    egress_byte_limit: b.limits.egress_byte_limit,
-                    ingress_byte_limit: b.limits.ingress_byte_limit,
-                    breaker: self.breakers.state(&b.id, now).into(),
-                }
-            })
-            .collect();
-        Ok(ClusterStatus {
-            backends,
-            cleanup_dead_letters: self.store.dead_letter_count().await?,
-            encryption: keys::status(&self.sealer, &*self.store).await?,
-            jobs: (self.store.list_jobs().await?)
-                .into_iter()
-                .map(|j| JobReport {
-                    name: j.name,
-                    state: j.state,
-                    done: j.done,
-                    total: j.total,
-                    errors: j.errors,
-                    detail: j.detail,
-                    updated_unix_ms: j.updated_ms,
-                })
-                .collect(),
-        })
+#[async_trait]
+impl strata_core::Identity for ControlPlaneService {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
+        self.identity.get(access_key_id).await
     }
+}
 
+#[async_trait]
+impl strata_core::Usage for ControlPlaneService {
     async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
         self.breakers.record(&report, std::time::Instant::now());
         // The cluster-wide view for jobs in other processes (replication).
@@ -609,6 +565,7 @@ mod tests {
     use strata_store::SqliteStore;
 
     use super::*;
+    use strata_core::{Admin, BackendStatus, Catalog, Usage};
 
     fn local(id: &str, quota: Option<u64>) -> BackendConfig {
         BackendConfig::Local {

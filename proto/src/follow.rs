@@ -23,8 +23,6 @@ use tonic::{Response, Status};
 
 use crate::auth::TokenSource;
 use crate::error::from_status;
-use crate::pb::control_plane_client::ControlPlaneClient;
-use crate::router::MAX_MESSAGE_SIZE;
 use crate::server::LEADER_HEADER;
 
 /// How long one call keeps looking for a leader before it gives up.
@@ -40,7 +38,9 @@ static REDIRECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-type Client = ControlPlaneClient<Channel>;
+/// A connection to one control plane, shared by the clients of its services
+/// (`CatalogClient::new(channel)`, ...).
+type Client = Channel;
 
 /// The known control planes, and which one leads as far as we know.
 pub(crate) struct Endpoints {
@@ -63,7 +63,7 @@ fn client_for(url: &str) -> Result<Client, String> {
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(3))
         .keep_alive_while_idle(true);
-    Ok(ControlPlaneClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE))
+    Ok(endpoint.connect_lazy())
 }
 
 /// Whether the call certainly never reached a control plane: the connection

@@ -11,10 +11,27 @@ mod router;
 mod server;
 pub mod timing;
 
-/// Generated wire types. Internal to this crate's API except for the server.
-pub mod pb {
-    tonic::include_proto!("strata.controlplane.v1");
+/// Generated wire types, nested as their packages (`strata.controlplane.v1`,
+/// `strata.admin.v1`) so that references across packages resolve.
+pub mod wire {
+    pub mod strata {
+        pub mod controlplane {
+            pub mod v1 {
+                tonic::include_proto!("strata.controlplane.v1");
+            }
+        }
+        pub mod admin {
+            pub mod v1 {
+                tonic::include_proto!("strata.admin.v1");
+            }
+        }
+    }
 }
+
+/// The `Admin` service and its messages.
+pub use wire::strata::admin::v1 as admin_pb;
+/// The `Catalog`, `Identity` and `Usage` services and the shared messages.
+pub use wire::strata::controlplane::v1 as pb;
 
 /// Encoded descriptors of the control-plane protos, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
@@ -23,5 +40,5 @@ pub use auth::{AuthError, AuthInterceptor, Claims, ClusterAuth, ISSUER, TOKEN_RE
 pub use client::GrpcControlPlane;
 pub use error::ERROR_HEADER;
 pub use router::{MAX_MESSAGE_SIZE, router, router_gated, serve, serve_gated};
-pub use server::{GrpcServer, LEADER_HEADER, LeaderGate, not_leader};
+pub use server::{GrpcServer, LEADER_HEADER, not_leader};
 pub use timing::RpcObserver;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_core::*;
-use strata_proto::{ClusterAuth, GrpcControlPlane, LeaderGate};
+use strata_proto::{ClusterAuth, GrpcControlPlane};
 use tokio::sync::oneshot;
 
 #[allow(dead_code)] // the other test binary uses the rest of the fake

@@ -258,7 +258,13 @@ async fn health_and_reflection_need_no_token() {
     };
     let srv = start().await;
     let mut health = HealthClient::new(channel(&srv).await);
-    for service in ["strata.controlplane.v1.ControlPlane", ""] {
+    let services = [
+        "strata.controlplane.v1.Catalog",
+        "strata.controlplane.v1.Identity",
+        "strata.controlplane.v1.Usage",
+        "strata.admin.v1.Admin",
+    ];
+    for service in services.iter().copied().chain([""]) {
         let resp = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -282,12 +288,29 @@ async fn health_and_reflection_need_no_token() {
     else {
         panic!("unexpected reflection response");
     };
-    assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "strata.controlplane.v1.ControlPlane")
-    );
+    let listed: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for service in services {
+        assert!(listed.contains(&service), "{service} missing from {listed:?}");
+    }
     assert_eq!(srv.fake.calls.load(Ordering::SeqCst), 0);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn round_trips_admin_calls_and_refusals() {
+    let srv = start().await;
+    let cp = GrpcControlPlane::connect_lazy(&srv.url(), ClusterAuth::new(SECRET)).unwrap();
+    let h = cp.drain_backend("b1", "cli:test", "disk swap").await.unwrap();
+    assert_eq!((h.objects, h.segment_bytes), (3, 300));
+    // A refusal arrives with the control plane's whole explanation.
+    let err = cp.drain_backend("b9", "cli:test", "why").await.unwrap_err();
+    assert_eq!(err, CpError::InvalidArgument("no backend `b9`; backends: b1".into()));
+    let listed = cp.list_backends().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].backend_id, "b1");
+    assert_eq!(listed[0].state, None);
+    assert_eq!(cp.start_job("cleanup").await.unwrap(), "started");
+    assert_eq!(cp.list_jobs().await.unwrap(), JobsReport::default());
     srv.shutdown().await;
 }
 

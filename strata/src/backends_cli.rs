@@ -1,20 +1,20 @@
 //! `strata backends`: list the backends with their persisted state, start or
-//! cancel a drain, and remove or purge a backend. It works on the metadata
-//! store named by the config's `database:` section; control planes pick a
+//! cancel a drain, and remove or purge a backend, through the control
+//! plane's `Admin` service (see `crate::admin_client`); control planes pick a
 //! state change up within a second or two, the worker's drain job on its
-//! next cycle.
+//! next cycle. A purge's byte deletion is done here, with the config's
+//! backends (see `Admin::purge_backend`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use strata_backend::BackendError;
 use strata_core::config::Config;
-use strata_store::{BackendState, BackendStateRecord, JobProgress, MetaStore};
-use strata_workers::{
-    PurgePreview, drain_progress_name, purge_token, remove_backend, sole_copy_examples, verify_purge_token,
-};
+use strata_core::{BackendReport, BackendStateRecord, ControlPlane, unknown_backend};
+
+use crate::admin_client::{Access, shown, who};
 
 #[derive(Args)]
 pub struct BackendsArgs {
@@ -80,192 +80,97 @@ pub fn main(args: BackendsArgs) -> ExitCode {
     }
 }
 
-fn err(e: strata_core::CpError) -> String {
-    format!("metadata store: {e}")
-}
-
-fn who() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
-}
-
-/// The configured backend ids, then those only the store knows.
-async fn ids(config: &Config, store: &dyn MetaStore) -> Result<Vec<String>, String> {
-    let mut ids: Vec<String> = config.effective_backends().iter().map(|b| b.id().to_owned()).collect();
-    for s in store.backend_states().await.map_err(err)? {
-        if !ids.contains(&s.backend_id) {
-            ids.push(s.backend_id);
-        }
-    }
-    Ok(ids)
-}
-
-fn known(ids: &[String], id: &str) -> Result<(), String> {
-    if ids.iter().any(|i| i == id) {
-        Ok(())
-    } else {
-        Err(format!("no backend `{id}`; backends: {}", ids.join(", ")))
-    }
-}
-
-async fn state_of(store: &dyn MetaStore, id: &str) -> Result<BackendStateRecord, String> {
-    let states = store.backend_states().await.map_err(err)?;
-    Ok(states
-        .into_iter()
-        .find(|s| s.backend_id == id)
-        .unwrap_or(BackendStateRecord {
-            backend_id: id.to_owned(),
-            ..Default::default()
-        }))
-}
+/// Blobs taken per `take_backend_blobs` call while purging.
+const PURGE_BATCH: u32 = 256;
 
 async fn run(config: &Config, action: BackendAction) -> Result<String, String> {
-    let store: Arc<dyn MetaStore> = crate::roles::open_store(config).await?;
-    let now = strata_controlplane::now_ms();
-    let ids = ids(config, store.as_ref()).await?;
+    let access = match action {
+        BackendAction::List | BackendAction::Status { .. } => Access::Read,
+        BackendAction::Purge { confirm: None, .. } => Access::Read,
+        _ => Access::Change,
+    };
+    let cp = crate::admin_client::connect(config, access).await?;
+    let backends = cp.list_backends().await.map_err(shown)?;
+    let ids: Vec<String> = backends.iter().map(|b| b.backend_id.clone()).collect();
     match action {
-        BackendAction::List => list(store.as_ref(), &ids).await,
+        BackendAction::List => Ok(list(&backends)),
         BackendAction::Status { id } => {
-            let which = match id {
-                Some(id) => {
-                    known(&ids, &id)?;
-                    vec![id]
-                }
-                None => ids,
-            };
-            let mut out = String::new();
-            for id in which {
-                out.push_str(&status(store.as_ref(), &id).await?);
+            if let Some(id) = &id
+                && !ids.contains(id)
+            {
+                return Err(shown(unknown_backend(id, &ids)));
             }
-            Ok(out)
+            let which = backends
+                .iter()
+                .filter(|b| id.as_ref().is_none_or(|i| *i == b.backend_id));
+            Ok(which.map(status).collect())
         }
         BackendAction::Drain { id, reason } => {
-            known(&ids, &id)?;
-            let rec = BackendStateRecord {
-                backend_id: id.clone(),
-                state: BackendState::Draining,
-                since_ms: now,
-                changed_by: who(),
-                reason,
-            };
-            if !(store
-                .set_backend_state(&rec, &[BackendState::Active, BackendState::Drained])
-                .await)
-                .map_err(err)?
-            {
-                let cur = state_of(store.as_ref(), &id).await?;
-                return Err(format!(
-                    "backend `{id}` is {}; only an active or drained backend can be drained",
-                    cur.state.as_str()
-                ));
-            }
-            let progress = JobProgress {
-                name: drain_progress_name(&id),
-                state: "running".into(),
-                updated_ms: now,
-                detail: "waiting for the worker".into(),
-                ..Default::default()
-            };
-            store.put_job(&progress).await.map_err(err)?;
-            let h = store.backend_holdings(&id).await.map_err(err)?;
-            tracing::info!(backend = %id, by = %rec.changed_by, "drain started");
+            let h = cp.drain_backend(&id, &who(), &reason).await.map_err(shown)?;
             Ok(format!(
                 "{id}: draining; new writes avoid it, the worker's drain job moves {} objects ({} bytes) off it\n",
                 h.objects, h.segment_bytes
             ))
         }
         BackendAction::Undrain { id } => {
-            known(&ids, &id)?;
-            let rec = BackendStateRecord {
-                backend_id: id.clone(),
-                state: BackendState::Active,
-                since_ms: now,
-                changed_by: who(),
-                reason: "undrained".into(),
-            };
-            if !(store
-                .set_backend_state(&rec, &[BackendState::Draining, BackendState::Drained])
-                .await)
-                .map_err(err)?
-            {
-                let cur = state_of(store.as_ref(), &id).await?;
-                return Err(format!(
-                    "backend `{id}` is {}, not draining or drained",
-                    cur.state.as_str()
-                ));
-            }
-            if let Some(mut p) = store.get_job(&drain_progress_name(&id)).await.map_err(err)?
-                && p.state == "running"
-            {
-                p.state = "cancelled".into();
-                p.updated_ms = now;
-                store.put_job(&p).await.map_err(err)?;
-            }
+            cp.undrain_backend(&id, &who()).await.map_err(shown)?;
             Ok(format!("{id}: active; it takes writes again\n"))
         }
         BackendAction::Remove { id, force } => {
-            known(&ids, &id)?;
-            let h = store.backend_holdings(&id).await.map_err(err)?;
-            if h.sole_copy_objects > 0 && !force {
-                let examples = sole_copy_examples(store.as_ref(), &id, 10).await?;
-                return Err(format!(
-                    "{} objects would lose their last copy if backend `{id}` were removed (e.g. {}); drain it first \
-                     (`strata backends drain {id}`), or pass --force to delete those objects",
-                    h.sole_copy_objects,
-                    examples.join(", ")
-                ));
-            }
-            let done = remove_backend(&store, &id, None, &who(), now).await?;
+            let done = cp.remove_backend(&id, &who(), force).await.map_err(shown)?;
             Ok(format!(
                 "{id}: removed; dropped {} copies, deleted {} objects, forgot {} queued blobs (bytes left on the backend)\n",
                 done.copies_dropped, done.objects_deleted, done.rows_forgotten
             ))
         }
-        BackendAction::Purge { id, confirm } => purge(config, &store, &ids, &id, confirm, now).await,
+        BackendAction::Purge { id, confirm } => purge(config, cp.as_ref(), &id, confirm).await,
     }
 }
 
-async fn purge(
-    config: &Config,
-    store: &Arc<dyn MetaStore>,
-    ids: &[String],
-    id: &str,
-    confirm: Option<String>,
-    now: i64,
-) -> Result<String, String> {
-    known(ids, id)?;
-    let secret = (config.cluster.secret.as_deref()).ok_or_else(|| {
-        "purge tokens are signed with cluster.secret; set it (at least 32 characters, e.g. `openssl rand -hex 32`)"
-            .to_owned()
-    })?;
-    let h = store.backend_holdings(id).await.map_err(err)?;
-    let preview = PurgePreview::of(&h);
+/// Without a token: the preview. With one: the control plane drops the
+/// backend's records, then the blobs it leaves queued are deleted from the
+/// backend here.
+async fn purge(config: &Config, cp: &dyn ControlPlane, id: &str, confirm: Option<String>) -> Result<String, String> {
     let Some(token) = confirm else {
-        let token = purge_token(secret, id, &preview, now);
+        let plan = cp.purge_preview(id).await.map_err(shown)?;
+        let p = plan.preview;
         return Ok(format!(
             "PREVIEW: purging backend `{id}` would delete {} blobs ({} bytes) from it and {} objects whose only copy \
              is there ({} objects hold a copy on it; the others keep their copies elsewhere).\n\
-             To go ahead within 10 minutes, run:\n  strata backends purge {id} --confirm {token}\n",
-            preview.blobs, preview.bytes, preview.objects, h.objects
+             To go ahead within 10 minutes, run:\n  strata backends purge {id} --confirm {}\n",
+            p.blobs, p.bytes, p.objects, plan.objects_holding, plan.token
         ));
     };
-    verify_purge_token(secret, id, &preview, &token, now)?;
     let backends = strata_backend::Backends::open(&config.effective_backends()).await?;
-    let done = remove_backend(store, id, Some(&backends), &who(), now).await?;
+    let target = backends.get(id).cloned().ok_or_else(|| {
+        format!("backend `{id}` is not in the config, so its bytes cannot be deleted; add it back to purge it")
+    })?;
+    let mut done = cp.purge_backend(id, &who(), &token).await.map_err(shown)?;
+    loop {
+        let items = cp.take_backend_blobs(id, PURGE_BATCH).await.map_err(shown)?;
+        if items.is_empty() {
+            break;
+        }
+        for it in items {
+            match target.delete(&it.backend_key).await {
+                Ok(()) | Err(BackendError::NotFound) => done.blobs_deleted += 1,
+                Err(e) => tracing::warn!(backend = id, key = %it.backend_key, error = %e, "purge: delete failed"),
+            }
+        }
+    }
     Ok(format!(
         "{id}: purged; deleted {} blobs from it and {} objects, dropped {} copies\n",
         done.blobs_deleted, done.objects_deleted, done.copies_dropped
     ))
 }
 
-async fn list(store: &dyn MetaStore, ids: &[String]) -> Result<String, String> {
-    let states = store.backend_states().await.map_err(err)?;
+fn list(backends: &[BackendReport]) -> String {
     let mut out = format!(
         "{:<16} {:<9} {:>9} {:>14}  since / by / reason\n",
         "backend", "state", "objects", "bytes"
     );
-    for id in ids {
-        let s = states.iter().find(|s| s.backend_id == *id);
-        let h = store.backend_holdings(id).await.map_err(err)?;
+    for b in backends {
+        let (id, s, h) = (&b.backend_id, b.state.as_ref(), &b.holdings);
         let state = s.map_or("active", |s| s.state.as_str());
         let since = s.map_or(String::new(), |s| {
             format!("{} / {} / {}", s.since_ms, s.changed_by, s.reason)
@@ -276,12 +181,16 @@ async fn list(store: &dyn MetaStore, ids: &[String]) -> Result<String, String> {
             h.objects, h.segment_bytes
         );
     }
-    Ok(out)
+    out
 }
 
-async fn status(store: &dyn MetaStore, id: &str) -> Result<String, String> {
-    let s = state_of(store, id).await?;
-    let h = store.backend_holdings(id).await.map_err(err)?;
+fn status(b: &BackendReport) -> String {
+    let id = &b.backend_id;
+    let s = b.state.clone().unwrap_or(BackendStateRecord {
+        backend_id: id.clone(),
+        ..Default::default()
+    });
+    let h = &b.holdings;
     let mut out = format!("backend {id}\n  state: {}\n", s.state.as_str());
     if s.since_ms > 0 {
         let _ = writeln!(
@@ -295,12 +204,12 @@ async fn status(store: &dyn MetaStore, id: &str) -> Result<String, String> {
         "  holds: {} objects, {} segments, {} bytes; {} objects only there; {} multipart parts; {} queued blobs",
         h.objects, h.segments, h.segment_bytes, h.sole_copy_objects, h.parts, h.queued
     );
-    if let Some(p) = store.get_job(&drain_progress_name(id)).await.map_err(err)? {
+    if let Some(p) = &b.drain {
         let _ = writeln!(
             out,
             "  drain: {}, moved {} of {}; {}",
             p.state, p.done, p.total, p.detail
         );
     }
-    Ok(out)
+    out
 }

@@ -2,18 +2,18 @@
 //! shared schedule the workers write), cancel or start any of them, and
 //! start, pause or cancel the resumable jobs (encrypt-existing,
 //! decrypt-existing; re-wrap and scrub report their progress here too).
-//! It writes the job's row in the metadata store; the worker that owns the
-//! job picks the change up on its next cycle, and a run that was interrupted
-//! resumes from its saved cursor.
+//! It goes through the control plane's `Admin` service (see
+//! `crate::admin_client`), which writes the job's row; the worker that owns
+//! the job picks the change up on its next cycle, and a run that was
+//! interrupted resumes from its saved cursor.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use strata_store::{CONTROL_CANCELLED, JobProgress, JobSchedule};
+use strata_core::{CONTROL_CANCELLED, JobProgress, JobSchedule};
 
-/// Jobs an operator may start.
-pub const STARTABLE: [&str; 2] = ["encrypt-existing", "decrypt-existing"];
+use crate::admin_client::{Access, shown};
 
 #[derive(Args)]
 pub struct JobsArgs {
@@ -63,60 +63,26 @@ pub fn main(args: JobsArgs) -> ExitCode {
 }
 
 async fn run(config: &strata_core::config::Config, action: JobAction) -> Result<String, String> {
-    let store = crate::roles::open_store(config).await?;
-    let now = strata_controlplane::now_ms();
-    let err = |e: strata_core::CpError| format!("metadata store: {e}");
-    let (name, state) = match action {
+    let access = match action {
+        JobAction::List => Access::Read,
+        _ => Access::Change,
+    };
+    let cp = crate::admin_client::connect(config, access).await?;
+    let (name, outcome) = match action {
         JobAction::List => {
-            let progress = store.list_jobs().await.map_err(err)?;
-            let scheduled = store.list_job_schedules().await.map_err(err)?;
-            return Ok(format!("{}\n{}", schedule_table(&scheduled, now), table(&progress)));
+            let jobs = cp.list_jobs().await.map_err(shown)?;
+            let now = strata_controlplane::now_ms();
+            return Ok(format!(
+                "{}\n{}",
+                schedule_table(&jobs.schedules, now),
+                table(&jobs.progress)
+            ));
         }
-        JobAction::Start { name } => (name, "running"),
-        JobAction::Pause { name } => (name, "paused"),
-        JobAction::Cancel { name } => (name, "cancelled"),
+        JobAction::Start { name } => (name.clone(), cp.start_job(&name).await),
+        JobAction::Pause { name } => (name.clone(), cp.pause_job(&name).await),
+        JobAction::Cancel { name } => (name.clone(), cp.cancel_job(&name).await),
     };
-    // A scheduled (background) job: cancel stops it on every worker, start
-    // lets it run again.
-    let scheduled = store.get_job_schedule(&name).await.map_err(err)?.is_some();
-    if scheduled && state != "paused" {
-        let control = if state == "cancelled" { CONTROL_CANCELLED } else { "" };
-        store.set_job_control(&name, control, now).await.map_err(err)?;
-    }
-    let existing = store.get_job(&name).await.map_err(err)?;
-    let job = match (existing, state) {
-        (_, "running") if !STARTABLE.contains(&name.as_str()) => {
-            return if scheduled {
-                Ok(format!("{name}: started\n"))
-            } else {
-                Err(format!(
-                    "`{name}` cannot be started by hand; jobs: {}",
-                    STARTABLE.join(", ")
-                ))
-            };
-        }
-        // A paused run resumes where it stopped; anything else starts afresh.
-        (Some(j), "running") if j.state == "paused" || j.state == "running" => JobProgress {
-            state: state.into(),
-            updated_ms: now,
-            ..j
-        },
-        (_, "running") => JobProgress {
-            name: name.clone(),
-            state: state.into(),
-            updated_ms: now,
-            ..Default::default()
-        },
-        (Some(j), _) => JobProgress {
-            state: state.into(),
-            updated_ms: now,
-            ..j
-        },
-        (None, "cancelled") if scheduled => return Ok(format!("{name}: cancelled\n")),
-        (None, _) => return Err(format!("job `{name}` has never run")),
-    };
-    store.put_job(&job).await.map_err(err)?;
-    Ok(format!("{name}: {state}\n"))
+    Ok(format!("{name}: {}\n", outcome.map_err(shown)?))
 }
 
 /// The background jobs' cluster-wide status, from the shared schedule.

@@ -1,5 +1,6 @@
 //! `strata`: one binary for every role.
 
+mod admin_client;
 mod alloc;
 mod backends_cli;
 mod cli;

@@ -167,7 +167,8 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
         let service = ControlPlaneService::new(store.clone(), identity, &backends, placement)
             .with_usage_flush_secs(config.resilience.usage.flush_secs)
             .with_sealer(loaded)
-            .with_delta(config.delta.clone());
+            .with_delta(config.delta.clone())
+            .with_purge_secret(config.cluster.secret.clone());
         // Leadership (docs/leadership.md): under PostgreSQL an elector takes the
         // lease; the service then plans under its term and its writes are fenced.
         let elector = strata_controlplane::leader::elector_for(&config, &store);
@@ -200,7 +201,7 @@ pub async fn run(config: Config, role: Role) -> Result<(), String> {
             let auth = auth.clone().ok_or("cluster.secret is required to serve gRPC")?;
             tracing::info!(%addr, "control plane gRPC listening");
             let (cp2, stop) = (cp.clone(), shutdown.clone());
-            let gate = elector.map(|e| e as Arc<dyn strata_proto::LeaderGate>);
+            let gate = elector.map(|e| e as Arc<dyn strata_core::LeaderGate>);
             strata_controlplane::metrics::register_rpc();
             let observe = strata_controlplane::metrics::observe_rpc;
             tasks.spawn(async move {

@@ -93,7 +93,7 @@ mod tests {
     use std::sync::Arc;
 
     use strata_core::config::DeltaConfig;
-    use strata_core::{Commit, ControlPlane, CpError, DeltaDecision, Encoding, ObjectMeta, Segment, WritePlan};
+    use strata_core::{Admin, Catalog, Commit, CpError, DeltaDecision, Encoding, ObjectMeta, Segment, WritePlan};
 
     use super::DeltaGcJob;
     use crate::testkit::{cp_kit, enc};

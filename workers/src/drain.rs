@@ -20,10 +20,7 @@ use crate::metrics::{
     BACKEND_STATE, DRAIN_REMAINING_BYTES as REMAINING_BYTES, DRAIN_REMAINING_OBJECTS as REMAINING_OBJECTS,
 };
 
-/// The `jobs_progress` row of the drain of `backend`.
-pub fn progress_name(backend: &str) -> String {
-    format!("drain:{backend}")
-}
+use strata_core::drain_progress_name as progress_name;
 
 /// Sets `strata_backend_state` for every configured backend from `states`.
 pub fn export_states(backends: &Backends, states: &[BackendStateRecord]) {

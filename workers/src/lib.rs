@@ -32,7 +32,6 @@ mod metrics;
 mod mover;
 mod multipart_gc;
 mod overrep;
-mod purge;
 mod reaper;
 mod rebalance;
 mod reconcile;
@@ -54,12 +53,11 @@ pub use blobcopy::{copy_raw, write_copy};
 pub use cleanup::CleanupJob;
 pub use delta_compact::DeltaCompactJob;
 pub use delta_gc::DeltaGcJob;
-pub use drain::{DrainJob, export_states, progress_name as drain_progress_name};
+pub use drain::{DrainJob, export_states};
 pub use integrity::{IntegrityJob, Readable};
 pub use lifecycle::LifecycleJob;
 pub use multipart_gc::StaleMultipartJob;
 pub use overrep::OverReplicationJob;
-pub use purge::{PurgePreview, Removal, purge_token, remove_backend, sole_copy_examples, verify_purge_token};
 pub use reaper::ReaperJob;
 pub use rebalance::RebalanceJob;
 pub use reconcile::ReconcileJob;
@@ -67,6 +65,7 @@ pub use replication::ReplicationJob;
 pub use rewrap::RewrapJob;
 pub use rewrite::{RewriteJob, RewriteKind, SealPolicy};
 pub use runner::Runner;
+pub use strata_core::drain_progress_name;
 
 /// The current time in Unix milliseconds. Jobs take one so that tests can move
 /// time forward instead of sleeping.

@@ -1,23 +1,10 @@
-//! `impl ControlPlane for Degraded`: lookups go through the cache, the rest
+//! The four service traits for `Degraded`: lookups go through the cache, the rest
 //! through the breaker; successful writes drop the entries they change.
 
 use super::*;
 
 #[async_trait]
-impl ControlPlane for Degraded {
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
-        self.lookup(
-            Cache::credential_key(access_key_id),
-            |v: &Option<Credential>| v.clone().map(Entry::Credential),
-            |e| match e {
-                Entry::Credential(c) => Some(Some(c)),
-                _ => None,
-            },
-            self.inner.get_credential(access_key_id),
-        )
-        .await
-    }
-
+impl strata_core::Catalog for Degraded {
     async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()> {
         self.call(self.inner.create_bucket(bucket, owner)).await
     }
@@ -198,7 +185,33 @@ impl ControlPlane for Degraded {
     async fn record_delta(&self, plan: &WritePlan, decision: DeltaDecision) -> CpResult<()> {
         self.call(self.inner.record_delta(plan, decision)).await
     }
+}
 
+#[async_trait]
+impl strata_core::Identity for Degraded {
+    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
+        self.lookup(
+            Cache::credential_key(access_key_id),
+            |v: &Option<Credential>| v.clone().map(Entry::Credential),
+            |e| match e {
+                Entry::Credential(c) => Some(Some(c)),
+                _ => None,
+            },
+            self.inner.get_credential(access_key_id),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl strata_core::Usage for Degraded {
+    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        self.call(self.inner.report_usage(report)).await
+    }
+}
+
+#[async_trait]
+impl strata_core::Admin for Degraded {
     async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
         self.call(self.inner.delta_report()).await
     }
@@ -207,7 +220,47 @@ impl ControlPlane for Degraded {
         self.call(self.inner.status()).await
     }
 
-    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
-        self.call(self.inner.report_usage(report)).await
+    async fn list_backends(&self) -> CpResult<Vec<strata_core::BackendReport>> {
+        self.call(self.inner.list_backends()).await
+    }
+
+    async fn drain_backend(&self, backend_id: &str, by: &str, reason: &str) -> CpResult<strata_core::BackendHoldings> {
+        self.call(self.inner.drain_backend(backend_id, by, reason)).await
+    }
+
+    async fn undrain_backend(&self, backend_id: &str, by: &str) -> CpResult<()> {
+        self.call(self.inner.undrain_backend(backend_id, by)).await
+    }
+
+    async fn remove_backend(&self, backend_id: &str, by: &str, force: bool) -> CpResult<strata_core::Removal> {
+        self.call(self.inner.remove_backend(backend_id, by, force)).await
+    }
+
+    async fn purge_preview(&self, backend_id: &str) -> CpResult<strata_core::PurgePlan> {
+        self.call(self.inner.purge_preview(backend_id)).await
+    }
+
+    async fn purge_backend(&self, backend_id: &str, by: &str, token: &str) -> CpResult<strata_core::Removal> {
+        self.call(self.inner.purge_backend(backend_id, by, token)).await
+    }
+
+    async fn take_backend_blobs(&self, backend_id: &str, limit: u32) -> CpResult<Vec<CleanupItem>> {
+        self.call(self.inner.take_backend_blobs(backend_id, limit)).await
+    }
+
+    async fn list_jobs(&self) -> CpResult<strata_core::JobsReport> {
+        self.call(self.inner.list_jobs()).await
+    }
+
+    async fn start_job(&self, name: &str) -> CpResult<String> {
+        self.call(self.inner.start_job(name)).await
+    }
+
+    async fn pause_job(&self, name: &str) -> CpResult<String> {
+        self.call(self.inner.pause_job(name)).await
+    }
+
+    async fn cancel_job(&self, name: &str) -> CpResult<String> {
+        self.call(self.inner.cancel_job(name)).await
     }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use strata_core::{BackendHoldings, BackendReport, Catalog as _, JobsReport, PurgePlan, Removal, unknown_backend};
+
 use super::*;
 
 #[derive(Default)]
@@ -33,16 +35,15 @@ fn record(bucket: &str, key: &str) -> ObjectRecord {
 }
 
 #[async_trait]
-impl ControlPlane for Fake {
-    async fn get_credential(&self, _: &str) -> CpResult<Option<Credential>> {
-        self.db().map(|()| None)
-    }
+impl strata_core::Catalog for Fake {
     async fn create_bucket(&self, _: &str, _: &str) -> CpResult<()> {
         self.db()
     }
+
     async fn delete_bucket(&self, _: &str) -> CpResult<()> {
         self.db()
     }
+
     async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
         self.db()?;
         if bucket == PROBE_BUCKET {
@@ -53,24 +54,31 @@ impl ControlPlane for Fake {
             created_unix_ms: 1,
         })
     }
+
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn plan_write(&self, _: &str, _: &str, _: Option<u64>, _: &[String]) -> CpResult<WritePlan> {
         self.db().map(|()| WritePlan::default())
     }
+
     async fn commit_write(&self, _: &WritePlan, _: Commit) -> CpResult<Vec<CleanupItem>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn abort_write(&self, _: &str) -> CpResult<()> {
         self.db()
     }
+
     async fn record_blob_key(&self, _: &WritePlan, _: &BlobKey) -> CpResult<()> {
         self.db()
     }
+
     async fn report_corrupt(&self, _: &str, _: &str, _: &str) -> CpResult<()> {
         self.db()
     }
+
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
         self.db()?;
         if key == "missing" {
@@ -78,33 +86,43 @@ impl ControlPlane for Fake {
         }
         Ok(record(bucket, key))
     }
+
     async fn list_objects(&self, _: ListQuery) -> CpResult<ListPage> {
         self.db().map(|()| ListPage::default())
     }
+
     async fn delete_object(&self, _: &str, _: &str) -> CpResult<Vec<CleanupItem>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn ack_cleanup(&self, _: Vec<i64>) -> CpResult<()> {
         self.db()
     }
+
     async fn create_upload(&self, _: &str, _: &str, _: ObjectMeta) -> CpResult<UploadInfo> {
         unreachable!("not used by these tests")
     }
+
     async fn get_upload(&self, _: &str, _: &str) -> CpResult<UploadInfo> {
         unreachable!("not used by these tests")
     }
+
     async fn plan_part(&self, _: &str, _: &str, _: u32, _: Option<u64>, _: &[String]) -> CpResult<WritePlan> {
         self.db().map(|()| WritePlan::default())
     }
+
     async fn commit_part(&self, _: &WritePlan, _: &str, _: &str, _: PartInfo) -> CpResult<Vec<CleanupItem>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn list_parts(&self, _: &str, _: &str, _: u32, _: u32) -> CpResult<(UploadInfo, ListPartsPage)> {
         unreachable!("not used by these tests")
     }
+
     async fn list_uploads(&self, _: ListUploadsQuery) -> CpResult<ListUploadsPage> {
         unreachable!("not used by these tests")
     }
+
     async fn complete_upload(
         &self,
         _: &str,
@@ -114,29 +132,105 @@ impl ControlPlane for Fake {
     ) -> CpResult<(ObjectRecord, Vec<CleanupItem>)> {
         unreachable!("not used by these tests")
     }
+
     async fn abort_upload(&self, _: &str, _: &str) -> CpResult<Vec<CleanupItem>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn plan_reference(&self, _: &str, _: &str, _: Option<u64>) -> CpResult<WritePlan> {
         self.db().map(|()| WritePlan::default())
     }
+
     async fn commit_reference(&self, _: &WritePlan, _: &str, _: &str, _: Segment) -> CpResult<DeltaRef> {
         unreachable!("not used by these tests")
     }
+
     async fn locate_reference(&self, ref_id: &str) -> CpResult<ObjectRecord> {
         self.db().map(|()| record("refs", ref_id))
     }
+
     async fn record_delta(&self, _: &WritePlan, _: DeltaDecision) -> CpResult<()> {
         self.db()
     }
+}
+
+#[async_trait]
+impl strata_core::Identity for Fake {
+    async fn get_credential(&self, _: &str) -> CpResult<Option<Credential>> {
+        self.db().map(|()| None)
+    }
+}
+
+#[async_trait]
+impl strata_core::Usage for Fake {
+    async fn report_usage(&self, _: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
+        self.db().map(|()| Vec::new())
+    }
+}
+
+#[async_trait]
+impl strata_core::Admin for Fake {
     async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
         self.db().map(|()| Vec::new())
     }
+
     async fn status(&self) -> CpResult<ClusterStatus> {
         unreachable!("not used by these tests")
     }
-    async fn report_usage(&self, _: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
-        self.db().map(|()| Vec::new())
+
+    async fn list_backends(&self) -> CpResult<Vec<BackendReport>> {
+        Ok(vec![BackendReport {
+            backend_id: "b1".into(),
+            ..Default::default()
+        }])
+    }
+
+    async fn drain_backend(&self, backend_id: &str, by: &str, reason: &str) -> CpResult<BackendHoldings> {
+        if backend_id != "b1" {
+            return Err(unknown_backend(backend_id, &["b1".into()]));
+        }
+        assert!(!by.is_empty() && !reason.is_empty());
+        Ok(BackendHoldings {
+            objects: 3,
+            segment_bytes: 300,
+            ..Default::default()
+        })
+    }
+
+    async fn undrain_backend(&self, _backend_id: &str, _by: &str) -> CpResult<()> {
+        Ok(())
+    }
+
+    async fn remove_backend(&self, _backend_id: &str, _by: &str, _force: bool) -> CpResult<Removal> {
+        Ok(Removal::default())
+    }
+
+    async fn purge_preview(&self, _backend_id: &str) -> CpResult<PurgePlan> {
+        Ok(PurgePlan::default())
+    }
+
+    async fn purge_backend(&self, _backend_id: &str, _by: &str, _token: &str) -> CpResult<Removal> {
+        Ok(Removal::default())
+    }
+
+    async fn take_backend_blobs(&self, _backend_id: &str, _limit: u32) -> CpResult<Vec<CleanupItem>> {
+        Ok(Vec::new())
+    }
+
+    async fn list_jobs(&self) -> CpResult<JobsReport> {
+        Ok(JobsReport::default())
+    }
+
+    async fn start_job(&self, _name: &str) -> CpResult<String> {
+        Ok("started".into())
+    }
+
+    async fn pause_job(&self, _name: &str) -> CpResult<String> {
+        Ok("paused".into())
+    }
+
+    async fn cancel_job(&self, _name: &str) -> CpResult<String> {
+        Ok("cancelled".into())
     }
 }
 

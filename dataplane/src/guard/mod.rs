@@ -6,8 +6,6 @@
 //! like any other, so every write, read, HEAD and delete is counted and
 //! drives the breaker.
 
-mod backend;
-mod breaker;
 mod redis;
 mod report;
 mod shared_counters;
@@ -25,10 +23,10 @@ use tokio::sync::Notify;
 
 use crate::metrics;
 
-pub use backend::GuardedBackend;
-use backend::{Cell, CellMetrics};
 pub use redis::RedisSync;
 use shared_counters::{SharedCounters, SharedHook};
+pub use strata_backend::GuardedBackend;
+use strata_backend::guarded::{Cell, CellMetrics};
 
 /// One backend: its raw handle, limits and guard state.
 struct Slot {
@@ -116,10 +114,10 @@ impl Guard {
             return Err("redis shared counters are already enabled".into());
         }
         for (index, s) in self.slots.iter().enumerate() {
-            let _ = s.cell.shared.set(SharedHook {
+            let _ = s.cell.shared.set(Box::new(SharedHook {
                 counters: counters.clone(),
                 index,
-            });
+            }));
         }
         Ok(sync)
     }

@@ -10,9 +10,9 @@ use prometheus::{IntCounter, IntGauge};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use strata_core::config::RedisConfig;
 
-use super::breaker::{Admit, Breaker};
 use super::shared_counters::{Applied, Batch, SharedCounters};
 use crate::metrics;
+use strata_backend::guarded::{Admit, Breaker};
 
 /// Keys live 35 days: a month plus slack for late batches.
 const TTL_SECS: u64 = 35 * 24 * 3600;

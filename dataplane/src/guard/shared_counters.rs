@@ -15,6 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use strata_backend::guarded::{TrafficHook, TrafficKind};
 use strata_core::config::BackendLimits;
 
 /// Requests, egress bytes, ingress bytes.
@@ -65,9 +66,18 @@ pub(crate) struct SharedHook {
     pub index: usize,
 }
 
-impl SharedHook {
-    pub fn count(&self, kind: usize, n: u64) {
+impl TrafficHook for SharedHook {
+    fn count(&self, kind: TrafficKind, n: u64) {
+        let kind = match kind {
+            TrafficKind::Requests => REQUESTS,
+            TrafficKind::Egress => EGRESS,
+            TrafficKind::Ingress => INGRESS,
+        };
         self.counters.count(self.index, kind, n);
+    }
+
+    fn write_exhausted(&self) -> bool {
+        self.counters.write_exhausted(self.index)
     }
 }
 

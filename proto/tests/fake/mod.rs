@@ -32,15 +32,7 @@ fn upload(bucket: &str, key: &str) -> UploadInfo {
 }
 
 #[async_trait]
-impl ControlPlane for Fake {
-    async fn get_credential(&self, id: &str) -> CpResult<Option<Credential>> {
-        self.called();
-        Ok((id == "AKID").then(|| Credential {
-            access_key_id: id.into(),
-            secret_access_key: "sk".into(),
-            scope: Scope::Buckets(vec!["alpha".into()]),
-        }))
-    }
+impl strata_core::Catalog for Fake {
     async fn create_bucket(&self, bucket: &str, _owner: &str) -> CpResult<()> {
         self.called();
         let mut b = self.buckets.lock().unwrap();
@@ -54,10 +46,12 @@ impl ControlPlane for Fake {
         b.insert(bucket.into(), info);
         Ok(())
     }
+
     async fn delete_bucket(&self, _bucket: &str) -> CpResult<()> {
         self.called();
         Err(CpError::BucketNotEmpty)
     }
+
     async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
         self.called();
         self.buckets
@@ -67,10 +61,12 @@ impl ControlPlane for Fake {
             .cloned()
             .ok_or(CpError::NoSuchBucket)
     }
+
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
         self.called();
         Ok(self.buckets.lock().unwrap().values().cloned().collect())
     }
+
     async fn plan_write(&self, bucket: &str, _key: &str, hint: Option<u64>, exclude: &[String]) -> CpResult<WritePlan> {
         self.called();
         self.hints.lock().unwrap().push(hint);
@@ -88,6 +84,7 @@ impl ControlPlane for Fake {
             ..Default::default()
         })
     }
+
     async fn commit_write(&self, plan: &WritePlan, commit: Commit) -> CpResult<Vec<CleanupItem>> {
         self.called();
         assert_eq!(plan.backend_key, "k1", "the whole plan crosses the wire");
@@ -126,6 +123,7 @@ impl ControlPlane for Fake {
             })
             .collect())
     }
+
     async fn plan_reference(&self, _b: &str, _s: &str, _h: Option<u64>) -> CpResult<WritePlan> {
         Err(CpError::Internal("no deltas in the fake".into()))
     }
@@ -148,10 +146,6 @@ impl ControlPlane for Fake {
         Ok(())
     }
 
-    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
-        Ok(Vec::new())
-    }
-
     async fn report_corrupt(&self, _backend_id: &str, _backend_key: &str, _reason: &str) -> CpResult<()> {
         Ok(())
     }
@@ -164,6 +158,7 @@ impl ControlPlane for Fake {
         self.called();
         Ok(())
     }
+
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
         self.called();
         let objects = self.objects.lock().unwrap();
@@ -172,6 +167,7 @@ impl ControlPlane for Fake {
             .cloned()
             .ok_or(CpError::NoSuchKey)
     }
+
     async fn list_objects(&self, q: ListQuery) -> CpResult<ListPage> {
         self.called();
         let objects = self.objects.lock().unwrap();
@@ -192,14 +188,17 @@ impl ControlPlane for Fake {
             next_after: "dir/".into(),
         })
     }
+
     async fn delete_object(&self, _b: &str, _k: &str) -> CpResult<Vec<CleanupItem>> {
         self.called();
         Ok(vec![])
     }
+
     async fn ack_cleanup(&self, _ids: Vec<i64>) -> CpResult<()> {
         self.called();
         Ok(())
     }
+
     async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo> {
         self.called();
         Ok(UploadInfo {
@@ -207,19 +206,23 @@ impl ControlPlane for Fake {
             ..upload(bucket, key)
         })
     }
+
     async fn get_upload(&self, _bucket: &str, _upload_id: &str) -> CpResult<UploadInfo> {
         self.called();
         Err(CpError::NoSuchUpload)
     }
+
     async fn plan_part(&self, b: &str, u: &str, n: u32, h: Option<u64>, ex: &[String]) -> CpResult<WritePlan> {
         let mut plan = self.plan_write(b, u, h, ex).await?;
         plan.backend_key = format!("k1.{n}");
         Ok(plan)
     }
+
     async fn commit_part(&self, _p: &WritePlan, _b: &str, _u: &str, part: PartInfo) -> CpResult<Vec<CleanupItem>> {
         self.called();
         Err(CpError::InvalidPart(format!("part {} rejected", part.part_number)))
     }
+
     async fn list_parts(&self, b: &str, _u: &str, _m: u32, _x: u32) -> CpResult<(UploadInfo, ListPartsPage)> {
         self.called();
         let part = PartInfo {
@@ -242,6 +245,7 @@ impl ControlPlane for Fake {
         };
         Ok((upload(b, "big"), page))
     }
+
     async fn list_uploads(&self, q: ListUploadsQuery) -> CpResult<ListUploadsPage> {
         self.called();
         Ok(ListUploadsPage {
@@ -249,6 +253,7 @@ impl ControlPlane for Fake {
             is_truncated: false,
         })
     }
+
     async fn complete_upload(
         &self,
         _b: &str,
@@ -262,6 +267,7 @@ impl ControlPlane for Fake {
         }
         Err(CpError::EntityTooSmall)
     }
+
     async fn abort_upload(&self, _b: &str, _u: &str) -> CpResult<Vec<CleanupItem>> {
         self.called();
         Ok(vec![CleanupItem {
@@ -270,10 +276,22 @@ impl ControlPlane for Fake {
             backend_key: "p1".into(),
         }])
     }
-    async fn status(&self) -> CpResult<ClusterStatus> {
+}
+
+#[async_trait]
+impl strata_core::Identity for Fake {
+    async fn get_credential(&self, id: &str) -> CpResult<Option<Credential>> {
         self.called();
-        Ok(sample_status())
+        Ok((id == "AKID").then(|| Credential {
+            access_key_id: id.into(),
+            secret_access_key: "sk".into(),
+            scope: Scope::Buckets(vec!["alpha".into()]),
+        }))
     }
+}
+
+#[async_trait]
+impl strata_core::Usage for Fake {
     async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
         self.called();
         Ok((report.backends.into_iter())
@@ -288,6 +306,73 @@ impl ControlPlane for Fake {
                 ingress_exhausted: true,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl strata_core::Admin for Fake {
+    async fn delta_report(&self) -> CpResult<Vec<strata_core::DeltaBucketReport>> {
+        Ok(Vec::new())
+    }
+
+    async fn status(&self) -> CpResult<ClusterStatus> {
+        self.called();
+        Ok(sample_status())
+    }
+
+    async fn list_backends(&self) -> CpResult<Vec<BackendReport>> {
+        Ok(vec![BackendReport {
+            backend_id: "b1".into(),
+            ..Default::default()
+        }])
+    }
+
+    async fn drain_backend(&self, backend_id: &str, by: &str, reason: &str) -> CpResult<BackendHoldings> {
+        if backend_id != "b1" {
+            return Err(unknown_backend(backend_id, &["b1".into()]));
+        }
+        assert!(!by.is_empty() && !reason.is_empty());
+        Ok(BackendHoldings {
+            objects: 3,
+            segment_bytes: 300,
+            ..Default::default()
+        })
+    }
+
+    async fn undrain_backend(&self, _backend_id: &str, _by: &str) -> CpResult<()> {
+        Ok(())
+    }
+
+    async fn remove_backend(&self, _backend_id: &str, _by: &str, _force: bool) -> CpResult<Removal> {
+        Ok(Removal::default())
+    }
+
+    async fn purge_preview(&self, _backend_id: &str) -> CpResult<PurgePlan> {
+        Ok(PurgePlan::default())
+    }
+
+    async fn purge_backend(&self, _backend_id: &str, _by: &str, _token: &str) -> CpResult<Removal> {
+        Ok(Removal::default())
+    }
+
+    async fn take_backend_blobs(&self, _backend_id: &str, _limit: u32) -> CpResult<Vec<CleanupItem>> {
+        Ok(Vec::new())
+    }
+
+    async fn list_jobs(&self) -> CpResult<JobsReport> {
+        Ok(JobsReport::default())
+    }
+
+    async fn start_job(&self, _name: &str) -> CpResult<String> {
+        Ok("started".into())
+    }
+
+    async fn pause_job(&self, _name: &str) -> CpResult<String> {
+        Ok("paused".into())
+    }
+
+    async fn cancel_job(&self, _name: &str) -> CpResult<String> {
+        Ok("cancelled".into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Storage backends behind one trait. Keys given to a backend are opaque ids
 //! chosen by the control plane, never user keys.
 
+pub mod guarded;
 mod listing;
 mod local;
 pub mod meta;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use guarded::GuardedBackend;
 pub use listing::{LIST_PAGE_MAX, ListedBlob};
 pub use local::LocalDisk;
 pub use s3::{DEFAULT_PART_SIZE, S3Backend, SDK_ONLY_HEADERS};

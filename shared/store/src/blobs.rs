@@ -69,20 +69,7 @@ pub struct BlobRecord {
     pub ref_id: Option<String>,
 }
 
-/// Progress of a resumable admin job, saved after each batch.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct JobProgress {
-    pub name: String,
-    /// `running`, `paused`, `cancelled` or `done`.
-    pub state: String,
-    /// Where to resume (job-defined).
-    pub cursor: String,
-    pub done: u64,
-    pub total: u64,
-    pub errors: u64,
-    pub detail: String,
-    pub updated_ms: i64,
-}
+pub use strata_core::JobProgress;
 
 /// A `blobs` row as both stores select it (see [`BLOB_COLUMNS`]).
 pub(crate) type BlobRow = (

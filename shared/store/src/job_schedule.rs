@@ -13,33 +13,7 @@ use crate::sql::sql;
 use crate::store::SqlBacked;
 use crate::{JobProgress, Store};
 
-/// What a worker records about a job after each cycle.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobSchedule {
-    pub name: String,
-    /// `idle`, `running`, `failing`, `cancelled` or `done`.
-    pub state: String,
-    /// The worker that ran (or runs) the latest cycle.
-    pub holder: String,
-    /// The next cycle is due at this time (Unix ms); a worker that takes
-    /// the lock earlier leaves the cycle alone.
-    pub next_run_ms: i64,
-    /// When the latest cycle started.
-    pub last_run_ms: i64,
-    pub last_success_ms: Option<i64>,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u64,
-    pub runs: u64,
-    pub errors: u64,
-    /// An operator's request: `cancelled` stops the job (a running cycle is
-    /// interrupted) until it is started again; empty otherwise. Only
-    /// [`crate::MetaStore::set_job_control`] writes it.
-    pub control: String,
-    pub updated_ms: i64,
-}
-
-/// The operator's `control` value that stops a job.
-pub const CONTROL_CANCELLED: &str = "cancelled";
+pub use strata_core::{CONTROL_CANCELLED, JobSchedule};
 
 /// A job's cluster-wide lock, held for one cycle. Dropping it without
 /// [`JobLock::release`] also frees it (on PostgreSQL by closing the session).

@@ -1,92 +1,16 @@
-//! The generated gRPC service, delegating to a core `ControlPlane`.
+//! The `Catalog` gRPC service (`catalog.proto`), delegating to the core
+//! [`strata_core::Catalog`]: buckets, writes, reads, multipart, references.
 
-use std::sync::Arc;
+use strata_core::{Commit, ListQuery, ListUploadsQuery};
+use tonic::Request;
 
-use strata_core::{Commit, ControlPlane as CoreControlPlane, CpError, ListQuery, ListUploadsQuery};
-use tonic::{Request, Response, Status};
-
+use super::{GrpcServer, Reply, reply, v};
 use crate::convert::{self as cv, required};
-use crate::error::{invalid, to_status};
-use crate::pb::{self, control_plane_server as svc};
-
-/// Metadata key naming the leader's URL on a follower's "not leader" answer.
-pub const LEADER_HEADER: &str = "x-strata-leader";
-
-/// Whether this control plane leads (docs/leadership.md). Asked before every
-/// control-plane call; a follower's calls are refused without reaching the
-/// service or the store.
-pub trait LeaderGate: Send + Sync + 'static {
-    /// `Ok` while leading; otherwise the leader's URL, if known.
-    fn check_leader(&self) -> Result<(), Option<String>>;
-}
-
-/// The retryable answer of a follower: `Unavailable` (so clients that do not
-/// know the header still retry), plus the leader's URL in [`LEADER_HEADER`]
-/// when known. The call was not executed.
-pub fn not_leader(leader: Option<&str>) -> Status {
-    let mut md = tonic::metadata::MetadataMap::new();
-    md.insert(
-        crate::ERROR_HEADER,
-        tonic::metadata::MetadataValue::from_static(CpError::Unavailable(String::new()).code()),
-    );
-    let leader = leader.and_then(|u| tonic::metadata::MetadataValue::try_from(u).ok().map(|v| (u, v)));
-    let msg = match leader {
-        Some((u, v)) => {
-            md.insert(LEADER_HEADER, v);
-            format!("this control plane is not the leader; the leader is {u}")
-        }
-        None => "this control plane is not the leader, and no leader is known yet".to_string(),
-    };
-    Status::with_metadata(tonic::Code::Unavailable, msg, md)
-}
-
-/// Refuses every call while the gate says we do not lead.
-#[derive(Clone)]
-pub(crate) struct GateInterceptor(pub(crate) Option<Arc<dyn LeaderGate>>);
-
-impl tonic::service::Interceptor for GateInterceptor {
-    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        match self.0.as_ref().map(|g| g.check_leader()) {
-            None | Some(Ok(())) => Ok(req),
-            Some(Err(leader)) => {
-                tracing::debug!(
-                    leader = leader.as_deref().unwrap_or("unknown"),
-                    "refused a call: not the leader"
-                );
-                Err(not_leader(leader.as_deref()))
-            }
-        }
-    }
-}
-
-/// Adapts a core [`strata_core::ControlPlane`] to the generated gRPC service.
-pub struct GrpcServer {
-    cp: Arc<dyn CoreControlPlane>,
-}
-
-impl GrpcServer {
-    pub fn new(cp: Arc<dyn CoreControlPlane>) -> Self {
-        GrpcServer { cp }
-    }
-}
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T, U>(r: Result<T, CpError>, f: impl FnOnce(T) -> U) -> Reply<U> {
-    r.map(|v| Response::new(f(v))).map_err(|e| to_status(&e))
-}
-
-fn v<T>(r: Result<T, String>) -> Result<T, Status> {
-    r.map_err(invalid)
-}
+use crate::error::invalid;
+use crate::pb::{self, catalog_server as svc};
 
 #[tonic::async_trait]
-impl svc::ControlPlane for GrpcServer {
-    async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Reply<pb::GetCredentialResponse> {
-        let r = req.into_inner();
-        reply(self.cp.get_credential(&r.access_key_id).await, cv::credential_to_pb)
-    }
-
+impl svc::Catalog for GrpcServer {
     async fn create_bucket(&self, req: Request<pb::CreateBucketRequest>) -> Reply<pb::Empty> {
         let r = req.into_inner();
         let bucket = v(required("bucket", r.bucket))?;
@@ -173,12 +97,6 @@ impl svc::ControlPlane for GrpcServer {
         let decision = v(cv::present("decision", r.decision))?;
         let res = self.cp.record_delta(&plan, cv::decision_from_pb(decision)).await;
         reply(res, |()| pb::Empty {})
-    }
-
-    async fn delta_report(&self, _req: Request<pb::Empty>) -> Reply<pb::DeltaReportResponse> {
-        reply(self.cp.delta_report().await, |b| pb::DeltaReportResponse {
-            buckets: b.into_iter().map(cv::delta_report_to_pb).collect(),
-        })
     }
 
     async fn report_corrupt(&self, req: Request<pb::ReportCorruptRequest>) -> Reply<pb::Empty> {
@@ -317,16 +235,5 @@ impl svc::ControlPlane for GrpcServer {
         let bucket = v(required("bucket", r.bucket))?;
         let upload_id = v(required("upload_id", r.upload_id))?;
         reply(self.cp.abort_upload(&bucket, &upload_id).await, cv::obsolete_to_pb)
-    }
-
-    async fn get_status(&self, _req: Request<pb::Empty>) -> Reply<pb::ClusterStatus> {
-        reply(self.cp.status().await, cv::status_to_pb)
-    }
-
-    async fn report_usage(&self, req: Request<pb::UsageReport>) -> Reply<pb::MonthlyUsageList> {
-        let report = cv::report_from_pb(req.into_inner());
-        reply(self.cp.report_usage(report).await, |b| pb::MonthlyUsageList {
-            backends: b.into_iter().map(cv::monthly_to_pb).collect(),
-        })
     }
 }

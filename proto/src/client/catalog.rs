@@ -1,113 +1,41 @@
-//! `strata_core::ControlPlane` over gRPC, for `--role dataplane`.
+//! `impl Catalog for GrpcControlPlane`: one `Catalog` RPC per method.
 
 use async_trait::async_trait;
 use strata_core::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, ControlPlane, CpError, CpResult, Credential,
-    DeltaBucketReport, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery,
-    MonthlyUsage, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, Commit, CpResult, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition,
+    WritePlan,
 };
 
-use crate::auth::{ClusterAuth, TokenSource};
+use super::GrpcControlPlane;
 use crate::convert as cv;
 use crate::error::malformed;
-use crate::follow::Endpoints;
 use crate::pb;
-
-/// The JWT subject the data plane presents.
-const SUBJECT: &str = "dataplane";
-
-/// The control plane reached over gRPC: one or several control-plane
-/// processes, of which the client follows the leader (see `crate::follow`).
-/// Cheap to clone; all clones share the connections and one cached token.
-#[derive(Clone)]
-pub struct GrpcControlPlane {
-    endpoints: std::sync::Arc<Endpoints>,
-    token: TokenSource,
-}
-
-impl std::fmt::Debug for GrpcControlPlane {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GrpcControlPlane")
-    }
-}
-
-impl GrpcControlPlane {
-    /// A client for `url` (e.g. `http://10.0.0.5:9100`), or for several
-    /// control planes separated by commas, that connects on first use and
-    /// reconnects as needed. Must be called within a Tokio runtime.
-    pub fn connect_lazy(url: &str, auth: ClusterAuth) -> Result<Self, String> {
-        let urls: Vec<String> = url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(String::from)
-            .collect();
-        Self::connect_many(&urls, auth)
-    }
-
-    /// A client for every control plane in `urls`; calls go to the leader.
-    pub fn connect_many(urls: &[String], auth: ClusterAuth) -> Result<Self, String> {
-        Ok(GrpcControlPlane {
-            endpoints: std::sync::Arc::new(Endpoints::new(urls)?),
-            token: TokenSource::new(auth, SUBJECT),
-        })
-    }
-
-    /// For the data plane's `/ready`: succeeds when the control plane answers
-    /// an authenticated call (so a wrong cluster secret shows up here too).
-    pub async fn check_ready(&self) -> Result<(), CpError> {
-        self.list_buckets().await.map(|_| ())
-    }
-}
-
-/// Runs one call on the leader with the current token and maps its status
-/// to `CpError`. `read` marks read-only calls, which may be sent again after
-/// any transport failure; other calls are sent again only when they
-/// certainly did not execute.
-macro_rules! call {
-    (@ro) => {
-        false
-    };
-    (@ro read) => {
-        true
-    };
-    ($self:ident . $method:ident ( $msg:expr ) $(, $ro:ident)?) => {{
-        let msg = $msg;
-        $self
-            .endpoints
-            .run(&$self.token, call!(@ro $($ro)?), |mut c, token| {
-                let req = token.request(msg.clone());
-                async move { c.$method(req).await }
-            })
-            .await
-    }};
-}
+use crate::pb::catalog_client::CatalogClient;
 
 #[async_trait]
-impl ControlPlane for GrpcControlPlane {
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>> {
-        let access_key_id = access_key_id.to_string();
-        let r = call!(self.get_credential(pb::GetCredentialRequest { access_key_id }), read)?;
-        Ok(cv::credential_from_pb(r))
-    }
-
+impl strata_core::Catalog for GrpcControlPlane {
     async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()> {
         let (bucket, owner) = (bucket.to_string(), owner.to_string());
-        call!(self.create_bucket(pb::CreateBucketRequest { bucket, owner })).map(|_| ())
+        call!(
+            self,
+            CatalogClient.create_bucket(pb::CreateBucketRequest { bucket, owner })
+        )
+        .map(|_| ())
     }
 
     async fn delete_bucket(&self, bucket: &str) -> CpResult<()> {
         let bucket = bucket.to_string();
-        call!(self.delete_bucket(pb::BucketRequest { bucket })).map(|_| ())
+        call!(self, CatalogClient.delete_bucket(pb::BucketRequest { bucket })).map(|_| ())
     }
 
     async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo> {
         let bucket = bucket.to_string();
-        call!(self.head_bucket(pb::BucketRequest { bucket }), read).map(cv::bucket_from_pb)
+        call!(self, CatalogClient.head_bucket(pb::BucketRequest { bucket }), read).map(cv::bucket_from_pb)
     }
 
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>> {
-        let r = call!(self.list_buckets(pb::Empty {}), read)?;
+        let r = call!(self, CatalogClient.list_buckets(pb::Empty {}), read)?;
         Ok(r.buckets.into_iter().map(cv::bucket_from_pb).collect())
     }
 
@@ -124,7 +52,7 @@ impl ControlPlane for GrpcControlPlane {
             size_hint: cv::size_hint_to_pb(size_hint),
             exclude: exclude.to_vec(),
         };
-        let r = call!(self.plan_write(req))?;
+        let r = call!(self, CatalogClient.plan_write(req))?;
         cv::plan_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -138,12 +66,12 @@ impl ControlPlane for GrpcControlPlane {
             segments: commit.segments.into_iter().map(cv::segment_to_pb).collect(),
             copies: commit.copies.into_iter().map(cv::copy_commit_to_pb).collect(),
         };
-        call!(self.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
+        call!(self, CatalogClient.commit_write(req)).map(|o| cv::obsolete_from_pb(Some(o)))
     }
 
     async fn abort_write(&self, intent_id: &str) -> CpResult<()> {
         let intent_id = intent_id.to_string();
-        call!(self.abort_write(pb::AbortWriteRequest { intent_id })).map(|_| ())
+        call!(self, CatalogClient.abort_write(pb::AbortWriteRequest { intent_id })).map(|_| ())
     }
 
     async fn plan_reference(&self, bucket: &str, space: &str, size_hint: Option<u64>) -> CpResult<WritePlan> {
@@ -152,7 +80,7 @@ impl ControlPlane for GrpcControlPlane {
             space: space.to_string(),
             size_hint: cv::size_hint_to_pb(size_hint),
         };
-        let r = call!(self.plan_reference(req))?;
+        let r = call!(self, CatalogClient.plan_reference(req))?;
         cv::plan_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -169,14 +97,14 @@ impl ControlPlane for GrpcControlPlane {
             sha256: sha256.to_string(),
             segment: Some(cv::segment_to_pb(segment)),
         };
-        call!(self.commit_reference(req)).map(cv::delta_ref_from_pb)
+        call!(self, CatalogClient.commit_reference(req)).map(cv::delta_ref_from_pb)
     }
 
     async fn locate_reference(&self, ref_id: &str) -> CpResult<ObjectRecord> {
         let req = pb::LocateReferenceRequest {
             ref_id: ref_id.to_string(),
         };
-        let r = call!(self.locate_reference(req), read)?;
+        let r = call!(self, CatalogClient.locate_reference(req), read)?;
         cv::record_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -185,12 +113,7 @@ impl ControlPlane for GrpcControlPlane {
             plan: Some(cv::plan_to_pb(plan.clone())),
             decision: Some(cv::decision_to_pb(decision)),
         };
-        call!(self.record_delta(req)).map(|_| ())
-    }
-
-    async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>> {
-        let r = call!(self.delta_report(pb::Empty {}), read)?;
-        Ok(r.buckets.into_iter().map(cv::delta_report_from_pb).collect())
+        call!(self, CatalogClient.record_delta(req)).map(|_| ())
     }
 
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()> {
@@ -199,7 +122,7 @@ impl ControlPlane for GrpcControlPlane {
             backend_key: backend_key.to_string(),
             reason: reason.to_string(),
         };
-        call!(self.report_corrupt(req)).map(|_| ())
+        call!(self, CatalogClient.report_corrupt(req)).map(|_| ())
     }
 
     async fn record_blob_key(&self, plan: &WritePlan, key: &BlobKey) -> CpResult<()> {
@@ -207,12 +130,12 @@ impl ControlPlane for GrpcControlPlane {
             plan: Some(cv::plan_to_pb(plan.clone())),
             key: Some(cv::blob_key_to_pb(key.stored())),
         };
-        call!(self.record_blob_key(req)).map(|_| ())
+        call!(self, CatalogClient.record_blob_key(req)).map(|_| ())
     }
 
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let r = call!(self.locate(pb::ObjectRequest { bucket, key }), read)?;
+        let r = call!(self, CatalogClient.locate(pb::ObjectRequest { bucket, key }), read)?;
         cv::record_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -224,16 +147,17 @@ impl ControlPlane for GrpcControlPlane {
             after: q.after,
             max_keys: q.max_keys,
         };
-        call!(self.list_objects(req), read).map(cv::list_page_from_pb)
+        call!(self, CatalogClient.list_objects(req), read).map(cv::list_page_from_pb)
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> CpResult<Vec<CleanupItem>> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        call!(self.delete_object(pb::ObjectRequest { bucket, key })).map(|o| cv::obsolete_from_pb(Some(o)))
+        call!(self, CatalogClient.delete_object(pb::ObjectRequest { bucket, key }))
+            .map(|o| cv::obsolete_from_pb(Some(o)))
     }
 
     async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()> {
-        call!(self.ack_cleanup(pb::AckCleanupRequest { ids })).map(|_| ())
+        call!(self, CatalogClient.ack_cleanup(pb::AckCleanupRequest { ids })).map(|_| ())
     }
 
     async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo> {
@@ -242,13 +166,17 @@ impl ControlPlane for GrpcControlPlane {
             key: key.to_string(),
             meta: Some(cv::meta_to_pb(meta)),
         };
-        let r = call!(self.create_upload(req))?;
+        let r = call!(self, CatalogClient.create_upload(req))?;
         cv::upload_from_pb(Some(r)).map_err(malformed)
     }
 
     async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo> {
         let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
-        let r = call!(self.get_upload(pb::UploadRequest { bucket, upload_id }), read)?;
+        let r = call!(
+            self,
+            CatalogClient.get_upload(pb::UploadRequest { bucket, upload_id }),
+            read
+        )?;
         cv::upload_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -267,7 +195,7 @@ impl ControlPlane for GrpcControlPlane {
             size_hint: cv::size_hint_to_pb(size_hint),
             exclude: exclude.to_vec(),
         };
-        let r = call!(self.plan_part(req))?;
+        let r = call!(self, CatalogClient.plan_part(req))?;
         cv::plan_from_pb(Some(r)).map_err(malformed)
     }
 
@@ -284,7 +212,7 @@ impl ControlPlane for GrpcControlPlane {
             upload_id: upload_id.to_string(),
             part: Some(cv::part_to_pb(part)),
         };
-        call!(self.commit_part(req)).map(|o| cv::obsolete_from_pb(Some(o)))
+        call!(self, CatalogClient.commit_part(req)).map(|o| cv::obsolete_from_pb(Some(o)))
     }
 
     async fn list_parts(
@@ -300,7 +228,7 @@ impl ControlPlane for GrpcControlPlane {
             part_number_marker,
             max_parts,
         };
-        let r = call!(self.list_parts(req), read)?;
+        let r = call!(self, CatalogClient.list_parts(req), read)?;
         let upload = cv::upload_from_pb(r.upload).map_err(malformed)?;
         let parts = r.parts.into_iter().map(|p| cv::part_from_pb(Some(p)));
         let page = ListPartsPage {
@@ -319,7 +247,7 @@ impl ControlPlane for GrpcControlPlane {
             upload_id_marker: q.upload_id_marker,
             max_uploads: q.max_uploads,
         };
-        let r = call!(self.list_uploads(req), read)?;
+        let r = call!(self, CatalogClient.list_uploads(req), read)?;
         let uploads = r.uploads.into_iter().map(|u| cv::upload_from_pb(Some(u)));
         Ok(ListUploadsPage {
             uploads: uploads.collect::<Result<_, _>>().map_err(malformed)?,
@@ -343,22 +271,17 @@ impl ControlPlane for GrpcControlPlane {
                 .map(|(part_number, etag)| pb::CompletePart { part_number, etag })
                 .collect(),
         };
-        let r = call!(self.complete_upload(req))?;
+        let r = call!(self, CatalogClient.complete_upload(req))?;
         let record = cv::record_from_pb(r.record).map_err(malformed)?;
         Ok((record, cv::obsolete_from_pb(r.obsolete)))
     }
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> CpResult<Vec<CleanupItem>> {
         let (bucket, upload_id) = (bucket.to_string(), upload_id.to_string());
-        call!(self.abort_upload(pb::UploadRequest { bucket, upload_id })).map(|o| cv::obsolete_from_pb(Some(o)))
-    }
-
-    async fn status(&self) -> CpResult<ClusterStatus> {
-        call!(self.get_status(pb::Empty {}), read).map(cv::status_from_pb)
-    }
-
-    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>> {
-        let r = call!(self.report_usage(cv::report_to_pb(report)))?;
-        Ok(r.backends.into_iter().map(cv::monthly_from_pb).collect())
+        call!(
+            self,
+            CatalogClient.abort_upload(pb::UploadRequest { bucket, upload_id })
+        )
+        .map(|o| cv::obsolete_from_pb(Some(o)))
     }
 }

@@ -1,23 +1,30 @@
+//! [`Catalog`]: buckets, objects, writes, multipart uploads and delta
+//! references, the calls the data plane makes on every S3 request. Served
+//! by the control plane's `Catalog` gRPC service
+//! (`proto/strata/controlplane/v1/catalog.proto`).
+
 use async_trait::async_trait;
 
 use crate::{
-    BlobKey, BucketInfo, CleanupItem, ClusterStatus, Commit, CpResult, Credential, DeltaBucketReport, DeltaDecision,
-    DeltaRef, ListPage, ListPartsPage, ListQuery, ListUploadsPage, ListUploadsQuery, MonthlyUsage, ObjectMeta,
-    ObjectRecord, PartInfo, Segment, UploadInfo, UsageReport, WriteCondition, WritePlan,
+    BlobKey, BucketInfo, CleanupItem, Commit, CpResult, DeltaDecision, DeltaRef, ListPage, ListPartsPage, ListQuery,
+    ListUploadsPage, ListUploadsQuery, ObjectMeta, ObjectRecord, PartInfo, Segment, UploadInfo, WriteCondition,
+    WritePlan,
 };
 
-/// Everything the data plane asks of the control plane. There are two
-/// implementations: the control plane itself, called in-process under
-/// `--role all`, and a gRPC client under `--role dataplane`.
+/// The metadata of buckets and objects: where bytes go (plans), what is
+/// current (commits), where it is (locate, list) and what is obsolete
+/// (cleanup items). Implemented by the control plane itself (in-process
+/// under `--role all`), by the gRPC client, by the degraded-mode decorator
+/// and by the test fakes.
 #[async_trait]
-pub trait ControlPlane: Send + Sync + 'static {
-    /// Resolves an access key; `None` when it does not exist.
-    async fn get_credential(&self, access_key_id: &str) -> CpResult<Option<Credential>>;
-
+pub trait Catalog: Send + Sync + 'static {
+    /// Creates a bucket owned by `owner`; `BucketAlreadyOwnedByYou` when it exists.
     async fn create_bucket(&self, bucket: &str, owner: &str) -> CpResult<()>;
     /// Deletes an empty bucket.
     async fn delete_bucket(&self, bucket: &str) -> CpResult<()>;
+    /// A bucket's facts; `NoSuchBucket` when it does not exist.
     async fn head_bucket(&self, bucket: &str) -> CpResult<BucketInfo>;
+    /// Every bucket, by name.
     async fn list_buckets(&self) -> CpResult<Vec<BucketInfo>>;
 
     /// Chooses where a new object's bytes go and records a pending intent.
@@ -46,7 +53,9 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// from a healthy copy (or quarantined when it is the last one).
     async fn report_corrupt(&self, backend_id: &str, backend_key: &str, reason: &str) -> CpResult<()>;
 
+    /// The current object of `key`, with the segments of each copy.
     async fn locate(&self, bucket: &str, key: &str) -> CpResult<ObjectRecord>;
+    /// One page of a bucket's keys (and common prefixes, with a delimiter).
     async fn list_objects(&self, query: ListQuery) -> CpResult<ListPage>;
     /// Removes an object from the catalog; returns its now obsolete bytes.
     /// Deleting a missing key succeeds with nothing to clean up.
@@ -54,8 +63,11 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// Confirms that obsolete bytes were deleted from their backends.
     async fn ack_cleanup(&self, ids: Vec<i64>) -> CpResult<()>;
 
+    /// Starts a multipart upload of `key` with the object's metadata.
     async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> CpResult<UploadInfo>;
+    /// An open multipart upload; `NoSuchUpload` when it is gone.
     async fn get_upload(&self, bucket: &str, upload_id: &str) -> CpResult<UploadInfo>;
+    /// Like [`Catalog::plan_write`], for one part of an upload.
     async fn plan_part(
         &self,
         bucket: &str,
@@ -72,6 +84,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         upload_id: &str,
         part: PartInfo,
     ) -> CpResult<Vec<CleanupItem>>;
+    /// One page of an upload's parts, after `part_number_marker`.
     async fn list_parts(
         &self,
         bucket: &str,
@@ -79,6 +92,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         part_number_marker: u32,
         max_parts: u32,
     ) -> CpResult<(UploadInfo, ListPartsPage)>;
+    /// One page of a bucket's open uploads.
     async fn list_uploads(&self, query: ListUploadsQuery) -> CpResult<ListUploadsPage>;
     /// Assembles the listed parts into the object and makes it current, if
     /// `condition` holds in the same transaction. Completing an upload that
@@ -97,7 +111,7 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// Plans the blob of a new deltaspace reference (stored in the bucket's
     /// hidden reference area, sealed as the bucket's policy says). The data
     /// plane writes the reference's bytes zstd-compressed, then calls
-    /// [`ControlPlane::commit_reference`].
+    /// [`Catalog::commit_reference`].
     async fn plan_reference(&self, bucket: &str, space: &str, size_hint: Option<u64>) -> CpResult<WritePlan>;
     /// Makes a written reference the deltaspace's current one (the previous
     /// one is retired and freed once no object needs it). `segment` carries
@@ -114,14 +128,4 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// Records what a write did about delta compression, and the size of the
     /// encoded delta, for the deltaspace's reference re-selection and the report.
     async fn record_delta(&self, plan: &WritePlan, decision: DeltaDecision) -> CpResult<()>;
-    /// Per bucket: logical bytes, stored bytes, and decisions by kind.
-    async fn delta_report(&self) -> CpResult<Vec<DeltaBucketReport>>;
-
-    /// Per-backend usage and limits of every configured backend, plus the
-    /// cleanup dead-letter count, for `GET /status` and the metrics.
-    async fn status(&self) -> CpResult<ClusterStatus>;
-
-    /// Adds a data plane's traffic to this month's usage counters and
-    /// returns every configured backend's monthly usage and exhausted limits.
-    async fn report_usage(&self, report: UsageReport) -> CpResult<Vec<MonthlyUsage>>;
 }

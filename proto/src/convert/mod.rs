@@ -1,4 +1,6 @@
-//! Conversions between the wire messages in [`crate::pb`] and the core records.
+//! Conversions between the wire messages in [`crate::pb`] (and
+//! [`crate::admin_pb`], in `admin.rs`) and the core records; the usage
+//! report's are in `usage.rs`.
 //!
 //! Core → wire is infallible. Wire → core checks what the wire format cannot
 //! express (required sub-messages, `-1` size hints) and returns a message that
@@ -7,6 +9,12 @@
 use strata_core as core;
 
 use crate::pb;
+
+mod admin;
+mod usage;
+
+pub(crate) use admin::*;
+pub(crate) use usage::*;
 
 /// A wire message that failed validation: what is wrong with it.
 pub(crate) type Invalid = String;
@@ -172,26 +180,6 @@ pub(crate) fn decision_from_pb(d: pb::DeltaDecision) -> core::DeltaDecision {
         ref_id: opt(d.ref_id),
         logical_bytes: d.logical_bytes,
         stored_bytes: d.stored_bytes,
-    }
-}
-
-pub(crate) fn delta_report_to_pb(r: core::DeltaBucketReport) -> pb::DeltaBucketReport {
-    pb::DeltaBucketReport {
-        bucket: r.bucket,
-        logical_bytes: r.logical_bytes,
-        stored_bytes: r.stored_bytes,
-        decisions: r.decisions.into_iter().collect(),
-        references: r.references,
-    }
-}
-
-pub(crate) fn delta_report_from_pb(r: pb::DeltaBucketReport) -> core::DeltaBucketReport {
-    core::DeltaBucketReport {
-        bucket: r.bucket,
-        logical_bytes: r.logical_bytes,
-        stored_bytes: r.stored_bytes,
-        decisions: r.decisions.into_iter().collect(),
-        references: r.references,
     }
 }
 
@@ -455,99 +443,6 @@ pub(crate) fn part_from_pb(p: Option<pb::PartInfo>) -> Result<core::PartInfo, In
     })
 }
 
-pub(crate) fn status_to_pb(s: core::ClusterStatus) -> pb::ClusterStatus {
-    pb::ClusterStatus {
-        backends: s
-            .backends
-            .into_iter()
-            .map(|b| pb::BackendStatus {
-                backend_id: b.backend_id,
-                kind: b.kind,
-                bytes_used: b.bytes_used,
-                orphan_bytes: b.orphan_bytes,
-                reserved_bytes: b.reserved_bytes,
-                objects: b.objects,
-                quota_bytes: b.quota_bytes,
-                max_object_size: b.max_object_size,
-                eligible_for_writes: b.eligible_for_writes,
-                usage: Some(monthly_to_pb(b.usage)),
-                api_request_limit: b.api_request_limit,
-                egress_byte_limit: b.egress_byte_limit,
-                ingress_byte_limit: b.ingress_byte_limit,
-                breaker: b.breaker,
-            })
-            .collect(),
-        cleanup_dead_letters: s.cleanup_dead_letters,
-        encryption: Some(pb::EncryptionStatus {
-            primary_key_id: s.encryption.primary_key_id,
-            blobs_by_key: (s.encryption.blobs_by_key.into_iter())
-                .map(|(key_id, blobs)| pb::KeyCount { key_id, blobs })
-                .collect(),
-            corrupt_blobs: s.encryption.corrupt_blobs,
-        }),
-        jobs: s
-            .jobs
-            .into_iter()
-            .map(|j| pb::JobReport {
-                name: j.name,
-                state: j.state,
-                done: j.done,
-                total: j.total,
-                errors: j.errors,
-                detail: j.detail,
-                updated_unix_ms: j.updated_unix_ms,
-            })
-            .collect(),
-    }
-}
-
-pub(crate) fn status_from_pb(s: pb::ClusterStatus) -> core::ClusterStatus {
-    core::ClusterStatus {
-        backends: s
-            .backends
-            .into_iter()
-            .map(|b| core::BackendStatus {
-                backend_id: b.backend_id,
-                kind: b.kind,
-                bytes_used: b.bytes_used,
-                orphan_bytes: b.orphan_bytes,
-                reserved_bytes: b.reserved_bytes,
-                objects: b.objects,
-                quota_bytes: b.quota_bytes,
-                max_object_size: b.max_object_size,
-                eligible_for_writes: b.eligible_for_writes,
-                usage: b.usage.map(monthly_from_pb).unwrap_or_default(),
-                api_request_limit: b.api_request_limit,
-                egress_byte_limit: b.egress_byte_limit,
-                ingress_byte_limit: b.ingress_byte_limit,
-                breaker: b.breaker,
-            })
-            .collect(),
-        cleanup_dead_letters: s.cleanup_dead_letters,
-        encryption: s
-            .encryption
-            .map(|e| core::EncryptionStatus {
-                primary_key_id: e.primary_key_id,
-                blobs_by_key: e.blobs_by_key.into_iter().map(|k| (k.key_id, k.blobs)).collect(),
-                corrupt_blobs: e.corrupt_blobs,
-            })
-            .unwrap_or_default(),
-        jobs: s
-            .jobs
-            .into_iter()
-            .map(|j| core::JobReport {
-                name: j.name,
-                state: j.state,
-                done: j.done,
-                total: j.total,
-                errors: j.errors,
-                detail: j.detail,
-                updated_unix_ms: j.updated_unix_ms,
-            })
-            .collect(),
-    }
-}
-
 pub(crate) fn monthly_to_pb(u: core::MonthlyUsage) -> pb::MonthlyUsage {
     pb::MonthlyUsage {
         backend_id: u.backend_id,
@@ -571,51 +466,5 @@ pub(crate) fn monthly_from_pb(u: pb::MonthlyUsage) -> core::MonthlyUsage {
         requests_exhausted: u.requests_exhausted,
         egress_exhausted: u.egress_exhausted,
         ingress_exhausted: u.ingress_exhausted,
-    }
-}
-
-fn breaker_to_pb(b: core::BreakerState) -> pb::BreakerState {
-    match b {
-        core::BreakerState::Closed => pb::BreakerState::Closed,
-        core::BreakerState::Open => pb::BreakerState::Open,
-        core::BreakerState::HalfOpen => pb::BreakerState::HalfOpen,
-    }
-}
-
-fn breaker_from_pb(b: pb::BreakerState) -> core::BreakerState {
-    match b {
-        pb::BreakerState::Closed => core::BreakerState::Closed,
-        pb::BreakerState::Open => core::BreakerState::Open,
-        pb::BreakerState::HalfOpen => core::BreakerState::HalfOpen,
-    }
-}
-
-pub(crate) fn report_to_pb(r: core::UsageReport) -> pb::UsageReport {
-    pb::UsageReport {
-        reporter: r.reporter,
-        backends: (r.backends.into_iter())
-            .map(|t| pb::BackendTraffic {
-                backend_id: t.backend_id,
-                requests: t.requests,
-                egress_bytes: t.egress_bytes,
-                ingress_bytes: t.ingress_bytes,
-                breaker: breaker_to_pb(t.breaker) as i32,
-            })
-            .collect(),
-    }
-}
-
-pub(crate) fn report_from_pb(r: pb::UsageReport) -> core::UsageReport {
-    core::UsageReport {
-        reporter: r.reporter,
-        backends: (r.backends.into_iter())
-            .map(|t| core::BackendTraffic {
-                breaker: breaker_from_pb(t.breaker()),
-                backend_id: t.backend_id,
-                requests: t.requests,
-                egress_bytes: t.egress_bytes,
-                ingress_bytes: t.ingress_bytes,
-            })
-            .collect(),
     }
 }
