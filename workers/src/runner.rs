@@ -160,8 +160,23 @@ impl Task {
         if row.control == CONTROL_CANCELLED || row.state == "done" {
             return Some(self.poll().max(Duration::from_millis(500)));
         }
-        let ahead = row.next_run_ms.saturating_sub(now);
+        let ahead = self.due_ms(row).saturating_sub(now);
         (ahead > 0).then(|| Duration::from_millis(ahead.unsigned_abs()).min(self.job.period()))
+    }
+
+    /// When the cycle is due. The row's `next_run_ms` was set with the period
+    /// of whichever worker ran last; a worker configured with a shorter one
+    /// (an operator lowered it and restarted) runs on its own period, counted
+    /// from the end of that last cycle, with the same failure backoff.
+    fn due_ms(&self, row: &JobSchedule) -> i64 {
+        let backoff = if row.state == "failing" {
+            1u32 << row.consecutive_failures.min(3)
+        } else {
+            1
+        };
+        let own = self.job.period() * backoff;
+        let own_ms = i64::try_from(own.as_millis()).unwrap_or(i64::MAX);
+        row.next_run_ms.min(row.updated_ms.saturating_add(own_ms))
     }
 
     /// One cycle, interrupted by shutdown or an operator's cancellation

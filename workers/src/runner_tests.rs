@@ -124,6 +124,21 @@ async fn a_cycle_another_worker_ran_is_not_run_again() {
 }
 
 #[tokio::test]
+async fn a_shortened_period_applies_to_a_cycle_scheduled_with_the_longer_one() {
+    let s = store().await;
+    // A worker with a one-minute period ran the cycle and scheduled the next a minute on.
+    let long = Periodic::new(60_000, 0);
+    run_for(&s, "w1", vec![long.clone()], 200).await;
+    assert_eq!(long.runs.load(Ordering::SeqCst), 1);
+    // The operator lowers the period to 100 ms and restarts: the job runs on the new
+    // period, not a minute later (the reaper of a restarted node waited out the old one).
+    let short = Periodic::new(100, 0);
+    run_for(&s, "w2", vec![short.clone()], 450).await;
+    let n = short.runs.load(Ordering::SeqCst);
+    assert!(n >= 2, "{n} cycles in 450 ms at a 100 ms period");
+}
+
+#[tokio::test]
 async fn runs_once_per_period() {
     let s = store().await;
     let job = Periodic::new(100, 0);
