@@ -315,6 +315,29 @@ async fn round_trips_admin_calls_and_refusals() {
 }
 
 #[tokio::test]
+async fn admin_calls_without_the_cluster_token_are_refused() {
+    use strata_proto::admin_pb::{DrainBackendRequest, admin_client::AdminClient};
+    let srv = start().await;
+    // No token at all.
+    let mut anonymous = AdminClient::new(channel(&srv).await);
+    let req = DrainBackendRequest {
+        backend_id: "b1".into(),
+        by: "anonymous".into(),
+        reason: "x".into(),
+    };
+    let status = anonymous.drain_backend(req).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    // Another cluster's token.
+    let other =
+        GrpcControlPlane::connect_lazy(&srv.url(), ClusterAuth::new("some other secret, 32 chars long")).unwrap();
+    assert!(other.drain_backend("b1", "intruder", "x").await.is_err());
+    assert!(other.start_job("cleanup").await.is_err());
+    assert!(other.list_backends().await.is_err());
+    assert_eq!(srv.fake.calls.load(Ordering::SeqCst), 0);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
 async fn unreachable_control_plane_is_unavailable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

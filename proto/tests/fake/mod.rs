@@ -321,6 +321,7 @@ impl strata_core::Admin for Fake {
     }
 
     async fn list_backends(&self) -> CpResult<Vec<BackendReport>> {
+        self.called();
         Ok(vec![BackendReport {
             backend_id: "b1".into(),
             ..Default::default()
@@ -328,6 +329,7 @@ impl strata_core::Admin for Fake {
     }
 
     async fn drain_backend(&self, backend_id: &str, by: &str, reason: &str) -> CpResult<BackendHoldings> {
+        self.called();
         if backend_id != "b1" {
             return Err(unknown_backend(backend_id, &["b1".into()]));
         }
@@ -364,6 +366,7 @@ impl strata_core::Admin for Fake {
     }
 
     async fn start_job(&self, _name: &str) -> CpResult<String> {
+        self.called();
         Ok("started".into())
     }
 
