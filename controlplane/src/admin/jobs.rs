@@ -16,7 +16,17 @@ pub(super) async fn list(cp: &ControlPlaneService) -> CpResult<JobsReport> {
 
 /// Puts job `name` in `state` (`running`, `paused` or `cancelled`); returns
 /// what the operator is told happened.
+/// Sets a job's control state and logs the change (every admin mutation is logged).
 pub(super) async fn control(cp: &ControlPlaneService, name: &str, state: &str) -> CpResult<String> {
+    let answer = set_control(cp, name, state).await;
+    match &answer {
+        Ok(result) => tracing::info!(job = name, state, result = %result, "job control changed by an operator"),
+        Err(error) => tracing::info!(job = name, state, %error, "job control change refused"),
+    }
+    answer
+}
+
+async fn set_control(cp: &ControlPlaneService, name: &str, state: &str) -> CpResult<String> {
     let store = &cp.store;
     let now = now_ms();
     // A scheduled (background) job: cancel stops it on every worker, start
